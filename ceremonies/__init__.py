@@ -1,0 +1,1 @@
+"""ceremonies package."""

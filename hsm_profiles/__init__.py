@@ -1,0 +1,1 @@
+"""hsm_profiles package."""

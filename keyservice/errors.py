@@ -1,0 +1,161 @@
+"""Typed errors of the key service (a small flat module, like pyca/cryptography's `exceptions`).
+
+Every error has a stable `code` (the RFC 9457 problem type suffix in the API, the tag of the one-line CLI
+error) and a message that never contains key material, PINs or other secrets.
+"""
+
+from __future__ import annotations
+
+
+class KeyServiceError(Exception):
+    """Base of every key-service error."""
+
+    code = "keyservice_error"
+    status = 500
+
+
+class InvalidInput(KeyServiceError):
+    """Malformed caller input: bad hex, wrong length, unknown enum value."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class ServiceSealed(KeyServiceError):
+    """The key service is not open (token not logged in, or self-test not passed)."""
+
+    code = "service_sealed"
+    status = 503
+
+
+class ConfigurationError(KeyServiceError):
+    """The embedded default or the HSM configuration is missing or inconsistent."""
+
+    code = "configuration_error"
+    status = 500
+
+
+class HsmError(KeyServiceError):
+    """A PKCS#11 call failed; `ckr` is the CKR_* return value name."""
+
+    code = "hsm_error"
+    status = 502
+
+    def __init__(self, message: str, ckr: str = "") -> None:
+        super().__init__(f"{message} ({ckr})" if ckr else message)
+        self.ckr = ckr
+
+
+class HsmUnavailable(HsmError):
+    """Module, slot or token cannot be reached."""
+
+    code = "hsm_unavailable"
+    status = 503
+
+
+class HsmLoginFailed(HsmError):
+    """The token refused the PIN or is locked."""
+
+    code = "hsm_login_failed"
+    status = 503
+
+
+class HsmMechanismUnsupported(HsmError):
+    """The token does not implement a mechanism the active strategy needs."""
+
+    code = "hsm_mechanism_unsupported"
+
+
+class HsmOperationRefused(HsmError):
+    """The token refused the operation for the key's attributes (usage flags, sensitivity)."""
+
+    code = "hsm_operation_refused"
+    status = 403
+
+
+class KeyNotFound(KeyServiceError):
+    """No key with that label in the inventory (or on the token)."""
+
+    code = "key_not_found"
+    status = 404
+
+
+class KeyExists(KeyServiceError):
+    """A key with that label already exists."""
+
+    code = "key_exists"
+    status = 409
+
+
+class KeyStateError(KeyServiceError):
+    """The key's SP 800-57 state does not allow the operation or the transition."""
+
+    code = "key_state"
+    status = 409
+
+
+class KcvMismatch(KeyServiceError):
+    """A key check value supplied by a caller does not match the key."""
+
+    code = "kcv_mismatch"
+    status = 422
+
+
+class PolicyDenied(KeyServiceError):
+    """The usage × operation × purpose policy refuses the call."""
+
+    code = "policy_denied"
+    status = 403
+
+
+class TestTokenOnly(KeyServiceError):
+    """Clear-key import is allowed only on a token initialised with `--test-token`."""
+
+    code = "test_token_only"
+    status = 403
+
+
+class AuditFailure(KeyServiceError):
+    """The audit record could not be written; the operation it covered did not happen."""
+
+    code = "audit_failure"
+    status = 500
+
+
+class AuditChainBroken(KeyServiceError):
+    """`tsm audit verify` found a record that is altered, missing or out of order."""
+
+    code = "audit_chain_broken"
+    status = 500
+
+    def __init__(self, message: str, seq: int) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class CryptogramMismatch(KeyServiceError):
+    """A card or host cryptogram did not verify; no EXTERNAL AUTHENTICATE is produced."""
+
+    code = "cryptogram_mismatch"
+    status = 422
+
+
+class MacMismatch(KeyServiceError):
+    """A MAC (R-MAC, key block MAC, receipt) did not verify."""
+
+    code = "mac_mismatch"
+    status = 422
+
+
+class UnwrapFailed(KeyServiceError):
+    """A wrapped key or key block could not be unwrapped; which check failed is not said."""
+
+    code = "unwrap_failed"
+    status = 422
+
+
+class SelfTestFailed(KeyServiceError):
+    """The start-up known-answer tests failed; the service refuses to start."""
+
+    code = "selftest_failed"
+    status = 503

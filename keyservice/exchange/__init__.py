@@ -1,0 +1,1 @@
+"""keyservice/exchange package."""

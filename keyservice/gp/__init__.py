@@ -1,0 +1,1 @@
+"""keyservice/gp package."""

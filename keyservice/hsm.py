@@ -1,0 +1,300 @@
+"""The PKCS#11 session owner: one per process, one thread at a time (PLATFORM.md: python-pkcs11 is not
+thread-safe here).
+
+python-pkcs11 loads the module, opens and logs in the session and manages token objects; hot operations go
+through `p11raw.RawSession` on the same session handle. Object handles are resolved once and cached; a token
+key used on the hot path is copied once into a non-extractable session object.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pkcs11
+import pkcs11.exceptions as p11e
+from pkcs11.constants import Attribute, ObjectClass
+from pkcs11.mechanisms import KeyType, Mechanism
+
+from keyservice import templates
+from keyservice.errors import (
+    HsmError,
+    HsmLoginFailed,
+    HsmMechanismUnsupported,
+    HsmOperationRefused,
+    HsmUnavailable,
+    KeyExists,
+    KeyNotFound,
+)
+from keyservice.p11raw import RawSession
+
+TEST_TOKEN_MARKER: Final = "tsm.test-token"
+_OPEN_RETRIES: Final = 6
+
+# python-pkcs11 exception class -> key-service error (its classes are named after the CKR codes).
+_P11_ERRORS: Final[dict[type[Exception], type[HsmError]]] = {
+    p11e.NoSuchToken: HsmUnavailable,
+    p11e.TokenNotPresent: HsmUnavailable,
+    p11e.TokenNotRecognised: HsmUnavailable,
+    p11e.DeviceError: HsmUnavailable,
+    p11e.DeviceRemoved: HsmUnavailable,
+    p11e.PinIncorrect: HsmLoginFailed,
+    p11e.PinLocked: HsmLoginFailed,
+    p11e.UserNotLoggedIn: HsmLoginFailed,
+    p11e.MechanismInvalid: HsmMechanismUnsupported,
+    p11e.FunctionFailed: HsmError,
+    p11e.PinInvalid: HsmLoginFailed,
+    p11e.AttributeSensitive: HsmOperationRefused,
+    p11e.KeyUnextractable: HsmOperationRefused,
+}
+
+
+@contextmanager
+def mapped(what: str) -> Iterator[None]:
+    """Translate python-pkcs11 exceptions (empty messages, class = CKR code) into HsmError subclasses."""
+    try:
+        yield
+    except p11e.PKCS11Error as exc:
+        cls = next((v for k, v in _P11_ERRORS.items() if isinstance(exc, k)), HsmError)
+        raise cls(f"PKCS#11 {what} failed", type(exc).__name__) from None
+
+
+@dataclass(frozen=True)
+class TokenObject:
+    """What the token says about one object (never its value)."""
+
+    label: str
+    cka_id: str
+    object_class: str
+    key_type: str | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """Identity of the token and module in use."""
+
+    label: str
+    manufacturer: str
+    model: str
+    serial: str
+    library: str
+    test_token: bool
+
+
+class Hsm:
+    """An open, logged-in PKCS#11 session and the handle caches that belong to it."""
+
+    def __init__(self, module: str, token_label: str, user_pin: str) -> None:
+        self.module = module
+        self.token_label = token_label
+        self.lock = threading.RLock()
+        self._pid = os.getpid()
+        self._handles: dict[str, int] = {}
+        self._session_copies: dict[str, int] = {}
+        self._anchors: dict[str, Any] = {}
+        self._lib, self._token, self._session = self._open(user_pin)
+        self.raw = RawSession(module, int(self._session.handle))
+
+    def _open(self, user_pin: str) -> tuple[Any, Any, Any]:
+        delay = 0.05
+        for attempt in range(_OPEN_RETRIES):
+            try:
+                with mapped("open session"):
+                    lib = pkcs11.lib(self.module)
+                    token = lib.get_token(token_label=self.token_label)
+                    return lib, token, token.open(rw=True, user_pin=user_pin)
+            except HsmUnavailable:
+                if attempt == _OPEN_RETRIES - 1:
+                    raise
+            except RuntimeError as exc:  # python-pkcs11 raises it when the module cannot be loaded
+                raise HsmUnavailable(f"cannot load PKCS#11 module {self.module}: {exc}") from None
+            except HsmError as exc:
+                if exc.ckr not in ("GeneralError",) or attempt == _OPEN_RETRIES - 1:
+                    raise
+            time.sleep(delay)
+            delay *= 2
+        raise HsmUnavailable("token not reachable")  # pragma: no cover - loop always returns or raises
+
+    @property
+    def pid(self) -> int:
+        """The process that opened this session (a forked child must open its own)."""
+        return self._pid
+
+    def close(self) -> None:
+        """Destroy session copies and close the session."""
+        with self.lock, mapped("close session"):
+            self._session.close()
+            self._handles.clear()
+            self._session_copies.clear()
+
+    # ---- inspection -------------------------------------------------------------------------------------
+
+    def info(self) -> TokenInfo:
+        """Token identity, and whether it carries the test-token marker."""
+        with self.lock, mapped("token info"):
+            tok = self._token
+            slot = tok.slot
+            return TokenInfo(
+                label=tok.label,
+                manufacturer=tok.manufacturer_id,
+                model=tok.model,
+                serial=tok.serial.decode() if isinstance(tok.serial, bytes) else str(tok.serial),
+                library=f"{self._lib.manufacturer_id} {self._lib.library_description} "
+                f"{'.'.join(map(str, self._lib.library_version))} (slot {slot.slot_id})",
+                test_token=self.has_marker(TEST_TOKEN_MARKER),
+            )
+
+    def mechanisms(self) -> set[int]:
+        """CKM_* values the token really reports."""
+        with self.lock, mapped("get mechanism list"):
+            return {int(m) for m in self._token.slot.get_mechanisms()}
+
+    def objects(self) -> list[TokenObject]:
+        """Every secret-key object on the token (labels, ids and sizes only)."""
+        out: list[TokenObject] = []
+        with self.lock, mapped("list objects"):
+            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                                   Attribute.TOKEN: True}):
+                out.append(TokenObject(
+                    label=obj[Attribute.LABEL],
+                    cka_id=bytes(obj[Attribute.ID]).hex(),
+                    object_class="secret_key",
+                    key_type=KeyType(obj[Attribute.KEY_TYPE]).name,
+                    length=int(obj[Attribute.VALUE_LEN]) if obj.key_type != KeyType.DES3 else 24,
+                ))
+        return out
+
+    # ---- handles ----------------------------------------------------------------------------------------
+
+    def handle(self, label: str) -> int:
+        """The token object handle of a secret key, resolved once (`C_FindObjects` is slow)."""
+        cached = self._handles.get(label)
+        if cached is not None:
+            return cached
+        with self.lock, mapped("find key"):
+            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                                    Attribute.TOKEN: True, Attribute.LABEL: label}))
+        if not found:
+            raise KeyNotFound(f"no key labelled {label!r} on the token")
+        if len(found) > 1:
+            raise HsmError(f"{len(found)} token objects carry the label {label!r}")
+        self._handles[label] = int(found[0].handle)
+        return self._handles[label]
+
+    def hot_handle(self, label: str) -> int:
+        """A per-process, non-extractable session copy of a token key (17–34 µs cheaper per operation)."""
+        cached = self._session_copies.get(label)
+        if cached is not None:
+            return cached
+        with self.lock:
+            copy = self.raw.copy(self.handle(label), templates.session_copy())
+        self._session_copies[label] = copy
+        return copy
+
+    def forget(self, label: str) -> None:
+        """Drop cached handles for `label` (after destroy), destroying its session copy."""
+        self._handles.pop(label, None)
+        copy = self._session_copies.pop(label, None)
+        if copy is not None:
+            with self.lock:
+                self.raw.destroy(copy)
+
+    # ---- key management ---------------------------------------------------------------------------------
+
+    def _ensure_absent(self, label: str) -> None:
+        try:
+            self.handle(label)
+        except KeyNotFound:
+            return
+        raise KeyExists(f"a key labelled {label!r} already exists on the token")
+
+    def generate(self, label: str, cka_id: bytes, key_type: KeyType, length: int,
+                 caps: frozenset[templates.Capability]) -> int:
+        """Generate a master key inside the token (sensitive, never extractable)."""
+        self._ensure_absent(label)
+        mech = {KeyType.AES: Mechanism.AES_KEY_GEN, KeyType.DES3: Mechanism.DES3_KEY_GEN,
+                KeyType.DES2: Mechanism.DES2_KEY_GEN,
+                KeyType.GENERIC_SECRET: Mechanism.GENERIC_SECRET_KEY_GEN}[key_type]
+        template = dict(templates.master_key(label, cka_id, key_type, caps))
+        if key_type in (KeyType.AES, KeyType.GENERIC_SECRET):
+            template[Attribute.VALUE_LEN] = length
+        with self.lock:
+            handle = self.raw.generate(mech, template)
+        self._handles[label] = handle
+        return handle
+
+    def create(self, label: str, cka_id: bytes, key_type: KeyType, value: bytes,
+               caps: frozenset[templates.Capability]) -> int:
+        """Create a token key from a clear value (test tokens and component ceremonies only)."""
+        self._ensure_absent(label)
+        template = dict(templates.master_key(label, cka_id, key_type, caps))
+        template[Attribute.VALUE] = value
+        with self.lock:
+            handle = self.raw.create(template)
+        self._handles[label] = handle
+        return handle
+
+    def adopt(self, label: str, handle: int) -> None:
+        """Record the handle of a token key created through the raw path (unwrap)."""
+        self._handles[label] = handle
+
+    def destroy(self, label: str) -> None:
+        """Destroy a token key and forget its handles."""
+        handle = self.handle(label)
+        self.forget(label)
+        with self.lock:
+            self.raw.destroy(handle)
+
+    # ---- token data objects -----------------------------------------------------------------------------
+
+    def has_marker(self, label: str) -> bool:
+        """Whether a private data object with `label` exists (e.g. the test-token marker)."""
+        with self.lock, mapped("find data object"):
+            return bool(list(self._session.get_objects({Attribute.CLASS: ObjectClass.DATA,
+                                                        Attribute.LABEL: label})))
+
+    def put_marker(self, label: str, application: str = "tsm") -> None:
+        """Create a private data object with `label` (idempotent)."""
+        if not self.has_marker(label):
+            with self.lock, mapped("create data object"):
+                self._session.create_object(templates.data_object(label, application))
+
+    def anchor(self, application: str) -> str | None:
+        """The value held in the label of the data object named by `application` (audit head anchor).
+
+        SoftHSM2 refuses to modify CKA_VALUE of a data object; CKA_LABEL is modifiable and cheap
+        (≈ 6,000 updates/s against ≈ 460/s for destroy + create).
+        """
+        obj = self._anchor_object(application)
+        if obj is None:
+            return None
+        with self.lock, mapped("read anchor"):
+            return str(obj[Attribute.LABEL])
+
+    def set_anchor(self, application: str, value: str) -> None:
+        """Overwrite the anchor value (creating the object on first use)."""
+        obj = self._anchor_object(application)
+        with self.lock, mapped("write anchor"):
+            if obj is None:
+                self._anchors[application] = self._session.create_object(
+                    templates.data_object(value, application))
+            else:
+                obj[Attribute.LABEL] = value
+
+    def _anchor_object(self, application: str) -> Any:
+        cached = self._anchors.get(application)
+        if cached is not None:
+            return cached
+        with self.lock, mapped("find anchor"):
+            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.DATA,
+                                                    Attribute.APPLICATION: application}))
+        if found:
+            self._anchors[application] = found[0]
+            return found[0]
+        return None

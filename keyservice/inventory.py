@@ -1,0 +1,132 @@
+"""Key inventory vocabulary: usage classes, SP 800-57 states, provenance, KCV methods.
+
+Key states follow NIST SP 800-57 Part 1 Rev. 5 §5.3 (pre-activation, active, suspended, deactivated,
+compromised, destroyed) with its allowed transitions (Figure 5).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+from typing import Final, TypeVar
+
+from pkcs11.mechanisms import KeyType
+
+from keyservice.errors import InvalidInput, KeyStateError
+from keyservice.templates import Capability
+
+
+@unique
+class KeyUsage(StrEnum):
+    """What a key is for in the TSM's hierarchy (docs/keyservice.md)."""
+
+    KMC = "KMC"
+    ISD_KEYSET = "ISD_KEYSET"
+    SSD_KEYSET = "SSD_KEYSET"
+    KEK = "KEK"
+    TOKEN_KEY = "TOKEN_KEY"
+    RECEIPT_KEY = "RECEIPT_KEY"
+    DAP_KEY = "DAP_KEY"
+    AUDIT_KEY = "AUDIT_KEY"
+
+
+@unique
+class KeyState(StrEnum):
+    """SP 800-57 Part 1 §5.3 key states."""
+
+    PRE_ACTIVATION = "pre-activation"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DEACTIVATED = "deactivated"
+    COMPROMISED = "compromised"
+    DESTROYED = "destroyed"
+
+
+@unique
+class Provenance(StrEnum):
+    """How the key came onto the token."""
+
+    GENERATED = "generated"
+    IMPORTED_COMPONENTS = "imported-components"
+    IMPORTED_WRAPPED = "imported-wrapped"
+    IMPORTED_TEST = "imported-test"
+
+
+@unique
+class KcvMethod(StrEnum):
+    """Key check value methods (KAT-FORMAT.md `kcv`)."""
+
+    GP = "gp"
+    AES_ZERO = "aes_zero"
+    AES_CMAC = "aes_cmac"
+    HMAC = "hmac"
+
+
+@unique
+class Algorithm(StrEnum):
+    """Key algorithms the inventory records."""
+
+    DES3 = "des3"
+    AES = "aes"
+    HMAC = "hmac"
+
+
+PKCS11_TYPE: Final[dict[Algorithm, KeyType]] = {
+    Algorithm.DES3: KeyType.DES3,
+    Algorithm.AES: KeyType.AES,
+    Algorithm.HMAC: KeyType.GENERIC_SECRET,
+}
+
+VALID_LENGTHS: Final[dict[Algorithm, frozenset[int]]] = {
+    Algorithm.DES3: frozenset({16, 24}),
+    Algorithm.AES: frozenset({16, 24, 32}),
+    Algorithm.HMAC: frozenset({32, 64}),
+}
+
+E = TypeVar("E", bound=StrEnum)
+
+# SP 800-57 Part 1 Rev. 5 Figure 5: allowed state transitions.
+TRANSITIONS: Final[dict[KeyState, frozenset[KeyState]]] = {
+    KeyState.PRE_ACTIVATION: frozenset({KeyState.ACTIVE, KeyState.COMPROMISED, KeyState.DESTROYED}),
+    KeyState.ACTIVE: frozenset({KeyState.SUSPENDED, KeyState.DEACTIVATED, KeyState.COMPROMISED}),
+    KeyState.SUSPENDED: frozenset({KeyState.ACTIVE, KeyState.DEACTIVATED, KeyState.COMPROMISED}),
+    KeyState.DEACTIVATED: frozenset({KeyState.COMPROMISED, KeyState.DESTROYED}),
+    KeyState.COMPROMISED: frozenset({KeyState.DESTROYED}),
+    KeyState.DESTROYED: frozenset(),
+}
+
+# Token capabilities per usage class: the key can do nothing else on the HSM.
+CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
+    KeyUsage.KMC: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.DERIVE}),
+    KeyUsage.ISD_KEYSET: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN,
+                                    Capability.VERIFY, Capability.DERIVE, Capability.WRAP}),
+    KeyUsage.SSD_KEYSET: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN,
+                                    Capability.VERIFY, Capability.DERIVE, Capability.WRAP}),
+    KeyUsage.KEK: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN, Capability.VERIFY,
+                             Capability.DERIVE, Capability.WRAP, Capability.UNWRAP}),
+    KeyUsage.TOKEN_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
+    KeyUsage.RECEIPT_KEY: frozenset({Capability.SIGN, Capability.VERIFY, Capability.DERIVE}),
+    KeyUsage.DAP_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
+    KeyUsage.AUDIT_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
+}
+
+
+def parse_enum(enum: type[E], value: str, what: str) -> E:
+    """`value` as a member of `enum`, or a typed error listing the allowed values."""
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise InvalidInput(f"unknown {what} {value!r} (expected one of: {allowed})") from None
+
+
+def check_length(algorithm: Algorithm, length: int) -> None:
+    """Refuse key lengths the algorithm does not have."""
+    if length not in VALID_LENGTHS[algorithm]:
+        allowed = ", ".join(str(n) for n in sorted(VALID_LENGTHS[algorithm]))
+        raise InvalidInput(f"a {algorithm} key is {allowed} bytes long, not {length}")
+
+
+def check_transition(current: KeyState, new: KeyState) -> None:
+    """Refuse a transition SP 800-57 does not allow."""
+    if new not in TRANSITIONS[current]:
+        raise KeyStateError(f"a key cannot go from {current} to {new}")

@@ -1,0 +1,257 @@
+"""The lean PKCS#11 call path (ctypes) for the hot operations.
+
+python-pkcs11 owns the library, the login and object management; its per-object wrapping costs about
+90 µs per derived key on SoftHSM2 (PLATFORM.md), so encrypt, sign, derive, copy and destroy go through the
+module's exported `C_*` functions directly, on the session handle python-pkcs11 opened (PKCS#11 v2.40 §5).
+Callers hold `Hsm.lock`: one thread at a time per process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+from typing import Final
+
+from pkcs11.constants import Attribute
+from pkcs11.mechanisms import Mechanism
+
+from keyservice.errors import (
+    HsmError,
+    HsmLoginFailed,
+    HsmMechanismUnsupported,
+    HsmOperationRefused,
+    HsmUnavailable,
+)
+
+CK_ULONG = ctypes.c_ulong
+CK_BBOOL = ctypes.c_ubyte
+
+AttrValue = bool | int | bytes | str
+Template = Mapping[Attribute, AttrValue]
+
+
+class CkMechanism(ctypes.Structure):
+    """CK_MECHANISM (PKCS#11 v2.40 §3.6)."""
+
+    _fields_ = (("mechanism", CK_ULONG), ("parameter", ctypes.c_void_p), ("parameter_len", CK_ULONG))
+
+
+class CkAttribute(ctypes.Structure):
+    """CK_ATTRIBUTE (PKCS#11 v2.40 §3.4)."""
+
+    _fields_ = (("type", CK_ULONG), ("value", ctypes.c_void_p), ("value_len", CK_ULONG))
+
+
+class CkKeyDerivationStringData(ctypes.Structure):
+    """CK_KEY_DERIVATION_STRING_DATA, the parameter of DES3_ECB_ENCRYPT_DATA (Mechanisms §2.x)."""
+
+    _fields_ = (("data", ctypes.c_void_p), ("length", CK_ULONG))
+
+
+class CkDesCbcEncryptDataParams(ctypes.Structure):
+    """CK_DES_CBC_ENCRYPT_DATA_PARAMS (iv[8], data, length)."""
+
+    _fields_ = (("iv", ctypes.c_ubyte * 8), ("data", ctypes.c_void_p), ("length", CK_ULONG))
+
+
+class CkAesCbcEncryptDataParams(ctypes.Structure):
+    """CK_AES_CBC_ENCRYPT_DATA_PARAMS (iv[16], data, length)."""
+
+    _fields_ = (("iv", ctypes.c_ubyte * 16), ("data", ctypes.c_void_p), ("length", CK_ULONG))
+
+
+# CKR_* values (PKCS#11 v2.40 §5.1) mapped to the key service's errors: one table, like python-pkcs11.
+_CKR: Final[dict[int, tuple[str, type[HsmError]]]] = {
+    0x05: ("CKR_GENERAL_ERROR", HsmError),
+    0x06: ("CKR_FUNCTION_FAILED", HsmError),
+    0x07: ("CKR_ARGUMENTS_BAD", HsmError),
+    0x10: ("CKR_ATTRIBUTE_READ_ONLY", HsmOperationRefused),
+    0x11: ("CKR_ATTRIBUTE_SENSITIVE", HsmOperationRefused),
+    0x12: ("CKR_ATTRIBUTE_TYPE_INVALID", HsmError),
+    0x13: ("CKR_ATTRIBUTE_VALUE_INVALID", HsmError),
+    0x20: ("CKR_DATA_INVALID", HsmError),
+    0x21: ("CKR_DATA_LEN_RANGE", HsmError),
+    0x30: ("CKR_DEVICE_ERROR", HsmUnavailable),
+    0x31: ("CKR_DEVICE_MEMORY", HsmUnavailable),
+    0x32: ("CKR_DEVICE_REMOVED", HsmUnavailable),
+    0x60: ("CKR_KEY_HANDLE_INVALID", HsmError),
+    0x62: ("CKR_KEY_SIZE_RANGE", HsmError),
+    0x63: ("CKR_KEY_TYPE_INCONSISTENT", HsmOperationRefused),
+    0x68: ("CKR_KEY_FUNCTION_NOT_PERMITTED", HsmOperationRefused),
+    0x6A: ("CKR_KEY_UNEXTRACTABLE", HsmOperationRefused),
+    0x70: ("CKR_MECHANISM_INVALID", HsmMechanismUnsupported),
+    0x71: ("CKR_MECHANISM_PARAM_INVALID", HsmError),
+    0x82: ("CKR_OBJECT_HANDLE_INVALID", HsmError),
+    0x90: ("CKR_OPERATION_ACTIVE", HsmError),
+    0x91: ("CKR_OPERATION_NOT_INITIALIZED", HsmError),
+    0xA0: ("CKR_PIN_INCORRECT", HsmLoginFailed),
+    0xA4: ("CKR_PIN_LOCKED", HsmLoginFailed),
+    0xB3: ("CKR_SESSION_HANDLE_INVALID", HsmUnavailable),
+    0xB5: ("CKR_SESSION_READ_ONLY", HsmOperationRefused),
+    0xC0: ("CKR_SIGNATURE_INVALID", HsmError),
+    0xC1: ("CKR_SIGNATURE_LEN_RANGE", HsmError),
+    0xD0: ("CKR_TEMPLATE_INCOMPLETE", HsmError),
+    0xD1: ("CKR_TEMPLATE_INCONSISTENT", HsmError),
+    0xE0: ("CKR_TOKEN_NOT_PRESENT", HsmUnavailable),
+    0xE1: ("CKR_TOKEN_NOT_RECOGNIZED", HsmUnavailable),
+    0x101: ("CKR_USER_NOT_LOGGED_IN", HsmLoginFailed),
+    0x110: ("CKR_WRAPPED_KEY_INVALID", HsmError),
+    0x112: ("CKR_WRAPPED_KEY_LEN_RANGE", HsmError),
+    0x113: ("CKR_WRAPPING_KEY_HANDLE_INVALID", HsmError),
+    0x150: ("CKR_BUFFER_TOO_SMALL", HsmError),
+    0x190: ("CKR_CRYPTOKI_NOT_INITIALIZED", HsmUnavailable),
+}
+
+
+def check(rv: int, what: str) -> None:
+    """Raise the mapped error for a non-zero CK_RV."""
+    if rv:
+        name, cls = _CKR.get(rv, (f"CKR_0x{rv:08X}", HsmError))
+        raise cls(f"PKCS#11 {what} failed", name)
+
+
+def pack_template(template: Template) -> tuple[ctypes.Array[CkAttribute], list[object]]:
+    """A CK_ATTRIBUTE array for `template`, and the buffers it points into (keep them alive)."""
+    attrs = (CkAttribute * len(template))()
+    keep: list[object] = []
+    for i, (attr, value) in enumerate(template.items()):
+        buf: ctypes.Array[ctypes.c_char] | CK_ULONG | CK_BBOOL
+        if isinstance(value, bool):
+            buf = CK_BBOOL(1 if value else 0)
+        elif isinstance(value, int):
+            buf = CK_ULONG(value)
+        else:
+            raw = value.encode() if isinstance(value, str) else value
+            buf = ctypes.create_string_buffer(raw, len(raw))
+        keep.append(buf)
+        attrs[i].type = int(attr)
+        attrs[i].value = ctypes.cast(ctypes.pointer(buf), ctypes.c_void_p)
+        attrs[i].value_len = ctypes.sizeof(buf)
+    return attrs, keep
+
+
+class RawSession:
+    """Direct `C_*` calls on one open, logged-in session handle."""
+
+    def __init__(self, module_path: str, session_handle: int) -> None:
+        self._lib = ctypes.CDLL(module_path)
+        self._h = CK_ULONG(session_handle)
+        self._mech = CkMechanism()
+        self._out = ctypes.create_string_buffer(8192)
+        self._out_len = CK_ULONG()
+        self._obj = CK_ULONG()
+        self._param: object | None = None
+        lib = self._lib
+        self._encrypt_init, self._encrypt = lib.C_EncryptInit, lib.C_Encrypt
+        self._decrypt_init, self._decrypt = lib.C_DecryptInit, lib.C_Decrypt
+        self._sign_init, self._sign = lib.C_SignInit, lib.C_Sign
+        self._derive = lib.C_DeriveKey
+        self._destroy = lib.C_DestroyObject
+        self._copy = lib.C_CopyObject
+        self._wrap, self._unwrap = lib.C_WrapKey, lib.C_UnwrapKey
+        self._generate, self._create = lib.C_GenerateKey, lib.C_CreateObject
+
+    def _set_mech(self, mechanism: Mechanism, param: object | None) -> None:
+        self._mech.mechanism = int(mechanism)
+        self._param = param  # the mechanism points into it until the call returns
+        if param is None:
+            self._mech.parameter = None
+            self._mech.parameter_len = 0
+        else:
+            self._mech.parameter = ctypes.cast(ctypes.pointer(param), ctypes.c_void_p)  # type: ignore[call-overload]
+            self._mech.parameter_len = ctypes.sizeof(param)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _param_for(iv: bytes | None) -> ctypes.Array[ctypes.c_char] | None:
+        return None if iv is None else ctypes.create_string_buffer(iv, len(iv))
+
+    def encrypt(self, key: int, mechanism: Mechanism, data: bytes, iv: bytes | None = None) -> bytes:
+        """C_EncryptInit + C_Encrypt (single part)."""
+        self._set_mech(mechanism, self._param_for(iv))
+        check(self._encrypt_init(self._h, ctypes.byref(self._mech), CK_ULONG(key)), "C_EncryptInit")
+        self._out_len.value = len(self._out)
+        check(self._encrypt(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)),
+              "C_Encrypt")
+        return self._out.raw[: self._out_len.value]
+
+    def decrypt(self, key: int, mechanism: Mechanism, data: bytes, iv: bytes | None = None) -> bytes:
+        """C_DecryptInit + C_Decrypt (single part)."""
+        self._set_mech(mechanism, self._param_for(iv))
+        check(self._decrypt_init(self._h, ctypes.byref(self._mech), CK_ULONG(key)), "C_DecryptInit")
+        self._out_len.value = len(self._out)
+        check(self._decrypt(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)),
+              "C_Decrypt")
+        return self._out.raw[: self._out_len.value]
+
+    def sign(self, key: int, mechanism: Mechanism, data: bytes) -> bytes:
+        """C_SignInit + C_Sign: CMAC, HMAC (single part)."""
+        self._set_mech(mechanism, None)
+        check(self._sign_init(self._h, ctypes.byref(self._mech), CK_ULONG(key)), "C_SignInit")
+        self._out_len.value = len(self._out)
+        check(self._sign(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)), "C_Sign")
+        return self._out.raw[: self._out_len.value]
+
+    def derive_encrypt_data(self, base: int, mechanism: Mechanism, data: bytes, iv: bytes | None,
+                            template: Template) -> int:
+        """C_DeriveKey with a *_ENCRYPT_DATA mechanism: the new key's value is E(base, data).
+
+        ECB variants take CK_KEY_DERIVATION_STRING_DATA, CBC variants CK_{DES,AES}_CBC_ENCRYPT_DATA_PARAMS.
+        """
+        buf = ctypes.create_string_buffer(data, len(data))
+        param: ctypes.Structure
+        if iv is None:
+            param = CkKeyDerivationStringData(ctypes.cast(buf, ctypes.c_void_p), len(data))
+        elif len(iv) == 8:
+            param = CkDesCbcEncryptDataParams((ctypes.c_ubyte * 8)(*iv), ctypes.cast(buf, ctypes.c_void_p),
+                                              len(data))
+        else:
+            param = CkAesCbcEncryptDataParams((ctypes.c_ubyte * 16)(*iv), ctypes.cast(buf, ctypes.c_void_p),
+                                              len(data))
+        self._set_mech(mechanism, param)
+        attrs, _keep = pack_template(template)
+        check(self._derive(self._h, ctypes.byref(self._mech), CK_ULONG(base), attrs, CK_ULONG(len(template)),
+                           ctypes.byref(self._obj)), "C_DeriveKey")
+        return int(self._obj.value)
+
+    def generate(self, mechanism: Mechanism, template: Template) -> int:
+        """C_GenerateKey (secret keys)."""
+        self._set_mech(mechanism, None)
+        attrs, _keep = pack_template(template)
+        check(self._generate(self._h, ctypes.byref(self._mech), attrs, CK_ULONG(len(template)),
+                             ctypes.byref(self._obj)), "C_GenerateKey")
+        return int(self._obj.value)
+
+    def create(self, template: Template) -> int:
+        """C_CreateObject."""
+        attrs, _keep = pack_template(template)
+        check(self._create(self._h, attrs, CK_ULONG(len(template)), ctypes.byref(self._obj)), "C_CreateObject")
+        return int(self._obj.value)
+
+    def copy(self, obj: int, template: Template) -> int:
+        """C_CopyObject (e.g. a token key into a session object)."""
+        attrs, _keep = pack_template(template)
+        check(self._copy(self._h, CK_ULONG(obj), attrs, CK_ULONG(len(template)), ctypes.byref(self._obj)),
+              "C_CopyObject")
+        return int(self._obj.value)
+
+    def destroy(self, obj: int) -> None:
+        """C_DestroyObject."""
+        check(self._destroy(self._h, CK_ULONG(obj)), "C_DestroyObject")
+
+    def wrap(self, wrapping_key: int, mechanism: Mechanism, key: int, iv: bytes | None = None) -> bytes:
+        """C_WrapKey (AES_KEY_WRAP, AES_KEY_WRAP_PAD, AES_CBC)."""
+        self._set_mech(mechanism, self._param_for(iv))
+        self._out_len.value = len(self._out)
+        check(self._wrap(self._h, ctypes.byref(self._mech), CK_ULONG(wrapping_key), CK_ULONG(key), self._out,
+                         ctypes.byref(self._out_len)), "C_WrapKey")
+        return self._out.raw[: self._out_len.value]
+
+    def unwrap(self, unwrapping_key: int, mechanism: Mechanism, wrapped: bytes, template: Template,
+               iv: bytes | None = None) -> int:
+        """C_UnwrapKey into a new object described by `template`."""
+        self._set_mech(mechanism, self._param_for(iv))
+        attrs, _keep = pack_template(template)
+        check(self._unwrap(self._h, ctypes.byref(self._mech), CK_ULONG(unwrapping_key), wrapped,
+                           CK_ULONG(len(wrapped)), attrs, CK_ULONG(len(template)), ctypes.byref(self._obj)),
+              "C_UnwrapKey")
+        return int(self._obj.value)

@@ -1,0 +1,141 @@
+"""Key-use policy: every call states caller, purpose and target; usage × operation × purpose is checked
+before the HSM is touched (ARCHITECTURE.md principle 2). A refusal is audited like any other outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum, unique
+from typing import Final
+
+from keyservice.errors import InvalidInput, KeyStateError, PolicyDenied
+from keyservice.inventory import KeyState, KeyUsage
+
+
+@unique
+class Purpose(StrEnum):
+    """Why a caller uses a key; recorded in every audit record."""
+
+    KEY_MANAGEMENT = "KEY_MANAGEMENT"
+    KEY_ROTATION = "KEY_ROTATION"
+    SE_PERSO = "SE_PERSO"
+    SE_MANAGEMENT = "SE_MANAGEMENT"
+    VENDOR_IMPORT = "VENDOR_IMPORT"
+    VENDOR_EXPORT = "VENDOR_EXPORT"
+    DIAGNOSTIC = "DIAGNOSTIC"
+    AUDIT = "AUDIT"
+    SELFTEST = "SELFTEST"
+
+
+@unique
+class Operation(StrEnum):
+    """Key-service operations (one audit record each)."""
+
+    GENERATE = "generate"
+    IMPORT_TEST = "import-test"
+    IMPORT_WRAPPED = "import-wrapped"
+    EXPORT_WRAPPED = "export-wrapped"
+    CHANGE_STATE = "change-state"
+    DESTROY = "destroy"
+    KCV = "kcv"
+    MAC = "mac"
+    DIVERSIFY = "diversify"
+    SECURE_CHANNEL = "secure-channel"
+    PUT_KEY = "put-key"
+    STORE_DATA = "store-data"
+    DIAGNOSE = "diagnose"
+
+
+@unique
+class CallerKind(StrEnum):
+    """Who is calling: an officer at the console, a TSM component, an SE vendor, the system itself."""
+
+    OFFICER = "officer"
+    SERVICE = "service"
+    VENDOR = "vendor"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated identity on whose behalf the key service acts."""
+
+    name: str
+    kind: CallerKind
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """Caller, purpose and target of one key-service call."""
+
+    caller: Caller
+    purpose: Purpose
+    target: str
+
+    def __post_init__(self) -> None:
+        if not self.target or len(self.target) > 256:
+            raise InvalidInput("a key-service call needs a target (SE id, SD AID, job id), at most 256 chars")
+
+
+_MANAGE: Final = frozenset({Purpose.KEY_MANAGEMENT})
+_CHANNEL: Final = frozenset({Purpose.SE_PERSO, Purpose.SE_MANAGEMENT, Purpose.KEY_ROTATION, Purpose.DIAGNOSTIC,
+                             Purpose.SELFTEST})
+_ANY: Final = frozenset(Purpose)
+
+# (usage, operation) -> purposes that may use it. Anything absent is refused.
+RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
+    **{(u, op): _MANAGE for u in KeyUsage for op in
+       (Operation.GENERATE, Operation.IMPORT_TEST, Operation.CHANGE_STATE, Operation.DESTROY)},
+    **{(u, Operation.KCV): _ANY for u in KeyUsage},
+    **{(u, Operation.IMPORT_WRAPPED): frozenset({Purpose.VENDOR_IMPORT}) for u in KeyUsage
+       if u is not KeyUsage.AUDIT_KEY},
+    (KeyUsage.KMC, Operation.DIVERSIFY): _CHANNEL,
+    (KeyUsage.KMC, Operation.SECURE_CHANNEL): _CHANNEL,
+    (KeyUsage.KMC, Operation.PUT_KEY): frozenset({Purpose.KEY_ROTATION, Purpose.SE_PERSO, Purpose.SELFTEST}),
+    (KeyUsage.KMC, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
+    (KeyUsage.ISD_KEYSET, Operation.SECURE_CHANNEL): _CHANNEL,
+    (KeyUsage.SSD_KEYSET, Operation.SECURE_CHANNEL): _CHANNEL,
+    (KeyUsage.ISD_KEYSET, Operation.PUT_KEY): frozenset({Purpose.KEY_ROTATION, Purpose.SE_PERSO,
+                                                         Purpose.SELFTEST}),
+    (KeyUsage.SSD_KEYSET, Operation.PUT_KEY): frozenset({Purpose.KEY_ROTATION, Purpose.SE_PERSO,
+                                                         Purpose.SELFTEST}),
+    (KeyUsage.ISD_KEYSET, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
+    (KeyUsage.SSD_KEYSET, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
+    (KeyUsage.ISD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
+    (KeyUsage.SSD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
+    (KeyUsage.KEK, Operation.EXPORT_WRAPPED): frozenset({Purpose.VENDOR_EXPORT}),
+    (KeyUsage.TOKEN_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
+    (KeyUsage.RECEIPT_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
+    (KeyUsage.DAP_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
+    (KeyUsage.AUDIT_KEY, Operation.MAC): frozenset({Purpose.AUDIT}),
+}
+
+# Operations that change the key hierarchy: officers (and, later, ceremony approvals) only.
+PRIVILEGED: Final = frozenset({Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_WRAPPED,
+                               Operation.CHANGE_STATE, Operation.DESTROY, Operation.EXPORT_WRAPPED})
+_PRIVILEGED_CALLERS: Final = frozenset({CallerKind.OFFICER, CallerKind.SYSTEM})
+
+# Operations that protect data need an active key (SP 800-57 §5.3.4); a KCV works on any live key.
+_USABLE: Final[dict[Operation, frozenset[KeyState]]] = {
+    Operation.GENERATE: frozenset({KeyState.PRE_ACTIVATION}),
+    Operation.IMPORT_TEST: frozenset({KeyState.PRE_ACTIVATION}),
+    Operation.IMPORT_WRAPPED: frozenset({KeyState.PRE_ACTIVATION}),
+    Operation.KCV: frozenset(KeyState) - {KeyState.DESTROYED},
+    Operation.CHANGE_STATE: frozenset(KeyState) - {KeyState.DESTROYED},
+    Operation.DESTROY: frozenset(KeyState) - {KeyState.DESTROYED},
+    Operation.EXPORT_WRAPPED: frozenset({KeyState.ACTIVE}),
+}
+
+
+def check(request: Request, operation: Operation, usage: KeyUsage, state: KeyState) -> None:
+    """Raise PolicyDenied / KeyStateError unless `request` may run `operation` on a key of `usage`."""
+    if operation in PRIVILEGED and request.caller.kind not in _PRIVILEGED_CALLERS:
+        raise PolicyDenied(f"{operation} is reserved to security officers (caller is {request.caller.kind})")
+    allowed = RULES.get((usage, operation), frozenset())
+    if request.purpose not in allowed:
+        raise PolicyDenied(f"a {usage} key may not be used for {operation} with purpose {request.purpose}")
+    if state not in _USABLE.get(operation, frozenset({KeyState.ACTIVE})):
+        raise KeyStateError(f"{operation} needs an active key; this key is {state}")

@@ -1,0 +1,36 @@
+"""Opening the key service for this process from the settings (after fork: one HSM session per process)."""
+
+from __future__ import annotations
+
+import os
+
+from keyservice.errors import ConfigurationError
+from keyservice.hsm import Hsm
+from keyservice.service import KeyService
+from softhsm.bootstrap import BootstrapError, load_pins
+from storage.config import Settings
+from storage.session import make_engine, session_factory
+
+_open: dict[tuple[int, Settings], KeyService] = {}
+
+
+def prepare_module_env(settings: Settings) -> None:
+    """Point SoftHSM2 at the embedded configuration before its library is loaded."""
+    if settings.softhsm_conf.is_file():
+        os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf)
+
+
+def open_service(settings: Settings) -> KeyService:
+    """The process's KeyService for `settings` (opened once per process)."""
+    key = (os.getpid(), settings)
+    service = _open.get(key)
+    if service is None:
+        prepare_module_env(settings)
+        try:
+            pins = load_pins(settings.pin_file)
+        except BootstrapError as exc:
+            raise ConfigurationError(str(exc)) from None
+        hsm = Hsm(settings.pkcs11_module, settings.token_label, pins.user_pin)
+        service = KeyService(hsm, session_factory(make_engine(settings.database_url)))
+        _open[key] = service
+    return service

@@ -1,0 +1,301 @@
+"""The key service facade: the one barrier every key operation passes (ARCHITECTURE.md, Vault's barrier).
+
+Each public method takes a `Request` (caller, purpose, target), checks policy before touching the HSM,
+runs the operation, and writes exactly one audit record before the result leaves; a refused or failed
+call is audited too. Other packages import only this module and `keyservice.errors`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from keyservice import kcv as kcv_mod
+from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
+from keyservice.errors import (
+    InvalidInput,
+    KeyExists,
+    KeyNotFound,
+    KeyServiceError,
+    TestTokenOnly,
+)
+from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
+from keyservice.inventory import (
+    CAPABILITIES,
+    PKCS11_TYPE,
+    Algorithm,
+    KcvMethod,
+    KeyState,
+    KeyUsage,
+    Provenance,
+    check_length,
+    check_transition,
+)
+from keyservice.models import KeyRecord
+from keyservice.policy import Caller, CallerKind, Operation, Purpose, Request, check
+
+T = TypeVar("T")
+
+SYSTEM = Caller("keyservice", CallerKind.SYSTEM)
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """What callers may know about a key: never its value."""
+
+    label: str
+    cka_id: str
+    algorithm: str
+    length: int
+    usage: str
+    owner: str
+    kvn: int | None
+    key_id: int | None
+    state: str
+    kcv: str
+    kcv_method: str
+    provenance: str
+    created_by: str
+    created_at: datetime
+    state_changed_at: datetime
+
+    @classmethod
+    def of(cls, rec: KeyRecord) -> KeyView:
+        return cls(rec.label, rec.cka_id, rec.algorithm, rec.length, rec.usage, rec.owner, rec.kvn, rec.key_id,
+                   rec.state, rec.kcv, rec.kcv_method, rec.provenance, rec.created_by, rec.created_at,
+                   rec.state_changed_at)
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """Differences between the inventory and the token (`tsm keys check`)."""
+
+    missing_on_token: list[str]
+    missing_in_inventory: list[str]
+
+    @property
+    def consistent(self) -> bool:
+        return not (self.missing_on_token or self.missing_in_inventory)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """Attributes of a key to create."""
+
+    label: str
+    algorithm: Algorithm
+    length: int
+    usage: KeyUsage
+    owner: str
+    kvn: int | None = None
+    key_id: int | None = None
+
+    def __post_init__(self) -> None:
+        check_length(self.algorithm, self.length)
+        if not self.label or len(self.label) > 128 or not self.label.isprintable():
+            raise InvalidInput("a key label is 1 to 128 printable characters")
+        for name, value in (("kvn", self.kvn), ("key_id", self.key_id)):
+            if value is not None and not 0 <= value <= 0xFF:
+                raise InvalidInput(f"{name} must be 0..255")
+
+
+def default_kcv_method(algorithm: Algorithm) -> KcvMethod:
+    """The GP method for DES3/AES keys; HMAC keys are checked by HMAC over zeros."""
+    return KcvMethod.HMAC if algorithm is Algorithm.HMAC else KcvMethod.GP
+
+
+class KeyService:
+    """The crypto boundary over one HSM session and the inventory/audit database."""
+
+    def __init__(self, hsm: Hsm, sessions: sessionmaker[Session]) -> None:
+        self.hsm = hsm
+        self._sessions = sessions
+        self.audit = AuditLog(hsm, sessions)
+
+    # ---- the envelope of every call -----------------------------------------------------------------------
+
+    @contextmanager
+    def _audited(self, req: Request, op: Operation, keys: Sequence[tuple[str, str]]) -> Iterator[Session]:
+        """Run the body in a transaction that also writes the audit record; failures are audited too."""
+        try:
+            with self.audit.transaction(self._entry(req, op, keys, "ok")) as db:
+                yield db
+        except KeyServiceError as exc:
+            if exc.code != "audit_failure":
+                self.audit.append(self._entry(req, op, keys, "refused" if exc.status < 500 else "error",
+                                              exc.code))
+            raise
+
+    @staticmethod
+    def _entry(req: Request, op: Operation, keys: Sequence[tuple[str, str]], outcome: str,
+               detail: str = "") -> AuditEntry:
+        return AuditEntry(str(req.caller), op.value, req.purpose.value, req.target, list(keys), outcome, detail)
+
+    def _record(self, db: Session, label: str) -> KeyRecord:
+        rec = db.execute(select(KeyRecord).where(KeyRecord.label == label)).scalar_one_or_none()
+        if rec is None:
+            raise KeyNotFound(f"no key labelled {label!r} in the inventory")
+        return rec
+
+    def _authorise(self, req: Request, op: Operation, label: str) -> KeyRecord:
+        """Load the record and check policy; a refusal is audited and raised."""
+        with self._sessions() as db:
+            try:
+                rec = self._record(db, label)
+            except KeyNotFound as exc:
+                self.audit.append(self._entry(req, op, [(label, "")], "refused", exc.code))
+                raise
+        try:
+            check(req, op, KeyUsage(rec.usage), KeyState(rec.state))
+        except KeyServiceError as exc:
+            self.audit.append(self._entry(req, op, [(rec.label, rec.kcv)], "refused", exc.code))
+            raise
+        return rec
+
+    # ---- key management -------------------------------------------------------------------------------------
+
+    def generate(self, req: Request, spec: NewKey) -> KeyView:
+        """Generate a master key inside the HSM and record it (state pre-activation)."""
+        return self._create(req, Operation.GENERATE, spec, Provenance.GENERATED,
+                            lambda cka_id: self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                             spec.length, CAPABILITIES[spec.usage]))
+
+    def import_test_key(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
+        """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
+        if len(value) != spec.length:
+            raise InvalidInput(f"the key value is {len(value)} bytes, the key is declared {spec.length}")
+        if not self.is_test_token():
+            exc = TestTokenOnly("clear-key import is refused: this is not a test token")
+            self.audit.append(self._entry(req, Operation.IMPORT_TEST, [(spec.label, "")], "refused", exc.code))
+            raise exc
+        return self._create(req, Operation.IMPORT_TEST, spec, Provenance.IMPORTED_TEST,
+                            lambda cka_id: self.hsm.create(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                           value, CAPABILITIES[spec.usage]),
+                            state=KeyState.ACTIVE)
+
+    def _create(self, req: Request, op: Operation, spec: NewKey, provenance: Provenance,
+                make: Callable[[bytes], int], state: KeyState = KeyState.PRE_ACTIVATION) -> KeyView:
+        try:
+            check(req, op, spec.usage, KeyState.PRE_ACTIVATION)
+            with self._sessions() as db:
+                if db.execute(select(KeyRecord.id).where(KeyRecord.label == spec.label)).first():
+                    raise KeyExists(f"a key labelled {spec.label!r} is already in the inventory")
+        except KeyServiceError as exc:
+            self.audit.append(self._entry(req, op, [(spec.label, "")], "refused", exc.code))
+            raise
+        cka_id = secrets.token_bytes(8)
+        handle = make(cka_id)
+        method = default_kcv_method(spec.algorithm)
+        kcv = kcv_mod.compute(self.hsm, handle, spec.algorithm, method, 3)
+        now = datetime.now(UTC)
+        try:
+            with self._audited(req, op, [(spec.label, kcv)]) as db:
+                rec = KeyRecord(label=spec.label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
+                                length=spec.length, usage=spec.usage.value, owner=spec.owner, kvn=spec.kvn,
+                                key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,
+                                provenance=provenance.value, created_by=str(req.caller), created_at=now,
+                                state_changed_at=now)
+                db.add(rec)
+        except KeyServiceError:
+            self.hsm.destroy(spec.label)  # nothing half-done: no token object without its record
+            raise
+        return KeyView.of(rec)
+
+    def list_keys(self, usage: KeyUsage | None = None, owner: str | None = None,
+                  include_destroyed: bool = False) -> list[KeyView]:
+        """Inventory records, filtered."""
+        query = select(KeyRecord).order_by(KeyRecord.label)
+        if usage is not None:
+            query = query.where(KeyRecord.usage == usage.value)
+        if owner is not None:
+            query = query.where(KeyRecord.owner == owner)
+        if not include_destroyed:
+            query = query.where(KeyRecord.state != KeyState.DESTROYED.value)
+        with self._sessions() as db:
+            return [KeyView.of(r) for r in db.execute(query).scalars()]
+
+    def show(self, label: str) -> KeyView:
+        """One inventory record."""
+        with self._sessions() as db:
+            return KeyView.of(self._record(db, label))
+
+    def change_state(self, req: Request, label: str, new_state: KeyState) -> KeyView:
+        """Move a key through the SP 800-57 states (destroy has its own call)."""
+        if new_state is KeyState.DESTROYED:
+            raise InvalidInput("use destroy to destroy a key")
+        rec = self._authorise(req, Operation.CHANGE_STATE, label)
+        with self._audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)]) as db:
+            rec = self._record(db, label)
+            check_transition(KeyState(rec.state), new_state)
+            rec.state, rec.state_changed_at = new_state.value, datetime.now(UTC)
+        return KeyView.of(rec)
+
+    def destroy(self, req: Request, label: str) -> KeyView:
+        """Destroy the token object; the record stays, in state destroyed (SP 800-57 §5.3.6).
+
+        The record and its audit entry are committed first; should the token then fail, `tsm keys check`
+        reports the leftover object and a repeated destroy removes it.
+        """
+        if label == AUDIT_KEY_LABEL:
+            raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
+        rec = self._authorise(req, Operation.DESTROY, label)
+        with self._audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as db:
+            rec = self._record(db, label)
+            check_transition(KeyState(rec.state), KeyState.DESTROYED)
+            rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
+        self.hsm.destroy(label)
+        return KeyView.of(rec)
+
+    def ensure_audit_key(self, req: Request) -> KeyView:
+        """Create the HSM-resident audit key on first start (its creation is the chain's first record)."""
+        with self._sessions() as db:
+            rec = db.execute(select(KeyRecord).where(KeyRecord.label == AUDIT_KEY_LABEL)).scalar_one_or_none()
+            if rec is not None:
+                return KeyView.of(rec)
+        spec = NewKey(AUDIT_KEY_LABEL, Algorithm.HMAC, 32, KeyUsage.AUDIT_KEY, owner="tsm")
+        return self._create(req, Operation.GENERATE, spec, Provenance.GENERATED,
+                            lambda cka_id: self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                             spec.length, CAPABILITIES[spec.usage]),
+                            state=KeyState.ACTIVE)
+
+    def kcv(self, req: Request, label: str, method: KcvMethod | None = None, length: int = 3) -> str:
+        """The key check value of a key, by method (GP, AES over zeros, AES-CMAC)."""
+        rec = self._authorise(req, Operation.KCV, label)
+        algorithm = Algorithm(rec.algorithm)
+        chosen = method or KcvMethod(rec.kcv_method)
+        with self._audited(req, Operation.KCV, [(rec.label, rec.kcv)]):
+            return kcv_mod.compute(self.hsm, self.hsm.handle(label), algorithm, chosen, length)
+
+    # ---- inspection --------------------------------------------------------------------------------------------
+
+    def is_test_token(self) -> bool:
+        """Whether the token carries the test-token marker written by `tsm init --test-token`."""
+        return self.hsm.has_marker(TEST_TOKEN_MARKER)
+
+    def token_info(self) -> TokenInfo:
+        """Token identity."""
+        return self.hsm.info()
+
+    def check_token(self) -> TokenCheck:
+        """Compare inventory and token: every live record needs its object, every object its record."""
+        on_token = {o.label for o in self.hsm.objects()}
+        with self._sessions() as db:
+            live = {r.label for r in db.execute(select(KeyRecord).where(
+                KeyRecord.state != KeyState.DESTROYED.value)).scalars()}
+        return TokenCheck(sorted(live - on_token), sorted(on_token - live))
+
+    def verify_audit(self) -> VerifyReport:
+        """Verify the whole audit chain (raises AuditChainBroken naming the first bad record)."""
+        return self.audit.verify()
+
+
+def request(caller: Caller, purpose: Purpose, target: str) -> Request:
+    """Shorthand used by the CLI and the TSM layer."""
+    return Request(caller, purpose, target)

@@ -1,0 +1,101 @@
+"""Every PKCS#11 attribute template the key service uses, in one module (cf. python-pkcs11 `defaults`).
+
+These are choices, not spec: master keys are token objects that are private, sensitive and never
+extractable; derived session keys are session objects, also sensitive and non-extractable. A test asserts
+each template (tests/keyservice/test_templates.py).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+from typing import Final
+
+from pkcs11.constants import Attribute, ObjectClass
+from pkcs11.mechanisms import KeyType
+
+from keyservice.p11raw import Template
+
+
+@unique
+class Capability(StrEnum):
+    """What a key may be used for on the token (maps onto CKA_ENCRYPT, CKA_SIGN, ...)."""
+
+    ENCRYPT = "encrypt"
+    DECRYPT = "decrypt"
+    SIGN = "sign"
+    VERIFY = "verify"
+    DERIVE = "derive"
+    WRAP = "wrap"
+    UNWRAP = "unwrap"
+
+
+_CAP_ATTR: Final[dict[Capability, Attribute]] = {
+    Capability.ENCRYPT: Attribute.ENCRYPT,
+    Capability.DECRYPT: Attribute.DECRYPT,
+    Capability.SIGN: Attribute.SIGN,
+    Capability.VERIFY: Attribute.VERIFY,
+    Capability.DERIVE: Attribute.DERIVE,
+    Capability.WRAP: Attribute.WRAP,
+    Capability.UNWRAP: Attribute.UNWRAP,
+}
+
+ALL_CAPABILITIES: Final = frozenset(Capability)
+
+
+def _capabilities(caps: frozenset[Capability]) -> dict[Attribute, bool]:
+    return {attr: cap in caps for cap, attr in _CAP_ATTR.items()}
+
+
+def master_key(label: str, cka_id: bytes, key_type: KeyType, caps: frozenset[Capability]) -> Template:
+    """A long-lived token key: private, sensitive, never extractable.
+
+    CKA_MODIFIABLE stays true: SoftHSM2 refuses C_CopyObject of a non-modifiable key even when only
+    CKA_TOKEN changes, and the per-process session copy needs it. `tsm keys check` compares the usage
+    flags on the token with this template, so a changed flag is reported.
+    """
+    return {
+        Attribute.CLASS: ObjectClass.SECRET_KEY,
+        Attribute.KEY_TYPE: key_type,
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: True,
+        Attribute.SENSITIVE: True,
+        Attribute.EXTRACTABLE: False,
+        Attribute.LABEL: label,
+        Attribute.ID: cka_id,
+        **_capabilities(caps),
+    }
+
+
+def session_copy() -> Template:
+    """Attributes changed when a token key is copied into a per-process session object (PLATFORM.md)."""
+    return {Attribute.TOKEN: False}
+
+
+def session_key(key_type: KeyType, length: int | None = None,
+                caps: frozenset[Capability] = ALL_CAPABILITIES) -> Template:
+    """A derived key (card static key, session key): a session object, sensitive, not extractable.
+
+    AES and generic keys need CKA_VALUE_LEN (`length` in bytes); SoftHSM2 refuses it for DES keys.
+    """
+    sized: dict[Attribute, int] = {} if length is None else {Attribute.VALUE_LEN: length}
+    return {
+        **sized,
+        Attribute.CLASS: ObjectClass.SECRET_KEY,
+        Attribute.KEY_TYPE: key_type,
+        Attribute.TOKEN: False,
+        Attribute.SENSITIVE: True,
+        Attribute.EXTRACTABLE: False,
+        **_capabilities(caps),
+    }
+
+
+def data_object(label: str, application: str) -> Template:
+    """A private token data object (the audit head anchor, the test-token marker); no secret value."""
+    return {
+        Attribute.CLASS: ObjectClass.DATA,
+        Attribute.TOKEN: True,
+        Attribute.PRIVATE: True,
+        Attribute.LABEL: label,
+        Attribute.APPLICATION: application,
+        Attribute.VALUE: b"",
+    }

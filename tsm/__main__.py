@@ -1,0 +1,5 @@
+"""`python -m tsm` runs the CLI."""
+
+from tsm.cli import main
+
+main()

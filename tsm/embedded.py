@@ -1,0 +1,53 @@
+"""`tsm init`: create the embedded default under $TSM_HOME (idempotent).
+
+SoftHSM2 configuration and token with generated PINs (0600 file), the database migrated by Alembic, and
+the audit key inside the HSM. A token is a test token only if it was created as one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keyservice.errors import ConfigurationError
+from keyservice.hsm import TEST_TOKEN_MARKER
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.runtime import open_service, prepare_module_env
+from softhsm import bootstrap
+from storage.config import DEFAULT_MODULE, Settings
+from storage.session import upgrade
+
+INIT_CALLER = Caller("tsm-init", CallerKind.SYSTEM)
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What `tsm init` found and did."""
+
+    token_created: bool
+    test_token: bool
+    audit_key_kcv: str
+
+
+def initialise(settings: Settings, test_token: bool = False) -> InitReport:
+    """Create whatever of the embedded default is missing; never touch what exists."""
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created = False
+    if settings.pkcs11_module == DEFAULT_MODULE:
+        bootstrap.write_conf(settings.softhsm_conf, settings.token_dir)
+        if not bootstrap.token_exists(settings.softhsm_conf, settings.token_label):
+            pins = bootstrap.generate_pins()
+            bootstrap.init_token(settings.softhsm_conf, settings.token_label, pins)
+            bootstrap.save_pins(settings.pin_file, pins)
+            created = True
+    elif not settings.pin_file.is_file():
+        raise ConfigurationError(f"an external HSM needs its PIN file at {settings.pin_file}")
+    prepare_module_env(settings)
+    upgrade(settings.database_url)
+    service = open_service(settings)
+    if created and test_token:
+        service.hsm.put_marker(TEST_TOKEN_MARKER)
+    elif test_token and not service.is_test_token():
+        raise ConfigurationError("the token already exists and is not a test token; a token becomes a test "
+                                 "token only when it is created (use a new TSM_HOME)")
+    audit_key = service.ensure_audit_key(Request(INIT_CALLER, Purpose.KEY_MANAGEMENT, "audit-chain"))
+    return InitReport(created, service.is_test_token(), audit_key.kcv)
