@@ -1,1 +1,1 @@
-"""hsm_profiles package."""
+"""What each HSM can do natively, as data: one TOML profile per HSM (SoftHSM2 tested, others untested)."""

@@ -113,6 +113,7 @@ class TestTokenOnly(KeyServiceError):
 
     code = "test_token_only"
     status = 403
+    __test__ = False  # not a pytest test class
 
 
 class AuditFailure(KeyServiceError):

@@ -94,7 +94,8 @@ TRANSITIONS: Final[dict[KeyState, frozenset[KeyState]]] = {
     KeyState.DESTROYED: frozenset(),
 }
 
-# Token capabilities per usage class: the key can do nothing else on the HSM.
+# Token capabilities per usage class: the key can do nothing else on the HSM. ENCRYPT on the MAC-only
+# classes serves the GP KCV (ECB over a constant block); policy.RULES refuses any other encryption.
 CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
     KeyUsage.KMC: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.DERIVE}),
     KeyUsage.ISD_KEYSET: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN,
@@ -103,9 +104,9 @@ CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
                                     Capability.VERIFY, Capability.DERIVE, Capability.WRAP}),
     KeyUsage.KEK: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN, Capability.VERIFY,
                              Capability.DERIVE, Capability.WRAP, Capability.UNWRAP}),
-    KeyUsage.TOKEN_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
-    KeyUsage.RECEIPT_KEY: frozenset({Capability.SIGN, Capability.VERIFY, Capability.DERIVE}),
-    KeyUsage.DAP_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
+    KeyUsage.TOKEN_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY}),
+    KeyUsage.RECEIPT_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY, Capability.DERIVE}),
+    KeyUsage.DAP_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY}),
     KeyUsage.AUDIT_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
 }
 

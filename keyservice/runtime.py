@@ -34,3 +34,10 @@ def open_service(settings: Settings) -> KeyService:
         service = KeyService(hsm, session_factory(make_engine(settings.database_url)))
         _open[key] = service
     return service
+
+
+def close_all() -> None:
+    """Close every service this process opened (tests, shutdown): sessions and database pools."""
+    for service in _open.values():
+        service.close()
+    _open.clear()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from pkcs11.mechanisms import Mechanism
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ from keyservice.errors import (
     KeyExists,
     KeyNotFound,
     KeyServiceError,
+    PolicyDenied,
     TestTokenOnly,
 )
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
@@ -118,6 +120,17 @@ class KeyService:
         self.hsm = hsm
         self._sessions = sessions
         self.audit = AuditLog(hsm, sessions)
+
+    def close(self) -> None:
+        """Close the HSM session and the database pool."""
+        self.hsm.close()
+        engine = self._sessions.kw.get("bind")
+        if engine is not None:
+            engine.dispose()
+
+    def sessions(self) -> Session:
+        """A database session on the key service's database (health checks, read-only views)."""
+        return self._sessions()
 
     # ---- the envelope of every call -----------------------------------------------------------------------
 
@@ -273,6 +286,18 @@ class KeyService:
         with self._audited(req, Operation.KCV, [(rec.label, rec.kcv)]):
             return kcv_mod.compute(self.hsm, self.hsm.handle(label), algorithm, chosen, length)
 
+    def mac_context(self, req: Request, label: str) -> MacContext:
+        """A purpose-scoped MAC handle on one key: policy and audit at open and close, lean calls between.
+
+        CMAC for DES3/AES keys, HMAC-SHA256 for HMAC keys (the audit key is never reachable here).
+        """
+        if label == AUDIT_KEY_LABEL:
+            raise PolicyDenied("the audit key MACs audit records only")
+        rec = self._authorise(req, Operation.MAC, label)
+        with self._audited(req, Operation.MAC, [(rec.label, rec.kcv)]):
+            handle = self.hsm.hot_handle(label)
+        return MacContext(self, req, rec, handle)
+
     # ---- inspection --------------------------------------------------------------------------------------------
 
     def is_test_token(self) -> bool:
@@ -294,6 +319,40 @@ class KeyService:
     def verify_audit(self) -> VerifyReport:
         """Verify the whole audit chain (raises AuditChainBroken naming the first bad record)."""
         return self.audit.verify()
+
+
+_MAC_MECHANISM = {Algorithm.AES: Mechanism.AES_CMAC, Algorithm.DES3: Mechanism.DES3_CMAC,
+                  Algorithm.HMAC: Mechanism.SHA256_HMAC}
+
+
+class MacContext:
+    """MACs with one key for one caller, purpose and target (Vault-style scoped view of the barrier)."""
+
+    def __init__(self, service: KeyService, req: Request, rec: KeyRecord, handle: int) -> None:
+        self._service, self._req, self._label, self._kcv = service, req, rec.label, rec.kcv
+        self._handle = handle
+        self._mechanism = _MAC_MECHANISM[Algorithm(rec.algorithm)]
+        self.count = 0
+
+    def mac(self, data: bytes) -> bytes:
+        """The full-length CMAC/HMAC of `data`."""
+        hsm = self._service.hsm
+        with hsm.lock:
+            out = hsm.raw.sign(self._handle, self._mechanism, data)
+        self.count += 1
+        return out
+
+    def close(self) -> None:
+        """Write the closing audit record (how many MACs were made)."""
+        self._service.audit.append(AuditEntry(str(self._req.caller), "mac-close", self._req.purpose.value,
+                                              self._req.target, [(self._label, self._kcv)], "ok",
+                                              f"count={self.count}"))
+
+    def __enter__(self) -> MacContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def request(caller: Caller, purpose: Purpose, target: str) -> Request:

@@ -99,3 +99,18 @@ def data_object(label: str, application: str) -> Template:
         Attribute.APPLICATION: application,
         Attribute.VALUE: b"",
     }
+
+
+def wrappable_session_key(key_type: KeyType, length: int | None = None) -> Template:
+    """A derived session key that may leave the HSM only wrapped under a DEK (PUT KEY of card keys).
+
+    Sensitive (CKA_VALUE never readable); CKA_EXTRACTABLE is true because C_WrapKey requires it
+    (PKCS#11 v2.40 §4.9). Used for session-class card keys diversified from a KMC, never for master keys.
+    """
+    return {**session_key(key_type, length), Attribute.EXTRACTABLE: True}
+
+
+def test_session_key(key_type: KeyType, value: bytes, *, wrappable: bool) -> Template:
+    """A session key created from a clear value on a test token (KAT runner: keys a vector wraps)."""
+    base = wrappable_session_key(key_type) if wrappable else session_key(key_type)
+    return {**base, Attribute.VALUE: value}

@@ -15,6 +15,12 @@ from typing import Any
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
+class SettingsError(ValueError):
+    """The configuration file or an environment variable is invalid."""
+
+    code = "configuration_error"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the product reads; `home` anchors the embedded defaults."""
@@ -25,13 +31,9 @@ class Settings:
     token_label: str
     pin_file: Path
     softhsm_conf: Path
+    token_dir: Path
     hsm_profile: str
     log_level: str = "INFO"
-
-    @property
-    def token_dir(self) -> Path:
-        """Where the embedded SoftHSM2 keeps its token files."""
-        return self.home / "softhsm" / "tokens"
 
 
 _ENV = {
@@ -40,6 +42,7 @@ _ENV = {
     "token_label": "TSM_TOKEN_LABEL",
     "pin_file": "TSM_PIN_FILE",
     "softhsm_conf": "SOFTHSM2_CONF",
+    "token_dir": "TSM_TOKEN_DIR",
     "hsm_profile": "TSM_HSM_PROFILE",
     "log_level": "TSM_LOG_LEVEL",
 }
@@ -53,6 +56,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "token_label": "tsm",
         "pin_file": home / "secrets" / "token-pins.json",
         "softhsm_conf": home / "softhsm" / "softhsm2.conf",
+        "token_dir": home / "softhsm" / "tokens",
         "hsm_profile": "softhsm2",
     }
 
@@ -64,16 +68,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     values = _defaults(home)
     config_file = Path(env.get("TSM_CONFIG", str(home / "tsm.toml")))
     if config_file.is_file():
-        with config_file.open("rb") as fh:
-            values.update(tomllib.load(fh))
+        try:
+            with config_file.open("rb") as fh:
+                values.update(tomllib.load(fh))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file} is not valid TOML: {exc}") from None
     for name, var in _ENV.items():
         if env.get(var):
             values[name] = env[var]
     known = {f.name for f in fields(Settings)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-    for name in ("home", "pin_file", "softhsm_conf"):
+        raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
+    for name in ("home", "pin_file", "softhsm_conf", "token_dir"):
         values[name] = Path(values[name])
     return Settings(**values)
 

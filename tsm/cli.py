@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tsm.errors import EXPECTED_ERRORS, error_code
+from tsm.errors import EXPECTED_ERRORS, error_code, error_message
 
 
 class TsmGroup(click.Group):
@@ -21,7 +21,7 @@ class TsmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EXPECTED_ERRORS as exc:
-            click.echo(f"error[{error_code(exc)}]: {exc}", err=True)
+            click.echo(f"error[{error_code(exc)}]: {error_message(exc)}", err=True)
             sys.exit(2)
 
 
@@ -31,10 +31,45 @@ def main() -> None:
     """Trusted Service Manager built around a PKCS#11 key service."""
 
 
+@main.command("init")
+@click.option("--test-token", is_flag=True, help="create the token as a TEST token (lab mode)")
+def init(test_token: bool) -> None:
+    """Create the embedded default under $TSM_HOME (default ./var); harmless when run again."""
+    from storage.config import load_settings
+    from tsm.embedded import initialise
+
+    settings = load_settings()
+    report = initialise(settings, test_token)
+    click.echo(f"home:      {settings.home}")
+    click.echo(f"token:     {settings.token_label} ({'created' if report.token_created else 'exists'})"
+               f"{' — TEST TOKEN' if report.test_token else ''}")
+    click.echo(f"database:  {settings.database_url.split('://', 1)[0]} migrated to head")
+    click.echo(f"audit key: kcv {report.audit_key_kcv}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to a revision."""
+    from storage.config import load_settings
+    from storage.session import upgrade
+
+    upgrade(load_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
 def _register() -> None:
     from cardsim.cli import cardsim_group
+    from keyservice.cli import audit_group, hsm_group, keys_group
+    from web.cli import serve
 
-    main.add_command(cardsim_group)
+    for command in (keys_group, audit_group, hsm_group, cardsim_group, serve):
+        main.add_command(command)
 
 
 _register()

@@ -1,0 +1,93 @@
+"""Key-service facade against the bare python-pkcs11 call, per operation, measured in one process.
+
+    .venv/bin/python bench/keyservice_overhead.py [--seconds 2]
+
+Creates a scratch SoftHSM2 token under a temporary directory (SQLite database), so it never touches var/.
+CMAC goes through a purpose-scoped MacContext (audited at open/close); KCV and generate are management
+operations with one synchronous audit record each (SQLite commit + HSM HMAC + anchor update).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from softhsm import bootstrap  # noqa: E402
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="tsm-bench-"))
+bootstrap.write_conf(SCRATCH / "softhsm2.conf", SCRATCH / "tokens")
+os.environ["SOFTHSM2_CONF"] = str(SCRATCH / "softhsm2.conf")
+
+
+def rate(fn: Callable[[], object], seconds: float) -> float:
+    """Calls per second of `fn` over about `seconds`."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for _ in range(50):
+            fn()
+        n += 50
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+
+    import pkcs11
+    from pkcs11.constants import Attribute
+    from pkcs11.mechanisms import KeyType, Mechanism
+
+    from keyservice.inventory import Algorithm, KeyState, KeyUsage
+    from keyservice.policy import Caller, CallerKind, Purpose, Request
+    from keyservice.runtime import open_service
+    from keyservice.service import NewKey
+    from storage.config import load_settings, with_overrides
+    from storage.session import upgrade
+    from tsm.embedded import initialise
+
+    settings = with_overrides(load_settings({"TSM_HOME": str(SCRATCH / "home")}), token_label="bench")
+    initialise(settings, test_token=True)
+    upgrade(settings.database_url)
+    ks = open_service(settings)
+    officer = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
+    ks.import_test_key(officer, NewKey("mac-key", Algorithm.AES, 16, KeyUsage.RECEIPT_KEY, "bench"),
+                       bytes.fromhex("404142434445464748494A4B4C4D4E4F"))
+    data = bytes(range(32))
+
+    # Baseline: the bare python-pkcs11 calls on the same token and key, in this process.
+    token = pkcs11.lib(settings.pkcs11_module).get_token(token_label="bench")
+    with token.open(rw=True) as session:  # the login is per application: the key service logged in
+        key = session.get_key(label="mac-key", key_type=KeyType.AES)
+        bare_cmac = rate(lambda: key.sign(data, mechanism=Mechanism.AES_CMAC), args.seconds)
+        bare_kcv = rate(lambda: key.encrypt(b"\x01" * 16, mechanism=Mechanism.AES_ECB), args.seconds)
+        counter = iter(range(10**9))
+        bare_gen = rate(lambda: session.generate_key(
+            KeyType.AES, 128, label=f"bare-{next(counter)}", store=True,
+            template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}), args.seconds / 2)
+
+    service_req = Request(Caller("bench", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "bench")
+    with ks.mac_context(service_req, "mac-key") as ctx:
+        facade_cmac = rate(lambda: ctx.mac(data), args.seconds)
+    facade_kcv = rate(lambda: ks.kcv(officer, "mac-key"), args.seconds)
+    gen_counter = iter(range(10**9))
+    facade_gen = rate(lambda: ks.generate(officer, NewKey(f"gen-{next(gen_counter)}", Algorithm.AES, 16,
+                                                          KeyUsage.KEK, "bench")), args.seconds / 2)
+    assert ks.show("mac-key").state == KeyState.ACTIVE
+
+    print(f"{'operation':10} {'facade/s':>10} {'bare/s':>10} {'facade time / bare time':>24}")
+    for name, facade, bare in (("cmac", facade_cmac, bare_cmac), ("kcv", facade_kcv, bare_kcv),
+                               ("generate", facade_gen, bare_gen)):
+        print(f"{name:10} {facade:10.0f} {bare:10.0f} {bare / facade:24.2f}x")
+
+
+if __name__ == "__main__":
+    main()

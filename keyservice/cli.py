@@ -1,0 +1,196 @@
+"""`tsm keys ...`, `tsm audit ...`, `tsm hsm info`: the key service at the console.
+
+Views only: each command parses, calls one facade method and prints. Errors surface as one line through
+the root group (tsm/cli.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import click
+
+from hsm_profiles import loader
+from keyservice.errors import InvalidInput
+from keyservice.inventory import Algorithm, KcvMethod, KeyState, KeyUsage, parse_enum
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.runtime import open_service
+from keyservice.service import KeyService, KeyView, NewKey
+from storage.config import load_settings
+
+
+def _service() -> KeyService:
+    return open_service(load_settings())
+
+
+def _officer() -> Caller:
+    return Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
+
+
+def _request(target: str, purpose: Purpose = Purpose.KEY_MANAGEMENT) -> Request:
+    return Request(_officer(), purpose, target)
+
+
+def parse_hex(value: str, what: str) -> bytes:
+    """Bytes from hex, or a typed error (never echoes the value: it may be a key)."""
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise InvalidInput(f"{what} is not valid hex") from None
+
+
+def _print_key(view: KeyView) -> None:
+    kvn = "" if view.kvn is None else f" kvn={view.kvn:02X}"
+    kid = "" if view.key_id is None else f" key_id={view.key_id:02X}"
+    click.echo(f"{view.label:32} {view.algorithm}-{view.length * 8:<4} {view.usage:12} {view.state:15} "
+               f"kcv={view.kcv} ({view.kcv_method}) owner={view.owner}{kvn}{kid} {view.provenance}")
+
+
+_ALGS = click.Choice([a.value for a in Algorithm if a is not Algorithm.HMAC])
+_USAGES = click.Choice([u.value for u in KeyUsage if u is not KeyUsage.AUDIT_KEY])
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Key inventory: master keys on the HSM, their states and KCVs."""
+
+
+@keys_group.command("generate")
+@click.option("--label", required=True)
+@click.option("--type", "algorithm", type=_ALGS, required=True)
+@click.option("--length", type=int, default=16, show_default=True, help="key length in bytes")
+@click.option("--usage", type=_USAGES, required=True)
+@click.option("--owner", default="issuer", show_default=True)
+@click.option("--kvn", type=click.IntRange(0, 255))
+@click.option("--key-id", type=click.IntRange(0, 255))
+def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kvn: int | None,
+             key_id: int | None) -> None:
+    """Generate a key inside the HSM (sensitive, never extractable; state pre-activation)."""
+    spec = NewKey(label, Algorithm(algorithm), length, KeyUsage(usage), owner, kvn, key_id)
+    _print_key(_service().generate(_request(label), spec))
+
+
+@keys_group.command("import-test")
+@click.option("--label", required=True)
+@click.option("--type", "algorithm", type=_ALGS, required=True)
+@click.option("--hex", "hex_value", required=True, help="the published test key, e.g. 404142...4F")
+@click.option("--usage", type=_USAGES, default=KeyUsage.ISD_KEYSET.value, show_default=True)
+@click.option("--owner", default="lab", show_default=True)
+@click.option("--kvn", type=click.IntRange(0, 255))
+@click.option("--key-id", type=click.IntRange(0, 255))
+def import_test(label: str, algorithm: str, hex_value: str, usage: str, owner: str, kvn: int | None,
+                key_id: int | None) -> None:
+    """Import a clear test key (only on a token created with `tsm init --test-token`)."""
+    value = parse_hex(hex_value, "--hex")
+    spec = NewKey(label, Algorithm(algorithm), len(value), KeyUsage(usage), owner, kvn, key_id)
+    _print_key(_service().import_test_key(_request(label), spec, value))
+
+
+@keys_group.command("list")
+@click.option("--usage", type=click.Choice([u.value for u in KeyUsage]))
+@click.option("--owner")
+@click.option("--all", "include_destroyed", is_flag=True, help="include destroyed keys")
+def list_keys(usage: str | None, owner: str | None, include_destroyed: bool) -> None:
+    """List inventory records."""
+    for view in _service().list_keys(KeyUsage(usage) if usage else None, owner, include_destroyed):
+        _print_key(view)
+
+
+@keys_group.command("show")
+@click.argument("label")
+def show(label: str) -> None:
+    """Show one key's record."""
+    view = _service().show(label)
+    for name, value in vars(view).items():
+        click.echo(f"{name:18} {value}")
+
+
+@keys_group.command("state")
+@click.argument("label")
+@click.argument("state", type=click.Choice([s.value for s in KeyState if s is not KeyState.DESTROYED]))
+def change_state(label: str, state: str) -> None:
+    """Move a key to another SP 800-57 state (activate, suspend, deactivate, mark compromised)."""
+    _print_key(_service().change_state(_request(label), label, parse_enum(KeyState, state, "state")))
+
+
+@keys_group.command("destroy")
+@click.argument("label")
+@click.option("--yes", is_flag=True, help="confirm")
+def destroy(label: str, yes: bool) -> None:
+    """Destroy a key on the token (the record stays, state destroyed)."""
+    if not yes:
+        raise InvalidInput("destroying a key cannot be undone: add --yes")
+    _print_key(_service().destroy(_request(label), label))
+
+
+@keys_group.command("kcv")
+@click.argument("label")
+@click.option("--method", type=click.Choice([m.value for m in KcvMethod]))
+@click.option("--length", type=click.Choice(["2", "3", "5"]), default="3", show_default=True)
+def kcv(label: str, method: str | None, length: str) -> None:
+    """Compute a key check value inside the HSM."""
+    click.echo(_service().kcv(_request(label), label, KcvMethod(method) if method else None, int(length)))
+
+
+@keys_group.command("check")
+def check_keys() -> None:
+    """Report any key missing on the token or in the inventory (exit 1 if any)."""
+    report = _service().check_token()
+    for label in report.missing_on_token:
+        click.echo(f"missing on token:     {label}")
+    for label in report.missing_in_inventory:
+        click.echo(f"missing in inventory: {label}")
+    if not report.consistent:
+        raise SystemExit(1)
+    click.echo("inventory and token agree")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit chain."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Verify every record's link, hash and HSM MAC, and the HSM anchor."""
+    report = _service().verify_audit()
+    click.echo(f"audit chain intact: {report.records} records, head {report.head_hash[:16]}…")
+
+
+@audit_group.command("list")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+def audit_list(limit: int) -> None:
+    """Show the newest records."""
+    for rec in _service().audit.records(limit):
+        click.echo(f"{rec.seq:6} {rec.ts} {rec.actor:24} {rec.operation:14} {rec.purpose:14} "
+                   f"{rec.outcome:8} {rec.target} {rec.keys} {rec.detail}")
+
+
+@click.group("hsm")
+def hsm_group() -> None:
+    """The HSM behind the key service."""
+
+
+@hsm_group.command("info")
+def hsm_info() -> None:
+    """The active profile, the mechanisms the token reports, and any mismatch between them."""
+    settings = load_settings()
+    service = _service()
+    profile = loader.load(settings.hsm_profile)
+    info = service.token_info()
+    if info.test_token:
+        click.echo("!!! TEST TOKEN: clear test keys may be imported; never use it for production cards !!!")
+    click.echo(f"token:    {info.label} ({info.manufacturer} {info.model}, serial {info.serial})")
+    click.echo(f"module:   {service.hsm.module} — {info.library}")
+    click.echo(f"profile:  {profile.name} ({profile.vendor}){'' if profile.tested else ' — UNTESTED'}")
+    reported = service.hsm.mechanisms()
+    names = sorted(name for name, value in loader.KNOWN.items() if value in reported)
+    click.echo(f"mechanisms reported ({len(names)}): {' '.join(names)}")
+    comparison = loader.compare(profile, reported)
+    if comparison.matches:
+        click.echo("profile matches the token")
+    for name in comparison.declared_missing:
+        click.echo(f"MISMATCH: profile declares {name}, the token does not report it")
+    for name in comparison.absent_present:
+        click.echo(f"MISMATCH: profile says {name} is absent, the token reports it")

@@ -1,0 +1,121 @@
+"""Shared fixtures: one SoftHSM2 configuration for the whole run (set before any PKCS#11 library loads),
+fresh tokens created in-process per test, and databases on SQLite and PostgreSQL.
+
+PostgreSQL (127.0.0.1:5432) gets a throwaway database per test; with TSM_REQUIRE_POSTGRES=1 (CI) a
+missing server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from softhsm import bootstrap
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="tsm-tests-"))
+SOFTHSM_CONF = SCRATCH / "softhsm2.conf"
+TOKEN_DIR = SCRATCH / "tokens"
+bootstrap.write_conf(SOFTHSM_CONF, TOKEN_DIR)
+os.environ["SOFTHSM2_CONF"] = str(SOFTHSM_CONF)
+os.environ.setdefault("TSM_LOG_LEVEL", "DEBUG")
+
+PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(SCRATCH, ignore_errors=True)
+
+
+def _pg_admin():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("TSM_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database, dropped after the test."""
+    name = f"tsm_test_{secrets.token_hex(6)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+    finally:
+        from keyservice.runtime import close_all
+
+        close_all()
+        with _pg_admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of one test, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tsm.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    label: str
+    pins: bootstrap.TokenPins
+
+
+def new_token(prefix: str = "t") -> TokenSpec:
+    """A fresh token (in-process, see tests/p11tokens.py) with random PINs."""
+    from tests.p11tokens import create_token
+
+    spec = TokenSpec(f"{prefix}-{secrets.token_hex(4)}", bootstrap.generate_pins())
+    create_token(spec.label, spec.pins.so_pin, spec.pins.user_pin)
+    return spec
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings for a fresh home with its own token and the given database."""
+    from storage.config import load_settings, with_overrides
+
+    def make(db: str, test_token: bool = True):  # type: ignore[no-untyped-def]
+        token = new_token()
+        home = tmp_path / token.label
+        settings = with_overrides(load_settings({"TSM_HOME": str(home)}), database_url=db,
+                                  token_label=token.label, softhsm_conf=SOFTHSM_CONF, token_dir=TOKEN_DIR)
+        bootstrap.save_pins(settings.pin_file, token.pins)
+        return settings, test_token
+
+    return make
+
+
+@pytest.fixture
+def keyservice(settings_factory, db_url):  # type: ignore[no-untyped-def]
+    """An initialised key service (test token) on a fresh token and database."""
+    return make_service(*settings_factory(db_url))
+
+
+def make_service(settings, test_token: bool):  # type: ignore[no-untyped-def]
+    """Mirror of `tsm init` for an in-process token: migrate, mark, create the audit key."""
+    from keyservice.hsm import TEST_TOKEN_MARKER
+    from keyservice.runtime import open_service
+    from storage.session import upgrade
+    from tsm.embedded import INIT_CALLER
+    from keyservice.policy import Purpose, Request
+
+    upgrade(settings.database_url)
+    service = open_service(settings)
+    if test_token:
+        service.hsm.put_marker(TEST_TOKEN_MARKER)
+    service.ensure_audit_key(Request(INIT_CALLER, Purpose.KEY_MANAGEMENT, "audit-chain"))
+    return service

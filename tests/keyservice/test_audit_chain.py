@@ -1,0 +1,96 @@
+"""Tamper tests for the audit chain: edit, delete, reorder, truncate, restore — each named by verify."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from keyservice.audit import ANCHOR_APPLICATION
+from keyservice.errors import AuditChainBroken, AuditFailure
+from keyservice.inventory import Algorithm, KeyUsage
+from keyservice.models import AuditHead, AuditRecord
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.service import NewKey
+
+OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "tests")
+
+
+@pytest.fixture
+def chain(keyservice):
+    for i in range(4):
+        keyservice.generate(OFFICER, NewKey(f"k{i}", Algorithm.AES, 16, KeyUsage.KEK, "x"))
+    assert keyservice.verify_audit().records == 5  # audit key + 4 keys
+    return keyservice
+
+
+def _exec(service, stmt):
+    with service.sessions() as db, db.begin():
+        db.execute(stmt)
+
+
+def _broken_at(service) -> int:
+    with pytest.raises(AuditChainBroken) as info:
+        service.verify_audit()
+    return info.value.seq
+
+
+def test_edit_is_detected(chain):
+    _exec(chain, update(AuditRecord).where(AuditRecord.seq == 3).values(actor="officer:mallory"))
+    assert _broken_at(chain) == 3
+
+
+def test_edit_with_recomputed_hash_fails_the_mac(chain):
+    import hashlib
+
+    from keyservice.audit import _entry, canonical
+
+    with chain.sessions() as db, db.begin():
+        row = db.execute(select(AuditRecord).where(AuditRecord.seq == 5)).scalar_one()
+        row.target = "elsewhere"
+        row.record_hash = hashlib.sha256(canonical(row.seq, row.ts, _entry(row), row.prev_hash)).hexdigest()
+    assert _broken_at(chain) == 5
+
+
+def test_delete_is_detected(chain):
+    _exec(chain, delete(AuditRecord).where(AuditRecord.seq == 2))
+    assert _broken_at(chain) == 2
+
+
+def test_reorder_is_detected(chain):
+    with chain.sessions() as db, db.begin():
+        a, b = (db.execute(select(AuditRecord).where(AuditRecord.seq == n)).scalar_one() for n in (2, 3))
+        for field in ("ts", "actor", "operation", "purpose", "target", "keys", "outcome", "detail"):
+            va, vb = getattr(a, field), getattr(b, field)
+            setattr(a, field, vb)
+            setattr(b, field, va)
+    assert _broken_at(chain) == 2
+
+
+def test_truncation_is_detected_even_with_the_head_row_rewound(chain):
+    _exec(chain, delete(AuditRecord).where(AuditRecord.seq >= 4))
+    with chain.sessions() as db, db.begin():
+        third = db.execute(select(AuditRecord).where(AuditRecord.seq == 3)).scalar_one()
+        db.execute(update(AuditHead).values(seq=3, record_hash=third.record_hash))
+    assert _broken_at(chain) == 4
+
+
+def test_anchor_mismatch_is_detected(chain):
+    chain.hsm.set_anchor(ANCHOR_APPLICATION, "5:" + "0" * 64)
+    assert _broken_at(chain) == 5
+
+
+def test_no_key_material_in_records(chain):
+    for rec in chain.audit.records(100):
+        assert "404142" not in rec.keys.lower()
+
+
+def test_audit_failure_fails_the_operation(chain):
+    chain.hsm.forget("tsm.audit-key")
+    handle = chain.hsm.handle("tsm.audit-key")
+    chain.hsm._handles["tsm.audit-key"] = handle + 100000  # an invalid handle: the MAC cannot be computed
+    with pytest.raises(AuditFailure):
+        chain.generate(OFFICER, NewKey("lost", Algorithm.AES, 16, KeyUsage.KEK, "x"))
+    chain.hsm._handles["tsm.audit-key"] = handle
+    assert [k.label for k in chain.list_keys() if k.label == "lost"] == []
+    assert "lost" not in {o.label for o in chain.hsm.objects()}
+    assert chain.verify_audit().records == 5

@@ -1,0 +1,131 @@
+"""The `tsm` command end to end, as separate processes on a fresh $TSM_HOME (real SoftHSM2, real
+gunicorn), and a scan of everything the run wrote for secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+TSM = str(Path(sys.executable).with_name("tsm"))
+TEST_KEYS = ["404142434445464748494A4B4C4D4E4F", "00112233445566778899AABBCCDDEEFF",
+             "0123456789ABCDEFFEDCBA9876543210"]
+OUTPUTS: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+def tsm(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "TSM_DATABASE_URL")}
+    env.update(TSM_HOME=str(home), TSM_OPERATOR="alice")
+    proc = subprocess.run([TSM, *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    OUTPUTS.append(proc.stdout + proc.stderr)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc
+
+
+def test_init_is_idempotent_and_keeps_pins_private(home):
+    first = tsm(home, "init", "--test-token")
+    assert "created" in first.stdout and "TEST TOKEN" in first.stdout
+    second = tsm(home, "init")
+    assert "exists" in second.stdout
+    assert (home / "secrets" / "token-pins.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_keys_commands(home):
+    out = tsm(home, "keys", "import-test", "--label", "gp", "--type", "aes", "--hex", TEST_KEYS[0]).stdout
+    assert "kcv=504A77" in out
+    tsm(home, "keys", "generate", "--label", "kmc", "--type", "des3", "--length", "16", "--usage", "KMC")
+    tsm(home, "keys", "state", "kmc", "active")
+    assert "kmc" in tsm(home, "keys", "list").stdout
+    assert "usage" in tsm(home, "keys", "show", "kmc").stdout
+    assert len(tsm(home, "keys", "kcv", "gp", "--method", "aes_cmac").stdout.strip()) == 6
+    assert "agree" in tsm(home, "keys", "check").stdout
+
+
+def test_bad_input_is_one_line(home):
+    assert "not valid hex" in tsm(home, "keys", "import-test", "--label", "x", "--type", "aes", "--hex", "zz",
+                                  ok=False).stderr
+    assert "key_not_found" in tsm(home, "keys", "show", "nope", ok=False).stderr
+    assert "key_exists" in tsm(home, "keys", "import-test", "--label", "gp", "--type", "aes", "--hex",
+                               TEST_KEYS[1], ok=False).stderr
+    assert "invalid_input" in tsm(home, "keys", "import-test", "--label", "y", "--type", "aes", "--hex",
+                                  TEST_KEYS[1][:30], ok=False).stderr
+    assert "key_state" in tsm(home, "keys", "state", "kmc", "pre-activation", ok=False).stderr
+
+
+def test_production_token_refuses_clear_import(tmp_path):
+    tsm(tmp_path, "init")
+    err = tsm(tmp_path, "keys", "import-test", "--label", "x", "--type", "aes", "--hex", TEST_KEYS[2],
+              ok=False).stderr
+    assert "test_token_only" in err
+    assert "TEST TOKEN" not in tsm(tmp_path, "hsm", "info").stdout
+
+
+def test_hsm_info_and_audit(home):
+    info = tsm(home, "hsm", "info").stdout
+    assert "TEST TOKEN" in info and "profile:  softhsm2" in info and "profile matches the token" in info
+    assert "audit chain intact" in tsm(home, "audit", "verify").stdout
+    assert "refused" in tsm(home, "audit", "list", "--limit", "50").stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_health_under_gunicorn(home):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF",)}
+    env.update(TSM_HOME=str(home))
+    log = home / "serve.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([TSM, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], env=env,
+                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        body = None
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                    body = json.loads(resp.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None, log.read_text()
+        assert body["status"] == "ok", body
+        assert body["hsm"]["test_token"] is True and "TEST TOKEN" in body["warning"]
+        assert body["audit_chain"]["status"] == "ok" and body["database"]["status"] == "ok"
+        assert body["selftest"]["status"] == "ok"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    OUTPUTS.append(log.read_text())
+
+
+def test_no_secret_reaches_output_database_or_logs(home):
+    pins = json.loads((home / "secrets" / "token-pins.json").read_text())
+    secrets_ = [k.lower() for k in TEST_KEYS] + [pins["so_pin"], pins["user_pin"]]
+    blobs = [o.lower() for o in OUTPUTS]
+    blobs.append((home / "tsm.db").read_bytes().hex() + (home / "tsm.db").read_bytes().decode("latin-1").lower())
+    for wal in home.glob("tsm.db-*"):
+        blobs.append(wal.read_bytes().decode("latin-1").lower())
+    for secret in secrets_:
+        for blob in blobs:
+            assert secret not in blob

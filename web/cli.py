@@ -1,0 +1,28 @@
+"""`tsm serve`: run the web app under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from keyservice.errors import ConfigurationError
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+def serve(bind: str, workers: int) -> None:
+    """Start the service (gunicorn). The self-test runs first; a failure refuses to start."""
+    from keyservice.runtime import open_service
+    from storage.config import load_settings
+
+    open_service(load_settings()).run_selftest()
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or shutil.which("gunicorn")
+    if gunicorn is None:
+        raise ConfigurationError("gunicorn is not installed in this environment")
+    click.echo(f"serving on http://{bind} ({workers} workers)")
+    os.execv(gunicorn, [gunicorn, "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+                        "web.wsgi:create()"])
