@@ -15,11 +15,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from softhsm import bootstrap  # noqa: E402
+from softhsm import bootstrap
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="tsm-bench-"))
 bootstrap.write_conf(SCRATCH / "softhsm2.conf", SCRATCH / "tokens")
@@ -54,7 +55,7 @@ def main() -> None:
     from storage.session import upgrade
     from tsm.embedded import initialise
 
-    settings = with_overrides(load_settings({"TSM_HOME": str(SCRATCH / "home")}), token_label="bench")
+    settings = with_overrides(load_settings({"TSM_HOME": str(SCRATCH / "home")}), token_label="bench")  # noqa: S106
     initialise(settings, test_token=True)
     upgrade(settings.database_url)
     ks = open_service(settings)
@@ -64,9 +65,9 @@ def main() -> None:
     data = bytes(range(32))
 
     # Baseline: the bare python-pkcs11 calls on the same token and key, in this process.
-    token = pkcs11.lib(settings.pkcs11_module).get_token(token_label="bench")
+    token = pkcs11.lib(settings.pkcs11_module).get_token(token_label="bench")  # noqa: S106
     with token.open(rw=True) as session:  # the login is per application: the key service logged in
-        key = session.get_key(label="mac-key", key_type=KeyType.AES)
+        key: Any = session.get_key(label="mac-key", key_type=KeyType.AES)
         bare_cmac = rate(lambda: key.sign(data, mechanism=Mechanism.AES_CMAC), args.seconds)
         bare_kcv = rate(lambda: key.encrypt(b"\x01" * 16, mechanism=Mechanism.AES_ECB), args.seconds)
         counter = iter(range(10**9))

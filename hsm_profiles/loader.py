@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from typing import Final
 from importlib import resources
+from typing import Final
 
 from pkcs11.mechanisms import Mechanism
-
 
 # PKCS#11 v3.0 mechanisms python-pkcs11 0.10 does not name (PKCS#11 v3.0 §2.43).
 EXTRA_MECHANISMS: Final[dict[str, int]] = {"SP800_108_COUNTER_KDF": 0x3AC, "SP800_108_FEEDBACK_KDF": 0x3AD,

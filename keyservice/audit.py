@@ -68,7 +68,7 @@ def canonical(seq: int, ts: str, entry: AuditEntry, prev_hash: str) -> bytes:
 
 def _entry(row: AuditRecord) -> AuditEntry:
     return AuditEntry(row.actor, row.operation, row.purpose, row.target,
-                      [tuple(k) for k in json.loads(row.keys)], row.outcome, row.detail)  # type: ignore[misc]
+                      [(str(k[0]), str(k[1])) for k in json.loads(row.keys)], row.outcome, row.detail)
 
 
 class AuditLog:

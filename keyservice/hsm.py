@@ -33,7 +33,7 @@ from keyservice.errors import (
 )
 from keyservice.p11raw import RawSession
 
-TEST_TOKEN_MARKER: Final = "tsm.test-token"
+TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
 _OPEN_RETRIES: Final = 6
 
 # python-pkcs11 exception class -> key-service error (its classes are named after the CKR codes).

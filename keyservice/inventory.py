@@ -23,7 +23,7 @@ class KeyUsage(StrEnum):
     ISD_KEYSET = "ISD_KEYSET"
     SSD_KEYSET = "SSD_KEYSET"
     KEK = "KEK"
-    TOKEN_KEY = "TOKEN_KEY"
+    TOKEN_KEY = "TOKEN_KEY"  # noqa: S105 - a usage class name, not a secret
     RECEIPT_KEY = "RECEIPT_KEY"
     DAP_KEY = "DAP_KEY"
     AUDIT_KEY = "AUDIT_KEY"

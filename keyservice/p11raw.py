@@ -151,15 +151,15 @@ class RawSession:
         self._wrap, self._unwrap = lib.C_WrapKey, lib.C_UnwrapKey
         self._generate, self._create = lib.C_GenerateKey, lib.C_CreateObject
 
-    def _set_mech(self, mechanism: Mechanism, param: object | None) -> None:
+    def _set_mech(self, mechanism: Mechanism, param: ctypes.Structure | ctypes.Array[ctypes.c_char] | None) -> None:
         self._mech.mechanism = int(mechanism)
         self._param = param  # the mechanism points into it until the call returns
         if param is None:
             self._mech.parameter = None
             self._mech.parameter_len = 0
         else:
-            self._mech.parameter = ctypes.cast(ctypes.pointer(param), ctypes.c_void_p)  # type: ignore[call-overload]
-            self._mech.parameter_len = ctypes.sizeof(param)  # type: ignore[arg-type]
+            self._mech.parameter = ctypes.cast(ctypes.pointer(param), ctypes.c_void_p)
+            self._mech.parameter_len = ctypes.sizeof(param)
 
     @staticmethod
     def _param_for(iv: bytes | None) -> ctypes.Array[ctypes.c_char] | None:

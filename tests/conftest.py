@@ -108,10 +108,10 @@ def keyservice(settings_factory, db_url):  # type: ignore[no-untyped-def]
 def make_service(settings, test_token: bool):  # type: ignore[no-untyped-def]
     """Mirror of `tsm init` for an in-process token: migrate, mark, create the audit key."""
     from keyservice.hsm import TEST_TOKEN_MARKER
+    from keyservice.policy import Purpose, Request
     from keyservice.runtime import open_service
     from storage.session import upgrade
     from tsm.embedded import INIT_CALLER
-    from keyservice.policy import Purpose, Request
 
     upgrade(settings.database_url)
     service = open_service(settings)

@@ -24,5 +24,5 @@ def serve(bind: str, workers: int) -> None:
     if gunicorn is None:
         raise ConfigurationError("gunicorn is not installed in this environment")
     click.echo(f"serving on http://{bind} ({workers} workers)")
-    os.execv(gunicorn, [gunicorn, "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
+    os.execv(gunicorn, [  # noqa: S606 - replace this process with gunicorn, fixed argvgunicorn, "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
                         "web.wsgi:create()"])

@@ -105,8 +105,9 @@ def test_token_and_inventory_disagreement_is_reported(keyservice):
     keyservice.generate(OFFICER, NewKey("gone", Algorithm.AES, 16, KeyUsage.KEK, "x"))
     keyservice.hsm.destroy("gone")  # behind the inventory's back
     assert keyservice.check_token().missing_on_token == ["gone"]
-    from keyservice import templates
     from pkcs11.mechanisms import KeyType
+
+    from keyservice import templates
 
     keyservice.hsm.create("stray", b"\x99", KeyType.AES, GP_TEST_KEY, templates.ALL_CAPABILITIES)
     assert keyservice.check_token().missing_in_inventory == ["stray"]
