@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keyservice import kcv as kcv_mod
+from keyservice import selftest
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
 from keyservice.errors import (
     InvalidInput,
@@ -26,6 +27,7 @@ from keyservice.errors import (
     KeyNotFound,
     KeyServiceError,
     PolicyDenied,
+    SelfTestFailed,
     TestTokenOnly,
 )
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
@@ -42,6 +44,7 @@ from keyservice.inventory import (
 )
 from keyservice.models import KeyRecord
 from keyservice.policy import Caller, CallerKind, Operation, Purpose, Request, check
+from keyservice.selftest import SelfTestResult
 
 T = TypeVar("T")
 
@@ -120,6 +123,7 @@ class KeyService:
         self.hsm = hsm
         self._sessions = sessions
         self.audit = AuditLog(hsm, sessions)
+        self._selftest: SelfTestResult | None = None
 
     def close(self) -> None:
         """Close the HSM session and the database pool."""
@@ -297,6 +301,27 @@ class KeyService:
         with self._audited(req, Operation.MAC, [(rec.label, rec.kcv)]):
             handle = self.hsm.hot_handle(label)
         return MacContext(self, req, rec, handle)
+
+    # ---- self-test ----------------------------------------------------------------------------------------------
+
+    def run_selftest(self) -> SelfTestResult:
+        """Run the shipped known-answer vectors (raises SelfTestFailed); remembered for /health."""
+        try:
+            self._selftest = selftest.require(self.hsm)
+        except SelfTestFailed:
+            self._selftest = selftest.SelfTestResult(0, ["failed"])
+            raise
+        return self._selftest
+
+    def selftest_status(self) -> dict[str, object]:
+        """The self-test outcome of this process (run on first use)."""
+        result = self._selftest
+        if result is None:
+            try:
+                result = self.run_selftest()
+            except SelfTestFailed as exc:
+                return {"status": "error", "detail": str(exc)}
+        return {"status": "ok" if result.ok else "error", "vectors": result.passed}
 
     # ---- inspection --------------------------------------------------------------------------------------------
 

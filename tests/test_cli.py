@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def test_serve_health_under_gunicorn(home):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
                     body = json.loads(resp.read())
                     break
+            except urllib.error.HTTPError as exc:
+                body = json.loads(exc.read())
+                break
             except OSError:
                 time.sleep(0.1)
         assert body is not None, log.read_text()

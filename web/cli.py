@@ -24,5 +24,5 @@ def serve(bind: str, workers: int) -> None:
     if gunicorn is None:
         raise ConfigurationError("gunicorn is not installed in this environment")
     click.echo(f"serving on http://{bind} ({workers} workers)")
-    os.execv(gunicorn, [  # noqa: S606 - replace this process with gunicorn, fixed argvgunicorn, "--bind", bind, "--workers", str(workers), "--access-logfile", "-",
-                        "web.wsgi:create()"])
+    argv = [gunicorn, "--bind", bind, "--workers", str(workers), "--access-logfile", "-", "web.wsgi:create()"]
+    os.execv(gunicorn, argv)  # noqa: S606 - this process becomes gunicorn, fixed argv
