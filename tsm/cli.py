@@ -66,9 +66,11 @@ def db_upgrade(revision: str) -> None:
 def _register() -> None:
     from cardsim.cli import cardsim_group
     from keyservice.cli import audit_group, hsm_group, keys_group
+    from tsm_core.cli import gp_group, readers_command, relay_client_command
     from web.cli import serve
 
-    for command in (keys_group, audit_group, hsm_group, cardsim_group, serve):
+    for command in (keys_group, audit_group, hsm_group, cardsim_group, gp_group, readers_command,
+                    relay_client_command, serve):
         main.add_command(command)
 
 

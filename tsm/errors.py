@@ -10,9 +10,10 @@ from hsm_profiles.loader import ProfileError
 from keyservice.errors import KeyServiceError
 from softhsm.bootstrap import BootstrapError
 from storage.config import SettingsError
+from tsm_core.errors import TsmCoreError
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    KeyServiceError, CardSimError, ProfileError, BootstrapError, OperationalError, CommandError, SettingsError,
+    KeyServiceError, CardSimError, TsmCoreError, ProfileError, BootstrapError, OperationalError, CommandError, SettingsError,
 )
 
 

@@ -1,0 +1,150 @@
+"""Key sets of a Security Domain (GPCS 2.3.1 11.1.8 key version numbers, 11.3.3.1 key information template,
+Table 11-16 key types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, unique
+from typing import Any
+
+from cardsim.tlv import tlv
+
+
+@unique
+class KeyType(IntEnum):
+    """Key type coding, GPCS 2.3.1 Table 11-16."""
+
+    DES = 0x80
+    """Triple DES (2- or 3-key); 'DES' in GP means 3DES in ECB/CBC."""
+    AES = 0x88
+    """AES (GP Amd D)."""
+    RSA_PUBLIC_EXPONENT = 0xA0
+    """RSA public key, public exponent e component (clear)."""
+    RSA_MODULUS = 0xA1
+    """RSA public key, modulus N component (clear)."""
+
+
+@unique
+class KeyId(IntEnum):
+    """Key identifiers within an SCP key set (GPCS 2.3.1 E.1.1, Amd D 4.1.3)."""
+
+    ENC = 0x01
+    """Secure channel encryption key (K-ENC)."""
+    MAC = 0x02
+    """Secure channel MAC key (K-MAC)."""
+    DEK = 0x03
+    """Data encryption key (K-DEK)."""
+
+
+@unique
+class ReservedKvn(IntEnum):
+    """Key version numbers with a fixed meaning (GPCS 2.3.1 11.1.8)."""
+
+    TOKEN = 0x70
+    """Token verification key (DM tokens, GPCS C.4): an RSA public key in the ISD."""
+    RECEIPT = 0x71
+    """Receipt generation key (GPCS C.5): AES or DES, in the ISD."""
+    DAP = 0x73
+    """DAP verification key (GPCS C.2/C.3): AES or DES, in the SD with DAP Verification."""
+    INITIAL = 0xFF
+    """Initial (test) key set; removed when the first SCP key set is added by PUT KEY."""
+
+
+@dataclass
+class Key:
+    """One key. For RSA public keys `value` is the modulus and `exponent` is e."""
+
+    key_id: int
+    key_type: KeyType
+    value: bytes
+    exponent: bytes = b""
+
+    def __repr__(self) -> str:
+        return f"Key(id={self.key_id:02X}, type={self.key_type.name}, length={len(self.value)})"
+
+    def info(self, kvn: int) -> bytes:
+        """The key information data object C0 (GPCS 2.3.1 11.3.3.1, Table 11-29)."""
+        if self.key_type is KeyType.RSA_MODULUS:
+            components = bytes([KeyType.RSA_MODULUS]) + _length(self.value)
+            components += bytes([KeyType.RSA_PUBLIC_EXPONENT]) + _length(self.exponent)
+        else:
+            components = bytes([self.key_type]) + _length(self.value)
+        return tlv(0xC0, bytes([self.key_id, kvn]) + components)
+
+    def to_json(self) -> dict[str, Any]:
+        """State-file form (hex)."""
+        out: dict[str, Any] = {"id": self.key_id, "type": self.key_type.name, "value": self.value.hex()}
+        if self.exponent:
+            out["exponent"] = self.exponent.hex()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Key:
+        """Inverse of `to_json`."""
+        return cls(
+            int(data["id"]),
+            KeyType[str(data["type"])],
+            bytes.fromhex(str(data["value"])),
+            bytes.fromhex(str(data.get("exponent", ""))),
+        )
+
+
+def _length(value: bytes) -> bytes:
+    """Key length in the key information template: 1 byte, or 2 bytes from 256 (a 2048-bit modulus)."""
+    n = len(value)
+    return bytes([n]) if n < 0x100 else n.to_bytes(2, "big")
+
+
+@dataclass
+class KeySet:
+    """The keys sharing one key version number."""
+
+    kvn: int
+    keys: dict[int, Key] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"KeySet(kvn={self.kvn:02X}, keys={sorted(self.keys)})"
+
+    def get(self, key_id: int) -> Key | None:
+        """The key with this identifier, if any."""
+        return self.keys.get(key_id)
+
+    def secret(self, key_id: int) -> bytes:
+        """Value of a symmetric key; `KeyError` if absent."""
+        return self.keys[key_id].value
+
+    def is_scp_set(self) -> bool:
+        """True when ENC, MAC and DEK are all present and symmetric."""
+        return all(
+            (key := self.keys.get(k)) is not None and key.key_type in (KeyType.DES, KeyType.AES) for k in KeyId
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """State-file form."""
+        return {"kvn": self.kvn, "keys": [k.to_json() for k in self.keys.values()]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeySet:
+        """Inverse of `to_json`."""
+        keys = [Key.from_json(k) for k in data["keys"]]
+        return cls(int(data["kvn"]), {k.key_id: k for k in keys})
+
+
+def scp_key_set(kvn: int, enc: bytes, mac: bytes, dek: bytes, key_type: KeyType) -> KeySet:
+    """A key set with ENC/MAC/DEK as key identifiers 1/2/3."""
+    return KeySet(
+        kvn,
+        {
+            KeyId.ENC: Key(KeyId.ENC, key_type, enc),
+            KeyId.MAC: Key(KeyId.MAC, key_type, mac),
+            KeyId.DEK: Key(KeyId.DEK, key_type, dek),
+        },
+    )
+
+
+def key_information_template(keysets: dict[int, KeySet]) -> bytes:
+    """GET DATA E0 (GPCS 2.3.1 11.3.3.1): every key of every key set, ordered by KVN then key id."""
+    body = b"".join(
+        keysets[kvn].keys[kid].info(kvn) for kvn in sorted(keysets) for kid in sorted(keysets[kvn].keys)
+    )
+    return tlv(0xE0, body)

@@ -1,0 +1,75 @@
+"""`tsm gp ...`, `tsm readers`, `tsm relay-client` through click's runner."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from tests.tsm_core.cards import ISD_STATUS
+from tests.tsm_core.conftest import READER
+from tests.tsm_core.relay_endpoint import RelayEndpoint
+from tsm_core.cli import gp_group, readers_command, relay_client_command
+from tsm_core.transport import relay
+from tsm_core.transport.errors import NoReader
+
+
+def test_sw():
+    result = CliRunner().invoke(gp_group, ["sw", "6A88"])
+    assert result.exit_code == 0
+    assert result.output.strip() == "6A88  checking error  Referenced data not found  (error code: card_not_found)"
+    assert CliRunner().invoke(gp_group, ["sw", "XY"]).exit_code == 2
+
+
+def test_tlv_tree():
+    result = CliRunner().invoke(gp_group, ["tlv", "E3144F07A00000015100009F700107C50180EA028000"])
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "E3",
+        "  4F A0000001510000",
+        "  9F70 07",
+        "  C5 80",
+        "  EA",
+        "    80 ",
+    ]
+
+
+def test_parse_status():
+    result = CliRunner().invoke(gp_group, ["parse-status", "--subset", "isd", ISD_STATUS.hex()])
+    assert result.exit_code == 0
+    assert result.output.startswith("A000000151000000  INITIALIZED  SECURITY_DOMAIN,CARD_LOCK,")
+    legacy = CliRunner().invoke(
+        gp_group, ["parse-status", "--subset", "modules", "--legacy", "07A0000000620001010001 08A000000062000101"]
+    )
+    assert legacy.output.splitlines() == ["A0000000620001  LOADED  -", "  module A000000062000101"]
+
+
+@pytest.mark.pcsc
+def test_readers_and_send(served_card):
+    readers = CliRunner().invoke(readers_command, [])
+    assert readers.exit_code == 0
+    assert f"0: {READER}" in readers.output
+    sent = CliRunner().invoke(gp_group, ["send", "--reader", "0", "80F28002024F00", "80FF0000"])
+    assert sent.exit_code == 0, sent.output
+    assert f"<< {ISD_STATUS.hex().upper()}9000  (Success)" in sent.output
+    assert "<< 6D00  (Invalid instruction)" in sent.output
+    missing = CliRunner().invoke(gp_group, ["send", "--reader", "Nope", "00A4040000"])
+    assert isinstance(missing.exception, NoReader)
+
+
+@pytest.mark.pcsc
+def test_relay_client_command(served_card):
+    hub = relay.RelayHub()
+    session = hub.open_session("se-cli")
+    with RelayEndpoint(hub) as endpoint:
+        outcome = {}
+        args = ["--url", endpoint.url, "--session", session.session_id, "--reader", READER, "--poll-interval", "0.02"]
+        thread = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(relay_client_command, args)))
+        thread.start()
+        with relay.RelayTransport(hub, session.session_id, "se-cli", answer_timeout=10) as transport:
+            assert transport.transmit(bytes.fromhex("0001000001AA")) == bytes.fromhex("AA9000")
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert outcome["result"].exit_code == 0
+    assert outcome["result"].output.strip() == "session closed after 1 batches"

@@ -1,0 +1,189 @@
+"""INSTALL and LOAD builders (GPCS 2.3.1 §11.5, §11.6): pure, plain (no secure messaging)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum, IntFlag, unique
+
+from tsm_core.gp import tlv
+from tsm_core.gp.apdu import SHORT_NE_MAX, CommandApdu
+from tsm_core.gp.commands import (
+    DEFAULT_BLOCK_SIZE,
+    BuilderExample,
+    Cla,
+    Ins,
+    aid_field,
+    block_number,
+    lv,
+    split_blocks,
+)
+from tsm_core.gp.registry import Privilege
+
+
+@unique
+class InstallFor(IntFlag):
+    """INSTALL P1 (GPCS 2.3.1 §11.5.2.1 Table 11-41); b8 set means more INSTALL commands follow."""
+
+    LOAD = 0x02
+    INSTALL = 0x04
+    MAKE_SELECTABLE = 0x08
+    EXTRADITION = 0x10
+    PERSONALIZATION = 0x20
+    REGISTRY_UPDATE = 0x40
+    MORE_COMMANDS = 0x80
+
+
+@unique
+class LoadP1(IntEnum):
+    """LOAD P1 (GPCS 2.3.1 §11.6.2.1 Table 11-57)."""
+
+    MORE_BLOCKS = 0x00
+    LAST_BLOCK = 0x80
+
+
+NO_PRIVILEGES = Privilege(0)
+BUILDER_EXAMPLES: list[BuilderExample] = []
+
+
+def _install(p1: InstallFor, data: bytes, more: bool) -> CommandApdu:
+    if more:
+        p1 |= InstallFor.MORE_COMMANDS
+    return CommandApdu(Cla.GP, Ins.INSTALL, p1, 0x00, data, SHORT_NE_MAX)
+
+
+def install_for_load(
+    elf_aid: bytes,
+    sd_aid: bytes = b"",
+    *,
+    load_file_hash: bytes = b"",
+    load_parameters: bytes = b"",
+    token: bytes = b"",
+) -> CommandApdu:
+    """INSTALL [for load] (GPCS 2.3.1 §11.5.2.3.1 Table 11-43); `load_parameters` is encoded TLV ('EF')."""
+    data = lv(aid_field(elf_aid)) + lv(aid_field(sd_aid, empty_ok=True))
+    data += lv(load_file_hash) + lv(load_parameters) + lv(token)
+    return _install(InstallFor.LOAD, data, False)
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        install_for_load,
+        {"elf_aid": tlv.h("A0000000620001"), "sd_aid": tlv.h("A000000151000000")},
+        ("80E6020014 07A0000000620001 08A000000151000000 000000 00",),
+    )
+)
+
+
+def install_for_install(
+    elf_aid: bytes,
+    module_aid: bytes,
+    application_aid: bytes,
+    *,
+    privileges: Privilege = NO_PRIVILEGES,
+    parameters: bytes = b"\xc9\x00",
+    token: bytes = b"",
+    make_selectable: bool = True,
+    more: bool = False,
+) -> CommandApdu:
+    """INSTALL [for install] (and make selectable) (GPCS 2.3.1 §11.5.2.3.2 Table 11-44).
+
+    `parameters` is the encoded install-parameters field ('C9' mandatory, 'EF' optional; see
+    `tlv.INSTALL_PARAMETERS`). Privileges use the 1-byte form when bytes 2 and 3 are zero.
+    """
+    p1 = InstallFor.INSTALL | (InstallFor.MAKE_SELECTABLE if make_selectable else InstallFor(0))
+    data = lv(aid_field(elf_aid)) + lv(aid_field(module_aid)) + lv(aid_field(application_aid))
+    data += lv(privileges.encode(short=privileges.fits_byte1)) + lv(parameters) + lv(token)
+    return _install(p1, data, more)
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        install_for_install,
+        {
+            "elf_aid": tlv.h("A00000015100"),
+            "module_aid": tlv.h("A0000001510001"),
+            "application_aid": tlv.h("A0000001510001"),
+        },
+        ("80E60C001D 06A00000015100 07A0000001510001 07A0000001510001 0100 02C900 00 00",),
+    )
+)
+
+
+def install_for_make_selectable(
+    application_aid: bytes, *, privileges: Privilege = NO_PRIVILEGES, token: bytes = b""
+) -> CommandApdu:
+    """INSTALL [for make selectable] (GPCS 2.3.1 §11.5.2.3.3 Table 11-45)."""
+    data = b"\x00\x00" + lv(aid_field(application_aid)) + lv(privileges.encode(short=privileges.fits_byte1))
+    data += lv(b"") + lv(token)
+    return _install(InstallFor.MAKE_SELECTABLE, data, False)
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        install_for_make_selectable,
+        {"application_aid": tlv.h("A0000001510001")},
+        ("80E608000E 0000 07A0000001510001 0100 00 00 00",),
+    )
+)
+
+
+def install_for_personalization(application_aid: bytes) -> CommandApdu:
+    """INSTALL [for personalization] (GPCS 2.3.1 §11.5.2.3.5 Table 11-47): routes STORE DATA via the SD."""
+    data = b"\x00\x00" + lv(aid_field(application_aid)) + b"\x00\x00\x00"
+    return _install(InstallFor.PERSONALIZATION, data, False)
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        install_for_personalization,
+        {"application_aid": tlv.h("A0000001510001")},
+        ("80E620000D 0000 07A0000001510001 000000 00",),
+    )
+)
+
+
+def install_for_extradition(
+    sd_aid: bytes, application_aid: bytes, *, parameters: bytes = b"", token: bytes = b""
+) -> CommandApdu:
+    """INSTALL [for extradition] (GPCS 2.3.1 §11.5.2.3.4 Table 11-46): associate an app with another SD."""
+    data = lv(aid_field(sd_aid)) + b"\x00" + lv(aid_field(application_aid)) + b"\x00"
+    data += lv(parameters) + lv(token)
+    return _install(InstallFor.EXTRADITION, data, False)
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        install_for_extradition,
+        {"sd_aid": tlv.h("A000000151000001"), "application_aid": tlv.h("A0000001510001")},
+        ("80E6100015 08A000000151000001 00 07A0000001510001 00 00 00 00",),
+    )
+)
+
+
+def load_commands(
+    load_file: bytes, *, dap_blocks: Sequence[bytes] = (), block_size: int = DEFAULT_BLOCK_SIZE
+) -> list[CommandApdu]:
+    """LOAD (GPCS 2.3.1 §11.6): DAP blocks ('E2', encoded) then 'C4' + Load File Data Block, cut into
+    blocks numbered from 0; P1 '80' on the last."""
+    payload = b"".join(dap_blocks) + tlv.encode(tlv.LOAD_FILE_DATA_BLOCK_TAG, load_file)
+    blocks = split_blocks(payload, block_size)
+    return [
+        CommandApdu(
+            Cla.GP,
+            Ins.LOAD,
+            LoadP1.LAST_BLOCK if n == len(blocks) - 1 else LoadP1.MORE_BLOCKS,
+            block_number(n),
+            block,
+            SHORT_NE_MAX,
+        )
+        for n, block in enumerate(blocks)
+    ]
+
+
+BUILDER_EXAMPLES.append(
+    BuilderExample(
+        load_commands,
+        {"load_file": bytes(range(8)), "block_size": 6},
+        ("80E8000006 C4080001020300", "80E8800104 0405060700"),
+    )
+)
