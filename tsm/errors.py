@@ -13,7 +13,8 @@ from storage.config import SettingsError
 from tsm_core.errors import TsmCoreError
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    KeyServiceError, CardSimError, TsmCoreError, ProfileError, BootstrapError, OperationalError, CommandError, SettingsError,
+    KeyServiceError, CardSimError, TsmCoreError, ProfileError, BootstrapError, OperationalError, CommandError,
+    SettingsError,
 )
 
 
