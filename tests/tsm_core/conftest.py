@@ -116,7 +116,7 @@ class ServedCard:
         self.thread.join(timeout=5)
         if self.thread.is_alive():
             pytest.fail("vpcd serve thread did not stop")
-        _wait(lambda: not _card_present(READER), READY_TIMEOUT, "pcscd to notice the card removal")
+        wait_for_removal()
 
 
 def _card_present(reader: str) -> bool:
@@ -128,6 +128,16 @@ def _card_present(reader: str) -> bool:
     finally:
         transport.close()
     return True
+
+
+def wait_for_removal() -> None:
+    """Block until READER reports no card, so the next test starts from an empty reader."""
+    _wait(lambda: not _card_present(READER), READY_TIMEOUT, "pcscd to notice the card removal")
+
+
+def wait_for_card() -> None:
+    """Block until a card shows in READER (fails the test after READY_TIMEOUT)."""
+    _wait(lambda: _card_present(READER), READY_TIMEOUT, "the virtual card to appear")
 
 
 @pytest.fixture
@@ -144,7 +154,7 @@ def served_card(pcscd) -> Iterator[ServedCard]:
     thread.start()
     served = ServedCard(card, stop, thread, changes)
     try:
-        _wait(lambda: _card_present(READER), READY_TIMEOUT, "the virtual card to appear")
+        wait_for_card()
         yield served
     finally:
         if thread.is_alive():

@@ -7,6 +7,7 @@ status-word interpretation happen above them. Errors are `tsm_core.transport.err
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
@@ -56,18 +57,22 @@ class CardLike(Protocol):
         ...
 
 
-class ContextManagedTransport:
+class ContextManagedTransport(ABC):
     """Context-manager behaviour shared by the implementations: enter connects, exit closes."""
 
     atr: bytes = b""
 
+    @abstractmethod
     def connect(self) -> bytes:
-        """Overridden by implementations."""
-        raise NotImplementedError
+        """Connect and return the ATR."""
 
+    @abstractmethod
+    def transmit(self, apdu: bytes) -> bytes:
+        """One C-APDU in, the complete R-APDU out."""
+
+    @abstractmethod
     def close(self) -> None:
-        """Overridden by implementations."""
-        raise NotImplementedError
+        """Release the card; idempotent."""
 
     def __enter__(self) -> Self:
         self.atr = self.connect()

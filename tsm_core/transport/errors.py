@@ -87,3 +87,9 @@ class RelayTimeout(RelayError):
     """The phone did not answer a batch in time."""
 
     code = "relay_timeout"
+
+
+class RelayUnreachable(RelayError):
+    """The relay endpoint could not be reached several times in a row (reference client)."""
+
+    code = "relay_unreachable"

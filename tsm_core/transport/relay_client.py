@@ -20,6 +20,7 @@ from tsm_core.transport.errors import (
     RelayError,
     RelayProtocolError,
     RelaySessionClosed,
+    RelayUnreachable,
     TransportError,
 )
 from tsm_core.transport.relay import (
@@ -38,12 +39,6 @@ MAX_NETWORK_FAILURES = 5
 HTTP_OK = 200
 HTTP_NO_CONTENT = 204
 JSON = "application/json"
-
-
-class RelayUnreachable(RelayError):
-    """The relay endpoint could not be reached several times in a row."""
-
-    code = "relay_unreachable"
 
 
 def _continues(response: bytes) -> bool:
