@@ -22,7 +22,7 @@ class Cla(IntEnum):
 
 @unique
 class Ins(IntEnum):
-    """Instruction bytes the card knows (GPCS 2.3.1 11.1.2 Table 11-2)."""
+    """Instruction bytes the card knows (GPCS 2.3.1 11.1.2)."""
 
     DELETE = 0xE4
     GET_DATA = 0xCA

@@ -63,7 +63,7 @@ class Key:
         return f"Key(id={self.key_id:02X}, type={self.key_type.name}, length={len(self.value)})"
 
     def info(self, kvn: int) -> bytes:
-        """The key information data object C0 (GPCS 2.3.1 11.3.3.1, Table 11-29)."""
+        """The key information data object C0 (GPCS 2.3.1 11.3.3.1)."""
         if self.key_type is KeyType.RSA_MODULUS:
             components = bytes([KeyType.RSA_MODULUS]) + _length(self.value)
             components += bytes([KeyType.RSA_PUBLIC_EXPONENT]) + _length(self.exponent)
@@ -115,9 +115,7 @@ class KeySet:
 
     def is_scp_set(self) -> bool:
         """True when ENC, MAC and DEK are all present and symmetric."""
-        return all(
-            (key := self.keys.get(k)) is not None and key.key_type in (KeyType.DES, KeyType.AES) for k in KeyId
-        )
+        return all((key := self.keys.get(k)) is not None and key.key_type in (KeyType.DES, KeyType.AES) for k in KeyId)
 
     def to_json(self) -> dict[str, Any]:
         """State-file form."""
@@ -144,7 +142,5 @@ def scp_key_set(kvn: int, enc: bytes, mac: bytes, dek: bytes, key_type: KeyType)
 
 def key_information_template(keysets: dict[int, KeySet]) -> bytes:
     """GET DATA E0 (GPCS 2.3.1 11.3.3.1): every key of every key set, ordered by KVN then key id."""
-    body = b"".join(
-        keysets[kvn].keys[kid].info(kvn) for kvn in sorted(keysets) for kid in sorted(keysets[kvn].keys)
-    )
+    body = b"".join(keysets[kvn].keys[kid].info(kvn) for kvn in sorted(keysets) for kid in sorted(keysets[kvn].keys))
     return tlv(0xE0, body)

@@ -1,4 +1,4 @@
-"""Life-cycle states and their transitions (GPCS 2.3.1 chapter 5, coding in 11.1.1 Tables 11-3..11-5)."""
+"""Life-cycle states and their transitions (GPCS 2.3.1 chapter 5, coding in 11.1.1)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Final
 
 @unique
 class CardLifeCycle(IntEnum):
-    """Card life cycle, GPCS 2.3.1 5.1.1 and Table 11-5."""
+    """Card life cycle, GPCS 2.3.1 5.1.1."""
 
     OP_READY = 0x01
     """Runtime environment ready; ISD selectable; first state after pre-issuance."""
@@ -24,7 +24,7 @@ class CardLifeCycle(IntEnum):
 
 @unique
 class AppLifeCycle(IntEnum):
-    """Application life cycle, GPCS 2.3.1 5.3.1 and Table 11-4 (b8 set = LOCKED on top of the state)."""
+    """Application life cycle, GPCS 2.3.1 5.3.1 (b8 set = LOCKED on top of the state)."""
 
     INSTALLED = 0x03
     """Installed, not yet selectable."""
@@ -38,7 +38,7 @@ class AppLifeCycle(IntEnum):
 
 @unique
 class ElfLifeCycle(IntEnum):
-    """Executable Load File life cycle, GPCS 2.3.1 5.2 and Table 11-3."""
+    """Executable Load File life cycle, GPCS 2.3.1 5.2."""
 
     LOADED = 0x01
     """The only state an Executable Load File has."""
@@ -47,9 +47,7 @@ class ElfLifeCycle(IntEnum):
 #: Card life-cycle transitions SET STATUS may request (GPCS 2.3.1 5.1.1, Figure 5-1). OP_READY → SECURED is
 #: allowed as a shortcut (INITIALIZED is optional per 5.1.1.2). Every state but TERMINATED may go to TERMINATED.
 CARD_TRANSITIONS: Final[dict[CardLifeCycle, frozenset[CardLifeCycle]]] = {
-    CardLifeCycle.OP_READY: frozenset(
-        {CardLifeCycle.INITIALIZED, CardLifeCycle.SECURED, CardLifeCycle.TERMINATED}
-    ),
+    CardLifeCycle.OP_READY: frozenset({CardLifeCycle.INITIALIZED, CardLifeCycle.SECURED, CardLifeCycle.TERMINATED}),
     CardLifeCycle.INITIALIZED: frozenset({CardLifeCycle.SECURED, CardLifeCycle.TERMINATED}),
     CardLifeCycle.SECURED: frozenset({CardLifeCycle.CARD_LOCKED, CardLifeCycle.TERMINATED}),
     CardLifeCycle.CARD_LOCKED: frozenset({CardLifeCycle.SECURED, CardLifeCycle.TERMINATED}),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cardsim.keys import KeySet
+from cardsim.lifecycle import ElfLifeCycle
 from cardsim.privileges import Privilege
 from cardsim.sw import SW, ApduError
 
@@ -77,7 +78,7 @@ class LoadFile:
     modules: list[bytes]
     version: bytes = b"\x01\x00"
     nv: int = 0
-    life_cycle: int = 0x01
+    life_cycle: int = ElfLifeCycle.LOADED
 
     def to_json(self) -> dict[str, Any]:
         """State-file form."""

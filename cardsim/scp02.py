@@ -164,4 +164,3 @@ class Scp02Channel(SecureChannel):
         if len(data) % DES_BLOCK:
             raise ApduError(SW.WRONG_DATA, "encrypted data not a block multiple")
         return des3_ecb(self._s_dek, data, encrypt=False)
-

@@ -12,7 +12,7 @@ from cardsim.sw import SW, ApduError
 
 @unique
 class SecurityLevel(IntFlag):
-    """P1 of EXTERNAL AUTHENTICATE (GPCS 2.3.1 Table 11-?? / E.5.2.2, Amd D Table 5-1)."""
+    """P1 of EXTERNAL AUTHENTICATE (GPCS 2.3.1 E.5.2.2 for SCP02; Amd D 7.1.2.1 for SCP03)."""
 
     AUTHENTICATED = 0x00
     """No secure messaging after authentication."""

@@ -17,20 +17,14 @@ class SW(IntEnum):
     """SELECT of the ISD while the card is CARD_LOCKED (GPCS 2.3.1 11.9.3.2)."""
     AUTH_FAILED = 0x6300
     """EXTERNAL AUTHENTICATE: host cryptogram verification failed (GPCS 2.3.1 E.5.2.3, Amd D 7.2)."""
-    MEMORY_FAILURE = 0x6581
-    """Memory failure (GPCS 2.3.1 11.1.3)."""
     WRONG_LENGTH = 0x6700
     """Wrong length (Lc inconsistent, APDU malformed)."""
     CHANNEL_NOT_SUPPORTED = 0x6881
     """Logical channel not supported."""
-    SECURE_MESSAGING_NOT_SUPPORTED = 0x6882
-    """Secure messaging not supported."""
     SECURITY_STATUS = 0x6982
     """Security status not satisfied (no secure channel, bad C-MAC, missing privilege)."""
     AUTH_METHOD_BLOCKED = 0x6983
     """Authentication method blocked: retry limit exhausted."""
-    REFERENCED_DATA_INVALID = 0x6984
-    """Referenced data invalidated."""
     CONDITIONS_NOT_SATISFIED = 0x6985
     """Conditions of use not satisfied (life cycle, sequence)."""
     APPLET_SELECT_FAILED = 0x6999
@@ -53,17 +47,6 @@ class SW(IntEnum):
     """Instruction code not supported."""
     CLA_NOT_SUPPORTED = 0x6E00
     """Class not supported."""
-    NO_PRECISE_DIAGNOSIS = 0x6F00
-    """No precise diagnosis."""
-
-    def to_bytes2(self) -> bytes:
-        """The two status bytes."""
-        return self.value.to_bytes(2, "big")
-
-
-def sw_bytes(sw: int) -> bytes:
-    """Two status bytes for any 16-bit value."""
-    return sw.to_bytes(2, "big")
 
 
 def is_success(sw: int) -> bool:

@@ -1,5 +1,5 @@
 """GET STATUS (GPCS 2.3.1 11.4): P1 80 ISD, 40 applications and SDs, 20 load files, 10 load files and
-modules; P2 b2 = TLV format (Table 11-36) else the legacy format, b1 = next occurrence; search criteria 4F.
+modules; P2 b2 = TLV format (11.4.3.1) else the legacy format, b1 = next occurrence; search criteria 4F.
 A response that does not fit `Quirks.get_status_page` ends with 6310 and continues on P2 'next'."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @unique
 class StatusSubset(IntEnum):
-    """P1 of GET STATUS (Table 11-33)."""
+    """P1 of GET STATUS (11.4.2.1)."""
 
     ISD = 0x80
     APPLICATIONS = 0x40

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 @unique
 class InstallFor(IntFlag):
-    """P1 of INSTALL (Table 11-41); b8 'more INSTALL commands' is ignored."""
+    """P1 of INSTALL (11.5.2.1); b8 'more INSTALL commands' is ignored."""
 
     LOAD = 0x02
     INSTALL = 0x04
@@ -54,7 +54,7 @@ ISD_KVN: Final = 0xFF
 
 
 def _system_params(params: bytes) -> dict[int, int]:
-    """C6/C7/C8 from the EF system parameters (GPCS 2.3.1 11.5.2.3.7, Table 11-49)."""
+    """C6/C7/C8 from the EF system parameters (GPCS 2.3.1 11.5.2.3.7)."""
     system = parse_tlv(params).get(TAG_SYSTEM_PARAMS, b"")
     return {tag: int.from_bytes(value, "big") for tag, value in parse_tlv(system).items()}
 

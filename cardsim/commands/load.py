@@ -1,5 +1,5 @@
 """LOAD (GPCS 2.3.1 11.6): blocks numbered by P2 from 00, P1 b8 = last block; the first block may carry DAP
-blocks E2 { 4F, C3 } before the Load File Data Block C4 (Table 11-56)."""
+blocks E2 { 4F, C3 } before the Load File Data Block C4 (11.6.2.3)."""
 
 from __future__ import annotations
 

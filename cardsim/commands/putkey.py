@@ -1,6 +1,6 @@
 """PUT KEY (GPCS 2.3.1 11.8): add or replace a key set, or keys in one, with several keys per command.
 
-Key data field (Table 11-71): type (1) || length (BER) || key data || KCV length (1) || KCV.
+Key data field (11.8.2.3): type (1) || length (BER) || key data || KCV length (1) || KCV.
 Symmetric components are encrypted with the DEK (SCP02: session DEK, 3DES-ECB; SCP03: static DEK, AES-CBC
 IV zero); AES key data starts with the length of the clear key (11.8.2.3, Amd D 7.2.2.2). RSA public
 keys are given as A1 (modulus) then A0 (exponent), in clear. Response: new KVN || KCV of each symmetric key.
@@ -21,7 +21,6 @@ from cardsim.tlv import read_length
 if TYPE_CHECKING:
     from cardsim.card import Card
 
-MORE_COMMANDS: Final = 0x80
 MULTIPLE_KEYS: Final = 0x80
 KEY_ID_MASK: Final = 0x7F
 KVN_MASK: Final = 0x7F

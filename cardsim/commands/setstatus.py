@@ -1,6 +1,6 @@
 """SET STATUS (GPCS 2.3.1 11.10): P1 80 = card life cycle (ISD), 40 = application or SD, 60 = SD and its
 associated applications; for 40/60, P2 80 locks, 00 unlocks, another value with b1-b3 set is an
-application-specific state (Table 11-64)."""
+application-specific state (11.10.2.2)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @unique
 class StatusType(IntEnum):
-    """P1 of SET STATUS (Table 11-63)."""
+    """P1 of SET STATUS (11.10.2.1)."""
 
     CARD = 0x80
     APPLICATION = 0x40
@@ -43,9 +43,7 @@ def handle(card: Card, apdu: CommandApdu) -> Response:
     if target is None or target.aid == registry.isd_aid:
         raise ApduError(SW.REFERENCED_DATA_NOT_FOUND, "no such application")
     actor = card.selected
-    if not (
-        actor.aid == registry.isd_aid or target.sd_aid == actor.aid or actor.privileges & Privilege.GLOBAL_LOCK
-    ):
+    if not (actor.aid == registry.isd_aid or target.sd_aid == actor.aid or actor.privileges & Privilege.GLOBAL_LOCK):
         raise ApduError(SW.SECURITY_STATUS, "not the associated SD")
     targets = [target]
     if apdu.p1 == StatusType.SD_AND_APPLICATIONS:
@@ -73,6 +71,8 @@ def _card_state(card: Card, p2: int) -> None:
     if not card_transition_allowed(card.life_cycle, new):
         raise ApduError(SW.CONDITIONS_NOT_SATISFIED, f"{card.life_cycle.name} → {new.name}")
     card.life_cycle = new
+    if new is CardLifeCycle.TERMINATED:
+        card.channel = None  # this response is still wrapped; nothing after it is (GPCS 5.1.1.5)
 
 
 def _app_state(entry: Application, p2: int) -> None:

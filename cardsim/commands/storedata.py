@@ -1,6 +1,6 @@
 """STORE DATA (GPCS 2.3.1 11.11): to the application named by INSTALL [for personalization], or else to the
 selected SD. P1 b8 = last block; b7-b6 = encryption (00 none, 01 application dependent, 11 encrypted);
-b5-b4 = structure (00 none, 01 DGI, 10 BER-TLV) (Table 11-89); P2 = block number from 00.
+b5-b4 = structure (00 none, 01 DGI, 10 BER-TLV) (11.11.2.1); P2 = block number from 00.
 
 Encrypted data: with b7-b6 = 11 every DGI value is encrypted; with 01 the DGIs 8000-8FFF are (EMV CPS
 convention). A value is decrypted with the DEK like PUT KEY key data and then stripped of its ISO 9797-1
