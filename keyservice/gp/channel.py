@@ -1,0 +1,322 @@
+"""The host side of one GP secure channel (SCP02: GPCS 2.3.1 Annex E; SCP03: Amd D v1.2 §6, §7).
+
+One object per session holds the chaining state (SCP02 ICV, SCP03 MAC chaining value and encryption
+counter) and the handles of its session objects; key values never appear in it. Sequence:
+
+    ch = SecureChannel(hsm, Scp.SCP03, static=keyset)           # or diversifier=Diversifier(kmc, KDF3, 16)
+    apdu = ch.initialize_update(kvn, host_challenge)             # CLA 80 INS 50 P1=KVN P2=00 Lc=08 data [Le]
+    ch.verify_card_response(response_without_sw)                 # CryptogramMismatch: the channel is dead
+    apdu = ch.external_authenticate()                            # always carries a C-MAC
+    wrapped = ch.wrap(plain_capdu); plain = ch.unwrap(rapdu)     # MacMismatch on a bad R-MAC
+    ch.close()                                                   # destroys every session object
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntFlag, StrEnum, auto, unique
+from typing import Final
+
+from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError, MacMismatch, UnwrapFailed
+from keyservice.gp import apdu, hsmops
+from keyservice.gp.apdu import Cla, Ins
+from keyservice.gp.diversify import KDD_LENGTH, Diversifier, KeyPurpose, KeySet, diversify_key
+from keyservice.gp.hsmops import KeyAlgorithm
+from keyservice.gp.scp02 import Scp02Option, Scp02Session
+from keyservice.gp.scp02 import card_cryptogram as scp02_card_cryptogram
+from keyservice.gp.scp02 import host_cryptogram as scp02_host_cryptogram
+from keyservice.gp.scp03 import Scp03Session
+from keyservice.hsm import Hsm
+
+HOST_CHALLENGE_LENGTH: Final = 8
+SCP02_RESPONSE_LENGTH: Final = 28
+SCP02_DEFAULT_I: Final = 0x55
+SCP03_HEADER_LENGTH: Final = 13  # KDD, key information (KVN, SCP id, i)
+SCP03_COUNTER_LENGTH: Final = 3
+LE_ANY: Final = b"\x00"
+
+
+@unique
+class Scp(StrEnum):
+    """Secure Channel Protocol identifier (GPCS 2.3.1 §E.1, Amd D §5)."""
+
+    SCP02 = "02"
+    SCP03 = "03"
+
+
+@unique
+class SecurityLevel(IntFlag):
+    """P1 of EXTERNAL AUTHENTICATE (GPCS 2.3.1 Table 11-62 / E-11; Amd D Table 7-4)."""
+
+    NONE = 0x00
+    C_MAC = 0x01
+    C_DECRYPTION = 0x02
+    R_MAC = 0x10
+    R_ENCRYPTION = 0x20
+
+
+class State(Enum):
+    """Life cycle of a channel object."""
+
+    NEW = auto()
+    INITIALIZING = auto()
+    VERIFIED = auto()
+    OPEN = auto()
+    FAILED = auto()
+    CLOSED = auto()
+
+
+class SecureChannel:
+    """Host side of a GP secure channel whose keys stay in the HSM (see module docstring)."""
+
+    def __init__(self, hsm: Hsm, scp: Scp, *, static: KeySet | None = None, diversifier: Diversifier | None = None,
+                 security_level: int = SecurityLevel.C_MAC, i: int | None = None) -> None:
+        if (static is None) == (diversifier is None):
+            raise InvalidInput("give either a static key set or a diversifier")
+        expected = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
+        algorithm = static.algorithm if static is not None else diversifier.algorithm  # type: ignore[union-attr]
+        if algorithm is not expected:
+            raise InvalidInput(f"SCP{scp.value} needs {expected.value} keys, not {algorithm.value}")
+        level = SecurityLevel(security_level)
+        if level & (SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC | SecurityLevel.R_ENCRYPTION) and \
+                not level & SecurityLevel.C_MAC:
+            raise InvalidInput(f"security level {int(level):02X} lacks C-MAC")
+        if level & SecurityLevel.R_ENCRYPTION and not level & (SecurityLevel.R_MAC | SecurityLevel.C_DECRYPTION):
+            raise InvalidInput(f"security level {int(level):02X}: R-ENC needs R-MAC and C-ENC")
+        self._hsm = hsm
+        self.scp = scp
+        self.security_level = level
+        self.i = SCP02_DEFAULT_I if i is None and scp is Scp.SCP02 else i
+        self._static = static
+        self._diversifier = diversifier
+        self._card_keys: KeySet | None = None
+        self._s02: Scp02Session | None = None
+        self._s03: Scp03Session | None = None
+        self._host_challenge = b""
+        self._card_challenge = b""
+        self._rmac_command = b""
+        self.kdd = b""
+        self.kvn = 0
+        self.sequence_counter = b""
+        self.state = State.NEW
+
+    def __repr__(self) -> str:
+        return f"SecureChannel(SCP{self.scp.value}, level={int(self.security_level):02X}, {self.state.name})"
+
+    def __enter__(self) -> SecureChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- authentication ---------------------------------------------------------------------------------
+
+    def initialize_update(self, kvn: int, host_challenge: bytes, *, with_le: bool = True) -> bytes:
+        """The INITIALIZE UPDATE command (GPCS 2.3.1 §11.14.2; Amd D §7.1.1)."""
+        self._require(State.NEW)
+        if not 0 <= kvn <= 0xFF:
+            raise InvalidInput(f"key version number {kvn} is not a byte")
+        if len(host_challenge) != HOST_CHALLENGE_LENGTH:
+            raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(host_challenge)}")
+        self._host_challenge = host_challenge
+        self.state = State.INITIALIZING
+        command = apdu.CommandApdu(Cla.PROPRIETARY, Ins.INITIALIZE_UPDATE, kvn, 0, host_challenge,
+                                   LE_ANY if with_le else None)
+        return command.encode()
+
+    def verify_card_response(self, response: bytes) -> None:
+        """Check the card cryptogram of the INITIALIZE UPDATE response (without SW).
+
+        On a mismatch the session objects are destroyed, the channel is dead and CryptogramMismatch raised.
+        """
+        self._require(State.INITIALIZING)
+        try:
+            ok = self._verify_scp02(response) if self.scp is Scp.SCP02 else self._verify_scp03(response)
+        except KeyServiceError:
+            self._fail()
+            raise
+        if not ok:
+            self._fail()
+            raise CryptogramMismatch("the card cryptogram does not verify")
+        self.state = State.VERIFIED
+
+    def _keys_for(self, kdd: bytes) -> KeySet:
+        if self._static is not None:
+            return self._static
+        assert self._diversifier is not None
+        self._card_keys = self._diversifier.keyset(self._hsm, kdd, with_dek=False)
+        return self._card_keys
+
+    def _key_info(self, response: bytes) -> None:
+        self.kdd, self.kvn = response[:KDD_LENGTH], response[KDD_LENGTH]
+        scp_id = response[KDD_LENGTH + 1]
+        if scp_id != int(self.scp.value, 16):
+            raise InvalidInput(f"the card answered for SCP{scp_id:02X}, not SCP{self.scp.value}")
+
+    def _verify_scp02(self, response: bytes) -> bool:
+        if len(response) != SCP02_RESPONSE_LENGTH:
+            raise InvalidInput(f"an SCP02 INITIALIZE UPDATE response is 28 bytes, not {len(response)}")
+        self._key_info(response)
+        counter, challenge, cryptogram = response[12:14], response[14:20], response[20:28]
+        self.sequence_counter, self._card_challenge = counter, challenge
+        self._s02 = Scp02Session.open(self._hsm, self._keys_for(self.kdd), counter, Scp02Option(self.i or 0))
+        expect = scp02_card_cryptogram(self._hsm, self._s02.s_enc, self._host_challenge, counter, challenge)
+        return hsmops.same(expect, cryptogram)
+
+    def _verify_scp03(self, response: bytes) -> bool:
+        rest = len(response) - SCP03_HEADER_LENGTH
+        if rest in (16, 32):
+            counter = b""
+        elif rest in (16 + SCP03_COUNTER_LENGTH, 32 + SCP03_COUNTER_LENGTH):
+            counter, rest = response[-SCP03_COUNTER_LENGTH:], rest - SCP03_COUNTER_LENGTH
+        else:
+            raise InvalidInput(f"an SCP03 INITIALIZE UPDATE response is 29/32/45/48 bytes, not {len(response)}")
+        self._key_info(response)
+        self.i = response[12]
+        half = rest // 2
+        challenge = response[SCP03_HEADER_LENGTH: SCP03_HEADER_LENGTH + half]
+        cryptogram = response[SCP03_HEADER_LENGTH + half: SCP03_HEADER_LENGTH + rest]
+        self.sequence_counter = counter
+        host = self._host_challenge if half == HOST_CHALLENGE_LENGTH else self._host_challenge * 2
+        self._s03 = Scp03Session.open(self._hsm, self._keys_for(self.kdd), host, challenge)
+        return hsmops.same(self._s03.card_cryptogram(), cryptogram)
+
+    def external_authenticate(self) -> bytes:
+        """EXTERNAL AUTHENTICATE with the host cryptogram and a C-MAC (GPCS §E.5.2, Amd D §7.1.2)."""
+        self._require(State.VERIFIED)
+        level = int(self.security_level)
+        cla = Cla.PROPRIETARY | Cla.SECURE_MESSAGING
+        if self._s02 is not None:
+            s02 = self._s02
+            cryptogram = scp02_host_cryptogram(self._hsm, s02.s_enc, self._host_challenge,
+                                               self.sequence_counter, self._card_challenge)
+            mac = s02.c_mac(self._mac_input02(apdu.CommandApdu(Cla.PROPRIETARY, Ins.EXTERNAL_AUTHENTICATE,
+                                                               level, 0, cryptogram, None)), reset=True)
+        else:
+            assert self._s03 is not None
+            cryptogram = self._s03.host_cryptogram()
+            lc = len(cryptogram) + self._s03.s_mode
+            mac = self._s03.c_mac(bytes([cla, Ins.EXTERNAL_AUTHENTICATE, level, 0, lc]) + cryptogram)
+        self.state = State.OPEN
+        return bytes([cla, Ins.EXTERNAL_AUTHENTICATE, level, 0, len(cryptogram) + len(mac)]) + cryptogram + mac
+
+    # ---- wrapping ---------------------------------------------------------------------------------------
+
+    def wrap(self, capdu: bytes) -> bytes:
+        """Protect a command according to the security level (C-MAC, C-ENC / C-DEC)."""
+        self._require(State.OPEN)
+        cmd = apdu.parse(capdu)
+        if self._s03 is not None:
+            return self._wrap03(cmd)
+        return self._wrap02(cmd)
+
+    def _mac_input02(self, cmd: apdu.CommandApdu) -> bytes:
+        if Scp02Option(self.i or 0) & Scp02Option.CMAC_ON_UNMODIFIED_APDU:
+            return cmd.header + bytes([len(cmd.data)]) + cmd.data
+        cla = cmd.cla | Cla.SECURE_MESSAGING
+        return bytes([cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + 8]) + cmd.data
+
+    def _wrap02(self, cmd: apdu.CommandApdu) -> bytes:
+        assert self._s02 is not None
+        level = self.security_level
+        if level & SecurityLevel.R_MAC:
+            cla = cmd.cla & ~(Cla.SECURE_MESSAGING | Cla.CHANNEL_MASK)
+            self._rmac_command = bytes([cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)]) + cmd.data
+        if not level & SecurityLevel.C_MAC:
+            return cmd.encode()
+        mac = self._s02.c_mac(self._mac_input02(cmd))
+        data = self._s02.encrypt_data(cmd.data) if level & SecurityLevel.C_DECRYPTION and cmd.data else cmd.data
+        return apdu.CommandApdu(cmd.cla | Cla.SECURE_MESSAGING, cmd.ins, cmd.p1, cmd.p2, data + mac,
+                                cmd.le).encode()
+
+    def _wrap03(self, cmd: apdu.CommandApdu) -> bytes:
+        s03 = self._s03
+        assert s03 is not None
+        s03.next_counter()
+        level = self.security_level
+        if not level & SecurityLevel.C_MAC:
+            return cmd.encode()
+        data = s03.encrypt_data(cmd.data) if level & SecurityLevel.C_DECRYPTION and cmd.data else cmd.data
+        mac_cla = (cmd.cla & ~(Cla.CHANNEL_MASK | 0x08)) | Cla.SECURE_MESSAGING
+        mac = s03.c_mac(bytes([mac_cla, cmd.ins, cmd.p1, cmd.p2, len(data) + s03.s_mode]) + data)
+        return apdu.CommandApdu(cmd.cla | Cla.SECURE_MESSAGING, cmd.ins, cmd.p1, cmd.p2, data + mac,
+                                cmd.le).encode()
+
+    def unwrap(self, rapdu: bytes) -> bytes:
+        """Verify the R-MAC (MacMismatch) and decrypt R-ENC data; returns data || SW."""
+        self._require(State.OPEN)
+        data, sw = apdu.status(rapdu)
+        if not self.security_level & SecurityLevel.R_MAC:
+            return rapdu
+        if self._s03 is not None:
+            return self._unwrap03(data, sw)
+        return self._unwrap02(data, sw)
+
+    def _unwrap03(self, data: bytes, sw: bytes) -> bytes:
+        s03 = self._s03
+        assert s03 is not None
+        if not apdu.is_success(sw):
+            return sw
+        if len(data) < s03.s_mode:
+            raise MacMismatch("the response carries no R-MAC")
+        body, rmac = data[: -s03.s_mode], data[-s03.s_mode:]
+        if not hsmops.same(s03.r_mac(body + sw), rmac):
+            raise MacMismatch("the R-MAC does not verify")
+        if self.security_level & SecurityLevel.R_ENCRYPTION and body:
+            plain = s03.decrypt_response(body)
+            if plain is None:
+                raise UnwrapFailed("the encrypted response data is malformed")
+            body = plain
+        return body + sw
+
+    def _unwrap02(self, data: bytes, sw: bytes) -> bytes:
+        s02 = self._s02
+        assert s02 is not None
+        if len(data) < 8:
+            raise MacMismatch("the response carries no R-MAC")
+        body, rmac = data[:-8], data[-8:]
+        if not hsmops.same(s02.r_mac(self._rmac_command + bytes([len(body)]) + body + sw), rmac):
+            raise MacMismatch("the R-MAC does not verify")
+        return body + sw
+
+    # ---- key access for PUT KEY / STORE DATA -----------------------------------------------------------
+
+    def session_dek(self) -> int:
+        """SCP02: the session DEK handle (GPCS §E.4.1); SCP03: the static DEK (Amd D §7.2.2)."""
+        self._require(State.OPEN)
+        keys = self._card_keys or self._static
+        if keys is not None and keys.dek is None and self._card_keys is not None and self._diversifier:
+            dv = self._diversifier  # the card DEK is diversified on first use only
+            keys.dek = diversify_key(self._hsm, dv.master, dv.method, self.kdd, KeyPurpose.DEK, dv.master_length)
+            keys.owned.append(keys.dek)
+        if keys is None or keys.dek is None:
+            raise InvalidInput("the key set has no DEK")
+        if self._s02 is not None:
+            return self._s02.dek()
+        return keys.dek
+
+    @property
+    def key_length(self) -> int:
+        keys = self._card_keys or self._static
+        return 0 if keys is None else keys.length
+
+    # ---- life cycle -------------------------------------------------------------------------------------
+
+    def _require(self, state: State) -> None:
+        if self.state is not state:
+            raise InvalidInput(f"secure channel is {self.state.name}, the call needs {state.name}")
+
+    def _fail(self) -> None:
+        self.close()
+        self.state = State.FAILED
+
+    def close(self) -> None:
+        """Destroy the session keys and any diversified card keys (idempotent)."""
+        for session in (self._s02, self._s03):
+            if session is not None:
+                session.close()
+        self._s02 = self._s03 = None
+        if self._card_keys is not None:
+            self._card_keys.destroy(self._hsm)
+            self._card_keys = None
+        if self.state is not State.FAILED:
+            self.state = State.CLOSED

@@ -1,0 +1,137 @@
+"""PUT KEY payloads for a new key set (GPCS 2.3.1 §11.8; Amd D §7.2.2 for AES).
+
+Command (§11.8.2): CLA 80, INS D8, P1 = old KVN (00: new key set), P2 = 80 | first key id (several keys),
+data = new KVN || key data field per key. Key data field (§11.8.2.3, Table 11-70/11-71):
+- SCP02 (3DES): '80' || '10' || 3DES-ECB(session DEK, key) || '03' || KCV (3DES over 8 zero bytes);
+- SCP03 (AES): '88' || L || key length || AES-CBC(static DEK, ICV 0, key) || '03' || KCV (AES over 16 x 01),
+  L = 1 + length of the encrypted key (GlobalPlatformPro's and the Amd D layout).
+The response (§11.8.3) is the new KVN followed by the KCVs; `check_response` verifies them.
+
+Strategies (strategy.py):
+- SCP03: C_WrapKey with AES_CBC under the static DEK (`native_wrap`). The new keys must be wrappable
+  (diversified with `wrappable=True`, or created CKA_EXTRACTABLE); the key value never reaches the host.
+- SCP02: SoftHSM2 has no 3DES wrap. The new key is wrapped with AES_CBC under an ephemeral AES session key,
+  decrypted on the host and re-encrypted under the session DEK with C_Encrypt (`host_memory_card_key`):
+  the new *card* key transits host memory; master keys never do (they are not extractable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, unique
+from typing import Final
+
+from pkcs11.mechanisms import KeyType, Mechanism
+
+from keyservice import templates
+from keyservice.errors import InvalidInput, KcvMismatch
+from keyservice.gp import hsmops
+from keyservice.gp.apdu import Cla, CommandApdu, Ins
+from keyservice.gp.channel import Scp, SecureChannel
+from keyservice.gp.hsmops import KeyAlgorithm
+from keyservice.gp.kcv import DEFAULT_LENGTH, KcvMethod, kcv
+from keyservice.hsm import Hsm
+
+EPHEMERAL_LENGTH: Final = 16
+
+
+@unique
+class GpKeyType(IntEnum):
+    """Key type coding (GPCS 2.3.1 Table 11-16)."""
+
+    DES3 = 0x80
+    AES = 0x88
+
+
+@unique
+class PutKeyP2(IntEnum):
+    """P2 of PUT KEY (GPCS 2.3.1 Table 11-68)."""
+
+    MULTIPLE_KEYS = 0x80
+    KEY_ID_MASK = 0x7F
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key to put: its handle, algorithm and length in bytes (no value)."""
+
+    handle: int
+    algorithm: KeyAlgorithm
+    length: int
+
+
+@dataclass(frozen=True)
+class PutKeyCommand:
+    """The plain PUT KEY APDU (before secure-channel wrapping) and the KCVs the card must return."""
+
+    apdu: bytes
+    new_kvn: int
+    kcvs: tuple[bytes, ...]
+
+
+def _ephemeral_clear(hsm: Hsm, key: int) -> bytes:
+    """The value of a wrappable key, via an ephemeral AES key (SCP02 on SoftHSM2: host-memory strategy)."""
+    with hsm.lock:
+        eph = hsm.raw.generate(Mechanism.AES_KEY_GEN, templates.session_key(KeyType.AES, EPHEMERAL_LENGTH))
+        try:
+            iv = bytes(EPHEMERAL_LENGTH)
+            wrapped = hsm.raw.wrap(eph, Mechanism.AES_CBC, key, iv)
+            return hsm.raw.decrypt(eph, Mechanism.AES_CBC, wrapped, iv)
+        finally:
+            hsm.raw.destroy(eph)
+
+
+def key_data_field(hsm: Hsm, scp: Scp, dek: int, key: NewKey) -> tuple[bytes, bytes]:
+    """One key data field (§11.8.2.3) and the key's KCV."""
+    hsmops.check_length(key.algorithm, key.length)
+    check = kcv(hsm, key.handle, key.algorithm, KcvMethod.GP, DEFAULT_LENGTH)
+    if scp is Scp.SCP02:
+        if key.algorithm is not KeyAlgorithm.DES3 or key.length != hsmops.CIPHERS[KeyAlgorithm.AES].block:
+            raise InvalidInput("SCP02 PUT KEY carries 16-byte 3DES keys")
+        clear = _ephemeral_clear(hsm, key.handle)[: key.length]
+        cgram = hsmops.ecb(hsm, dek, KeyAlgorithm.DES3, clear)
+        del clear
+        field = bytes([GpKeyType.DES3, len(cgram)]) + cgram
+    else:
+        if key.algorithm is not KeyAlgorithm.AES:
+            raise InvalidInput("SCP03 PUT KEY carries AES keys")
+        with hsm.lock:
+            cgram = hsm.raw.wrap(dek, Mechanism.AES_CBC, key.handle, bytes(hsmops.CIPHERS[key.algorithm].block))
+        field = bytes([GpKeyType.AES, len(cgram) + 1, key.length]) + cgram
+    return field + bytes([len(check)]) + check, check
+
+
+def build_put_key(hsm: Hsm, scp: Scp, dek: int, old_kvn: int, new_kvn: int, keys: Sequence[NewKey],
+                  key_id: int = 1) -> PutKeyCommand:
+    """The plain PUT KEY command for `keys` (ENC, MAC, DEK order) under `dek`.
+
+    `dek` is the SCP02 session DEK or the SCP03 static DEK (`SecureChannel.session_dek()`).
+    """
+    for name, value in (("old KVN", old_kvn), ("new KVN", new_kvn)):
+        if not 0 <= value <= 0x7F:
+            raise InvalidInput(f"{name} {value} is outside 00..7F")
+    if not keys or not 1 <= key_id <= PutKeyP2.KEY_ID_MASK:
+        raise InvalidInput("PUT KEY needs at least one key and a key id in 01..7F")
+    fields, kcvs = [], []
+    for key in keys:
+        field, check = key_data_field(hsm, scp, dek, key)
+        fields.append(field)
+        kcvs.append(check)
+    p2 = (PutKeyP2.MULTIPLE_KEYS if len(keys) > 1 else 0) | key_id
+    data = bytes([new_kvn]) + b"".join(fields)
+    return PutKeyCommand(CommandApdu(Cla.PROPRIETARY, Ins.PUT_KEY, old_kvn, p2, data, None).encode(), new_kvn,
+                         tuple(kcvs))
+
+
+def put_key(channel: SecureChannel, hsm: Hsm, old_kvn: int, new_kvn: int, keys: Sequence[NewKey],
+            key_id: int = 1) -> PutKeyCommand:
+    """`build_put_key` with the channel's DEK (session DEK for SCP02, static DEK for SCP03)."""
+    return build_put_key(hsm, channel.scp, channel.session_dek(), old_kvn, new_kvn, keys, key_id)
+
+
+def check_response(command: PutKeyCommand, response_data: bytes) -> None:
+    """Verify the PUT KEY response: new KVN || KCVs (§11.8.3.1); KcvMismatch otherwise."""
+    expect = bytes([command.new_kvn]) + b"".join(command.kcvs)
+    if not hsmops.same(expect, response_data):
+        raise KcvMismatch("the card's PUT KEY response does not confirm the new keys")

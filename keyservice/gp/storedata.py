@@ -1,0 +1,115 @@
+"""Encryption of sensitive STORE DATA payloads (encrypted DGIs) under the DEK, inside the HSM.
+
+- SCP02 (GPCS 2.3.1 §E.4.7, §11.11.2.2): 3DES-ECB under the *session* DEK (constant 0181).
+- SCP03 (Amd D §7.2.2, §6.2.7 "sensitive data encryption"): AES-CBC with ICV zero under the *static* DEK.
+The data must be a block multiple; `pad=True` appends method-2 padding 80 00.. first (EMV CPS §4.3 DGI
+encryption). The data is perso data supplied by the caller; the DEK never leaves the HSM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, unique
+
+from pkcs11.mechanisms import Mechanism
+
+from keyservice.errors import InvalidInput
+from keyservice.gp import hsmops
+from keyservice.gp.channel import Scp, SecureChannel
+from keyservice.gp.hsmops import KeyAlgorithm
+from keyservice.gp.kcv import KcvMethod, kcv
+from keyservice.hsm import Hsm
+
+
+def encrypt_sensitive(hsm: Hsm, scp: Scp, dek: int, data: bytes, *, pad: bool = False) -> bytes:
+    """Encrypt one DGI value under the DEK handle appropriate for `scp`."""
+    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
+    block = hsmops.CIPHERS[algorithm].block
+    plain = hsmops.pad80(data, block) if pad else data
+    if not plain or len(plain) % block:
+        raise InvalidInput(f"sensitive data must be a non-empty multiple of {block} bytes (or pad=True)")
+    if scp is Scp.SCP02:
+        return hsmops.ecb(hsm, dek, algorithm, plain)
+    return hsmops.cbc(hsm, dek, algorithm, plain, bytes(block))
+
+
+def encrypt_dgi(channel: SecureChannel, hsm: Hsm, dgi: int, value: bytes, *, pad: bool = True) -> bytes:
+    """DGI tag (2) || length || encrypted value, with the channel's DEK (EMV CPS §4.2)."""
+    if not 0 <= dgi <= 0xFFFF:
+        raise InvalidInput(f"DGI {dgi} is not a 2-byte tag")
+    enc = encrypt_sensitive(hsm, channel.scp, channel.session_dek(), value, pad=pad)
+    if len(enc) > 0xFE:
+        raise InvalidInput("encrypted DGI longer than 254 bytes needs the 3-byte length form")
+    return dgi.to_bytes(2, "big") + bytes([len(enc)]) + enc
+
+
+@dataclass(frozen=True)
+class KeyDgiHeader:
+    """Key information of DGI 00B9 (GPCS 2.3.1 §11.11.2.3; Amd D §7.3.2, kaoh/globalplatform layout)."""
+
+    key_type: int
+    key_length: int
+    key_version: int
+    key_access: int
+    key_purpose: int
+
+
+@dataclass(frozen=True)
+class DgiKey:
+    """One key to store: id, handle (wrappable), length in bytes."""
+
+    key_id: int
+    handle: int
+    length: int
+
+
+@unique
+class KeyDgi(IntEnum):
+    """DGIs of symmetric-key STORE DATA (GPCS 2.3.1 §11.11.2.3)."""
+
+    KEY_INFO = 0x00B9
+    AES_KEY = 0x8113
+
+
+@unique
+class KeyDgiTag(IntEnum):
+    """Tags inside DGI 00B9 (GPCS 2.3.1 Table 11-93, Amd D Table 7-6)."""
+
+    CONTROL_REFERENCE = 0xB7
+    KEY_ENTRY = 0xB9
+    KEY_TYPE = 0x80
+    KEY_LENGTH = 0x81
+    KEY_ID = 0x82
+    KEY_VERSION = 0x83
+    KCV = 0x84
+    KEY_ACCESS = 0x96
+    KEY_PURPOSE = 0x97
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    if len(value) > 0x7F:
+        raise InvalidInput("TLV value too long for a one-byte length")
+    return bytes([tag, len(value)]) + value
+
+
+def key_dgis(hsm: Hsm, static_dek: int, header: KeyDgiHeader, keys: Sequence[DgiKey]) -> bytes:
+    """DGI 00B9 (key information with KCVs) then one DGI 8113 per key (AES-CBC under the static DEK, ICV 0).
+
+    The keys are wrapped by the HSM (C_WrapKey AES_CBC): their values never reach host memory.
+    """
+    crt = b"".join((_tlv(KeyDgiTag.KEY_TYPE, bytes([header.key_type])),
+                    _tlv(KeyDgiTag.KEY_LENGTH, bytes([header.key_length])),
+                    _tlv(KeyDgiTag.KEY_VERSION, bytes([header.key_version])),
+                    _tlv(KeyDgiTag.KEY_ACCESS, bytes([header.key_access])),
+                    _tlv(KeyDgiTag.KEY_PURPOSE, header.key_purpose.to_bytes(2, "big"))))
+    entries, blocks = [], []
+    for key in keys:
+        check = kcv(hsm, key.handle, KeyAlgorithm.AES, KcvMethod.GP)
+        entries.append(_tlv(KeyDgiTag.KEY_ENTRY, _tlv(KeyDgiTag.KEY_ID, bytes([key.key_id]))
+                            + _tlv(KeyDgiTag.KCV, check)))
+        with hsm.lock:
+            wrapped = hsm.raw.wrap(static_dek, Mechanism.AES_CBC, key.handle, bytes(16))
+        blocks.append(KeyDgi.AES_KEY.to_bytes(2, "big") + bytes([len(wrapped)]) + wrapped)
+    info = _tlv(KeyDgiTag.CONTROL_REFERENCE, crt) + b"".join(entries)
+    return KeyDgi.KEY_INFO.to_bytes(2, "big") + bytes([len(info)]) + info + b"".join(blocks)

@@ -1,0 +1,119 @@
+"""Strategy table: how each GP / key-exchange operation is done on a given HSM, as data.
+
+The HSM profile TOML (hsm_profiles/, owned by the lead) names per operation one of `STRATEGIES`; this module
+says what each strategy needs (mechanisms) and whether a *session-class* key (session key, diversified card
+key) or an imported key's clear value transits host memory. Static/master keys never do, under any strategy.
+`possible(operation, mechanisms)` filters by what a token really reports; `SOFTHSM2` is the table this code
+implements and the KAT proves on SoftHSM2 2.6.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum, unique
+from typing import Final
+
+from pkcs11.mechanisms import Mechanism
+
+
+@unique
+class Operation(StrEnum):
+    """Operations that need a strategy decision."""
+
+    KCV = "kcv"
+    DIVERSIFY_3DES = "diversify_3des"            # emv, visa2, visa
+    DIVERSIFY_KDF3 = "diversify_kdf3"            # AES-128/192/256
+    SCP02_SESSION_KEYS = "scp02_session_keys"
+    SCP02_CMAC = "scp02_cmac"                    # retail MAC, ICV encryption, R-MAC
+    SCP03_SESSION_KEYS = "scp03_session_keys"    # AES-128/192/256
+    SCP03_CRYPTOGRAMS = "scp03_cryptograms"
+    PUT_KEY_SCP02 = "put_key_scp02"
+    PUT_KEY_SCP03 = "put_key_scp03"
+    STORE_DATA_DEK = "store_data_dek"
+    TR31_IMPORT = "tr31_import"
+    TR31_EXPORT = "tr31_export"
+    AES_KW = "aes_kw"
+    AES_KWP_UNALIGNED_WRAP = "aes_kwp_unaligned_wrap"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A way to do an operation; `session_key_in_host_memory` is the honest flag the inventory shows."""
+
+    name: str
+    description: str
+    mechanisms: frozenset[int]
+    session_key_in_host_memory: bool
+    supported: bool = True
+
+
+def _m(*mechs: Mechanism) -> frozenset[int]:
+    return frozenset(int(m) for m in mechs)
+
+
+STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
+    Strategy("native_derive", "a single *_ENCRYPT_DATA derive or C_Encrypt/C_Sign in the HSM",
+             _m(Mechanism.DES3_ECB, Mechanism.DES3_ECB_ENCRYPT_DATA, Mechanism.DES3_CBC_ENCRYPT_DATA), False),
+    Strategy("cmac_emulation", "CMAC KDF: host computes the last CMAC input blocks from E(K, public data); "
+             "AES_ECB_ENCRYPT_DATA over them yields the key object (any length: several blocks)",
+             _m(Mechanism.AES_ECB, Mechanism.AES_ECB_ENCRYPT_DATA, Mechanism.AES_CMAC), False),
+    Strategy("derive_twice", "SCP02 retail MAC: the session key is derived a second time as K1||K1 "
+             "(DES3_ECB_ENCRYPT_DATA over two equal blocks) to get single DES inside the HSM",
+             _m(Mechanism.DES3_CBC, Mechanism.DES3_ECB, Mechanism.DES3_ECB_ENCRYPT_DATA,
+                Mechanism.DES3_CBC_ENCRYPT_DATA), False),
+    Strategy("native_wrap", "C_WrapKey (AES_CBC, AES_KEY_WRAP[_PAD]) / C_UnwrapKey: keys leave only wrapped",
+             _m(Mechanism.AES_CBC, Mechanism.AES_KEY_WRAP, Mechanism.AES_KEY_WRAP_PAD), False),
+    Strategy("host_memory_card_key", "SCP02 PUT KEY without 3DES wrap: the new card key (session-class, "
+             "wrappable) is AES-wrapped under an ephemeral key, decrypted on the host, 3DES-encrypted by the "
+             "HSM under the session DEK", _m(Mechanism.AES_KEY_GEN, Mechanism.AES_CBC, Mechanism.DES3_ECB),
+             True),
+    Strategy("host_memory_key_transit", "TR-31 without a key-block mechanism: KBEK/KBAK derived and MAC "
+             "checked in the HSM, the payload decrypted by C_Decrypt; the clear key transits host memory "
+             "before it becomes a non-extractable object (export: value supplied by the caller)",
+             _m(Mechanism.AES_ECB_ENCRYPT_DATA, Mechanism.DES3_ECB_ENCRYPT_DATA, Mechanism.AES_CBC,
+                Mechanism.DES3_CBC, Mechanism.AES_CMAC, Mechanism.DES3_CMAC), True),
+    Strategy("vendor_mechanism", "a vendor mechanism named by the profile (SP 800-108 KDF, retail MAC, "
+             "3DES wrap, TR-31 import/export)", frozenset(), False),
+    Strategy("unsupported", "refused with HsmMechanismUnsupported", frozenset(), False, supported=False),
+)}
+
+# What this code does on SoftHSM2 2.6.1 (the embedded default); profiles may override per operation.
+SOFTHSM2: Final[dict[Operation, str]] = {
+    Operation.KCV: "native_derive",
+    Operation.DIVERSIFY_3DES: "native_derive",
+    Operation.DIVERSIFY_KDF3: "cmac_emulation",
+    Operation.SCP02_SESSION_KEYS: "native_derive",
+    Operation.SCP02_CMAC: "derive_twice",
+    Operation.SCP03_SESSION_KEYS: "cmac_emulation",
+    Operation.SCP03_CRYPTOGRAMS: "native_derive",
+    Operation.PUT_KEY_SCP02: "host_memory_card_key",
+    Operation.PUT_KEY_SCP03: "native_wrap",
+    Operation.STORE_DATA_DEK: "native_derive",
+    Operation.TR31_IMPORT: "host_memory_key_transit",
+    Operation.TR31_EXPORT: "host_memory_key_transit",
+    Operation.AES_KW: "native_wrap",
+    Operation.AES_KWP_UNALIGNED_WRAP: "unsupported",
+}
+
+# Strategies the code implements per operation (first = preferred).
+IMPLEMENTED: Final[dict[Operation, tuple[str, ...]]] = {
+    op: (name, "unsupported") if name != "unsupported" else ("unsupported",) for op, name in SOFTHSM2.items()
+}
+
+
+def strategy_for(operation: Operation, table: dict[Operation, str] | None = None) -> Strategy:
+    """The strategy a table (default: SoftHSM2's) assigns to `operation`."""
+    return STRATEGIES[(table or SOFTHSM2)[operation]]
+
+
+def possible(operation: Operation, mechanisms: Iterable[int]) -> list[Strategy]:
+    """Implemented strategies for `operation` whose mechanisms the token reports (CKM_* values)."""
+    have = frozenset(int(m) for m in mechanisms)
+    return [STRATEGIES[name] for name in IMPLEMENTED[operation] if STRATEGIES[name].mechanisms <= have]
+
+
+def host_memory_operations(table: dict[Operation, str] | None = None) -> list[Operation]:
+    """Operations where a session-class or imported key transits host memory under `table`."""
+    tbl = table or SOFTHSM2
+    return [op for op, name in tbl.items() if STRATEGIES[name].session_key_in_host_memory]

@@ -1,0 +1,1 @@
+"""Vectors shipped with the key service: a representative subset of the published vectors (`tsm selftest`)."""
