@@ -1,9 +1,10 @@
 """Known-answer test runner (docs/kat-format.md): published vectors through the production code paths.
 
-Each vector's keys are imported into the (scratch, test) token with `Hsm.create`, the clear-import path of
-the test-token feature; keys a vector *wraps* become wrappable session objects. Then the same functions
-production uses compute the results. Output: `PASS file:id`, `FAIL file:id: what`, `ERROR file:id: error`,
-and `N passed, M failed` (errors count as failed).
+Each vector's keys are created from their clear values as non-extractable session objects (keys a vector
+*wraps* as wrappable ones), destroyed after the vector; then the same functions production uses compute the
+results. `tsm kat` runs on a scratch token; the start-up self-test runs the shipped vectors on the
+production token, where session objects leave nothing behind. Output: `PASS file:id`,
+`FAIL file:id: what`, `ERROR file:id: error`, and `N passed, M failed` (errors count as failed).
 
     python -m keyservice.kat FILE_OR_DIR [...]      # a scratch SoftHSM2 token is created for the run
 """

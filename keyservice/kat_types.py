@@ -7,7 +7,6 @@ encrypt the same probe blocks (AES/3DES) or HMAC the same probe (generic secrets
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -41,18 +40,20 @@ class Context:
 
     def __init__(self, hsm: Hsm) -> None:
         self.hsm = hsm
-        self._labels: list[str] = []
         self._objects: list[int] = []
         self._keysets: list[KeySet] = []
         self._channels: list[SecureChannel] = []
 
     def token_key(self, algorithm: KeyAlgorithm, value: bytes) -> int:
-        """A static key imported with `Hsm.create` (the test-token clear-import path)."""
-        label = f"kat-{uuid.uuid4().hex}"
-        handle = self.hsm.create(label, b"kat", hsmops.key_type(algorithm, len(value)), value,
-                                 templates.ALL_CAPABILITIES)
-        self._labels.append(label)
-        return handle
+        """A static key from a clear value, as a non-extractable session object.
+
+        Session objects vanish with the session, so the same runner serves `tsm kat` on a scratch token and
+        the start-up self-test on the production token without ever leaving a test key behind.
+        """
+        key_type = hsmops.key_type(algorithm, len(value))
+        with self.hsm.lock:
+            handle = self.hsm.raw.create(templates.test_session_key(key_type, value, wrappable=False))
+        return self.own(handle)
 
     def session_key(self, key_type: KeyType, value: bytes, *, wrappable: bool = False) -> int:
         """A session object from a clear value (expected keys; keys a vector wraps)."""
@@ -90,8 +91,6 @@ class Context:
         for ks in self._keysets:
             ks.destroy(self.hsm)
         hsmops.destroy(self.hsm, *self._objects)
-        for label in self._labels:
-            self.hsm.destroy(label)
 
 
 # ---- field access -------------------------------------------------------------------------------------------

@@ -111,3 +111,11 @@ def test_token_and_inventory_disagreement_is_reported(keyservice):
 
     keyservice.hsm.create("stray", b"\x99", KeyType.AES, GP_TEST_KEY, templates.ALL_CAPABILITIES)
     assert keyservice.check_token().missing_in_inventory == ["stray"]
+
+
+def test_selftest_on_the_production_token_leaves_nothing_behind(keyservice):
+    before = keyservice.hsm.objects()
+    report = keyservice.run_selftest()
+    assert report.ok and report.passed >= 10
+    assert keyservice.hsm.objects() == before
+    assert keyservice.selftest_status() == {"status": "ok", "vectors": report.passed}
