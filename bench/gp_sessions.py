@@ -11,11 +11,11 @@ keys in memory. Targets: >= 1,500 SCP03 set-ups/s, >= 20,000 wrapped commands/s 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+from timing import rate
 
 from keyservice import templates
 from keyservice.gp import hsmops
@@ -32,15 +32,6 @@ HOST = bytes.fromhex("0102030405060708")
 CARD = bytes.fromhex("1112131415161718")
 COMMAND = bytes.fromhex("80E2900008DF1F0501020304AA00")
 
-
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    fn()
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(50):
-            fn()
-        n += 50
-    return n / elapsed
 
 
 def cmac(key: bytes, data: bytes) -> bytes:

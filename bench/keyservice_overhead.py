@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import rate
 
 from softhsm import bootstrap
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="tsm-bench-"))
 bootstrap.write_conf(SCRATCH / "softhsm2.conf", SCRATCH / "tokens")
 os.environ["SOFTHSM2_CONF"] = str(SCRATCH / "softhsm2.conf")
-
-
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls per second of `fn` over about `seconds`."""
-    fn()
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        for _ in range(50):
-            fn()
-        n += 50
-    return n / elapsed
 
 
 def main() -> None:
