@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from pkcs11.mechanisms import Mechanism
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keyservice import kcv as kcv_mod
-from keyservice import selftest
+from keyservice import scoped, selftest
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
 from keyservice.errors import (
     AuditFailure,
@@ -46,6 +45,7 @@ from keyservice.inventory import (
 from keyservice.kat import KatReport
 from keyservice.models import KeyRecord
 from keyservice.policy import Caller, CallerKind, Operation, Purpose, Request, check
+from keyservice.scoped import ChannelSession, ChannelSpec, MacContext, Trial
 
 T = TypeVar("T")
 
@@ -304,6 +304,19 @@ class KeyService:
             handle = self.hsm.hot_handle(label)
         return MacContext(self, req, rec, handle)
 
+    def open_channel(self, req: Request, spec: ChannelSpec) -> ChannelSession:
+        """A secure channel with the keys of `spec`; policy is checked for each key now."""
+        records = [self._authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
+        return ChannelSession(self, req, spec, records)
+
+    def diagnose(self, req: Request, labels: Sequence[str], response: bytes, host_challenge: bytes) -> list[Trial]:
+        """Which key and diversification produce the card cryptogram (never an EXTERNAL AUTHENTICATE)."""
+        if not labels:
+            raise InvalidInput("diagnose needs at least one key label")
+        records = [self._authorise(req, Operation.DIAGNOSE, label) for label in labels]
+        with self._audited(req, Operation.DIAGNOSE, [(r.label, r.kcv) for r in records]):
+            return scoped.diagnose(self, records, response, host_challenge)
+
     # ---- self-test ----------------------------------------------------------------------------------------------
 
     def run_selftest(self) -> KatReport:
@@ -345,40 +358,6 @@ class KeyService:
     def verify_audit(self) -> VerifyReport:
         """Verify the whole audit chain (raises AuditChainBroken naming the first bad record)."""
         return self.audit.verify()
-
-
-_MAC_MECHANISM = {Algorithm.AES: Mechanism.AES_CMAC, Algorithm.DES3: Mechanism.DES3_CMAC,
-                  Algorithm.HMAC: Mechanism.SHA256_HMAC}
-
-
-class MacContext:
-    """MACs with one key for one caller, purpose and target (Vault-style scoped view of the barrier)."""
-
-    def __init__(self, service: KeyService, req: Request, rec: KeyRecord, handle: int) -> None:
-        self._service, self._req, self._label, self._kcv = service, req, rec.label, rec.kcv
-        self._handle = handle
-        self._mechanism = _MAC_MECHANISM[Algorithm(rec.algorithm)]
-        self.count = 0
-
-    def mac(self, data: bytes) -> bytes:
-        """The full-length CMAC/HMAC of `data`."""
-        hsm = self._service.hsm
-        with hsm.lock:
-            out = hsm.raw.sign(self._handle, self._mechanism, data)
-        self.count += 1
-        return out
-
-    def close(self) -> None:
-        """Write the closing audit record (how many MACs were made)."""
-        self._service.audit.append(AuditEntry(str(self._req.caller), "mac-close", self._req.purpose.value,
-                                              self._req.target, [(self._label, self._kcv)], "ok",
-                                              f"count={self.count}"))
-
-    def __enter__(self) -> MacContext:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def request(caller: Caller, purpose: Purpose, target: str) -> Request:

@@ -1,0 +1,245 @@
+"""Purpose-scoped views of the barrier: MAC contexts, secure channels, card-cryptogram diagnosis.
+
+A `MacContext` checks policy and writes audit records at open and close, with lean calls between. A
+`ChannelSession` does the same for a secure channel: policy is checked for every
+key it uses when it is opened; one audit record is written when the card cryptogram verified and before the
+EXTERNAL AUTHENTICATE leaves the key service (or a `refused` record when it did not verify), and one when the
+channel closes, with the number of commands wrapped. The SCP is read from the card's key information
+(GPCS 2.3.1 §E.5.1.6, Amd D §7.1.1.6). Diagnosis tries every key × diversification against the card
+cryptogram and never builds an EXTERNAL AUTHENTICATE.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from pkcs11.mechanisms import Mechanism
+
+from keyservice.audit import AuditEntry
+from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError
+from keyservice.gp.channel import HOST_CHALLENGE_LENGTH, Scp, SecureChannel, SecurityLevel
+from keyservice.gp.diversify import ALGORITHM, KDD_LENGTH, Diversifier, DivMethod, KeySet
+from keyservice.gp.hsmops import KeyAlgorithm
+from keyservice.inventory import Algorithm
+from keyservice.models import KeyRecord
+from keyservice.policy import Operation, Request
+
+if TYPE_CHECKING:
+    from keyservice.service import KeyService
+
+SCP_ID_OFFSET: Final = KDD_LENGTH + 1
+_SCP_ALGORITHM: Final = {Scp.SCP02: KeyAlgorithm.DES3, Scp.SCP03: KeyAlgorithm.AES}
+
+
+_MAC_MECHANISM = {Algorithm.AES: Mechanism.AES_CMAC, Algorithm.DES3: Mechanism.DES3_CMAC,
+                  Algorithm.HMAC: Mechanism.SHA256_HMAC}
+
+
+class MacContext:
+    """MACs with one key for one caller, purpose and target (Vault-style scoped view of the barrier)."""
+
+    def __init__(self, service: KeyService, req: Request, rec: KeyRecord, handle: int) -> None:
+        self._service, self._req, self._label, self._kcv = service, req, rec.label, rec.kcv
+        self._handle = handle
+        self._mechanism = _MAC_MECHANISM[Algorithm(rec.algorithm)]
+        self.count = 0
+
+    def mac(self, data: bytes) -> bytes:
+        """The full-length CMAC/HMAC of `data`."""
+        hsm = self._service.hsm
+        with hsm.lock:
+            out = hsm.raw.sign(self._handle, self._mechanism, data)
+        self.count += 1
+        return out
+
+    def close(self) -> None:
+        """Write the closing audit record (how many MACs were made)."""
+        self._service.audit.append(AuditEntry(str(self._req.caller), "mac-close", self._req.purpose.value,
+                                              self._req.target, [(self._label, self._kcv)], "ok",
+                                              f"count={self.count}"))
+
+    def __enter__(self) -> MacContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """Which keys open the channel and how.
+
+    `keys` is one label (a KMC when `diversification` is given, else one key used as ENC, MAC and DEK, as
+    with published test keys) or three labels (ENC, MAC, DEK).
+    """
+
+    keys: tuple[str, ...]
+    diversification: DivMethod | None = None
+    security_level: int = SecurityLevel.C_MAC
+    kvn: int = 0
+    i: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.keys) not in (1, 3):
+            raise InvalidInput("a secure channel takes one key label (or KMC) or three (ENC, MAC, DEK)")
+        if self.diversification is not None and len(self.keys) != 1:
+            raise InvalidInput("diversification starts from one master key (KMC)")
+        if not 0 <= self.kvn <= 0xFF:
+            raise InvalidInput(f"key version number {self.kvn} is not a byte")
+
+
+def scp_of(response: bytes) -> Scp:
+    """The SCP named in the key information of an INITIALIZE UPDATE response."""
+    if len(response) <= SCP_ID_OFFSET:
+        raise InvalidInput(f"an INITIALIZE UPDATE response is at least 28 bytes, not {len(response)}")
+    scp_id = f"{response[SCP_ID_OFFSET]:02X}"
+    try:
+        return Scp(scp_id)
+    except ValueError:
+        raise InvalidInput(f"the card answered for SCP{scp_id}, which this key service does not implement") from None
+
+
+def _channel(service: KeyService, records: Sequence[KeyRecord], scp: Scp, method: DivMethod | None,
+             security_level: int, i: int | None) -> SecureChannel:
+    """A host-side channel over the keys of `records` (never key values: handles only)."""
+    algorithm = _SCP_ALGORITHM[scp]
+    for rec in records:
+        if rec.algorithm != algorithm.value:
+            raise InvalidInput(f"SCP{scp.value} needs {algorithm.value} keys; {rec.label} is {rec.algorithm}")
+    hsm = service.hsm
+    if method is not None:
+        if ALGORITHM[method] is not algorithm:
+            raise InvalidInput(f"{method} diversification does not fit SCP{scp.value}")
+        diversifier = Diversifier(hsm.hot_handle(records[0].label), method, records[0].length)
+        return SecureChannel(hsm, scp, diversifier=diversifier, security_level=security_level, i=i)
+    enc, mac, dek = (records[0],) * 3 if len(records) == 1 else tuple(records)
+    static = KeySet.from_labels(hsm, algorithm, records[0].length, enc.label, mac.label, dek.label)
+    return SecureChannel(hsm, scp, static=static, security_level=security_level, i=i)
+
+
+class ChannelSession:
+    """One secure channel for one caller, purpose and target (create with `KeyService.open_channel`)."""
+
+    def __init__(self, service: KeyService, req: Request, spec: ChannelSpec, records: list[KeyRecord]) -> None:
+        self._service, self._req, self._spec, self._records = service, req, spec, records
+        self._channel: SecureChannel | None = None
+        self._host_challenge = b""
+        self.commands = 0
+
+    def __repr__(self) -> str:
+        return f"ChannelSession({self._req.target}, {len(self._records)} key(s))"
+
+    def _entry(self, operation: str, outcome: str, detail: str = "") -> AuditEntry:
+        return AuditEntry(str(self._req.caller), operation, self._req.purpose.value, self._req.target,
+                          [(r.label, r.kcv) for r in self._records], outcome, detail)
+
+    def initialize_update(self, host_challenge: bytes | None = None) -> bytes:
+        """INITIALIZE UPDATE (CLA 80 INS 50 P1 = KVN, GPCS 2.3.1 §11.14.2), random host challenge by default."""
+        challenge = secrets.token_bytes(HOST_CHALLENGE_LENGTH) if host_challenge is None else host_challenge
+        if len(challenge) != HOST_CHALLENGE_LENGTH:
+            raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(challenge)}")
+        self._host_challenge = challenge
+        return bytes([0x80, 0x50, self._spec.kvn, 0x00, HOST_CHALLENGE_LENGTH]) + challenge + b"\x00"
+
+    def authenticate(self, response: bytes) -> bytes:
+        """Verify the card cryptogram (response without SW) and return the EXTERNAL AUTHENTICATE APDU.
+
+        A cryptogram that does not verify raises CryptogramMismatch: no EXTERNAL AUTHENTICATE is built, so
+        the card's retry counter is never spent on wrong keys.
+        """
+        if not self._host_challenge or self._channel is not None:
+            raise InvalidInput("authenticate follows exactly one initialize_update")
+        scp = scp_of(response)
+        self._channel = channel = _channel(self._service, self._records, scp, self._spec.diversification,
+                                           self._spec.security_level, self._spec.i)
+        channel.initialize_update(self._spec.kvn, self._host_challenge)
+        try:
+            channel.verify_card_response(response)
+        except KeyServiceError as exc:
+            self._service.audit.append(self._entry(Operation.SECURE_CHANNEL.value, "refused", exc.code))
+            raise
+        with self._service.audit.transaction(self._entry(Operation.SECURE_CHANNEL.value, "ok",
+                                                         f"scp={scp.value} kvn={channel.kvn:02X}")):
+            command = channel.external_authenticate()
+        return command
+
+    def _open(self) -> SecureChannel:
+        if self._channel is None:
+            raise InvalidInput("the secure channel is not authenticated")
+        return self._channel
+
+    def wrap(self, capdu: bytes) -> bytes:
+        """Protect one command at the channel's security level."""
+        wrapped = self._open().wrap(capdu)
+        self.commands += 1
+        return wrapped
+
+    def unwrap(self, rapdu: bytes) -> bytes:
+        """Verify/decrypt one response (MacMismatch, UnwrapFailed)."""
+        return self._open().unwrap(rapdu)
+
+    @property
+    def scp(self) -> Scp:
+        return self._open().scp
+
+    def close(self) -> None:
+        """Destroy the session keys; write the closing record (idempotent)."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+            self._service.audit.append(self._entry("secure-channel-close", "ok", f"commands={self.commands}"))
+
+    def __enter__(self) -> ChannelSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One key × diversification tried against the card cryptogram."""
+
+    key: str
+    diversification: str
+    result: str  # "match", "no match" or why it was not applicable
+
+    @property
+    def matched(self) -> bool:
+        return self.result == "match"
+
+
+def _methods(algorithm: str) -> list[DivMethod | None]:
+    fits = [m for m, alg in ALGORITHM.items() if alg.value == algorithm]
+    return [None, *fits]
+
+
+def diagnose(service: KeyService, records: Sequence[KeyRecord], response: bytes,
+             host_challenge: bytes) -> list[Trial]:
+    """Every key × diversification method against the card cryptogram (GPCS §E.4.2.1, Amd D §6.2.2.2)."""
+    if len(host_challenge) != HOST_CHALLENGE_LENGTH:
+        raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(host_challenge)}")
+    scp = scp_of(response)
+    trials: list[Trial] = []
+    for rec in records:
+        if rec.algorithm not in (Algorithm.AES.value, Algorithm.DES3.value):
+            trials.append(Trial(rec.label, "-", f"not a {_SCP_ALGORITHM[scp].value} key"))
+            continue
+        for method in _methods(rec.algorithm):
+            name = method.value if method else "none"
+            try:
+                channel = _channel(service, [rec], scp, method, SecurityLevel.C_MAC, None)
+            except InvalidInput as exc:
+                trials.append(Trial(rec.label, name, str(exc)))
+                break
+            with channel:
+                channel.initialize_update(response[KDD_LENGTH], host_challenge)
+                try:
+                    channel.verify_card_response(response)
+                    trials.append(Trial(rec.label, name, "match"))
+                except CryptogramMismatch:
+                    trials.append(Trial(rec.label, name, "no match"))
+    return trials

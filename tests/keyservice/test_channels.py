@@ -1,0 +1,91 @@
+"""Secure channels and diagnosis through the facade, against the independent card simulator (cardsim)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cardsim.state import new_card
+from keyservice.errors import CryptogramMismatch, InvalidInput, PolicyDenied
+from keyservice.gp.channel import SecurityLevel
+from keyservice.gp.diversify import DivMethod
+from keyservice.inventory import Algorithm, KeyUsage
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.scoped import ChannelSpec
+from keyservice.service import NewKey
+
+OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
+TSM = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "se-1")
+GP_KEY = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+SELECT_ISD = bytes.fromhex("00A4040000")
+GET_STATUS_ISD = bytes.fromhex("80F28002024F0000")
+OK = b"\x90\x00"
+
+
+@pytest.fixture
+def lab(keyservice):
+    keyservice.import_test_key(OFFICER, NewKey("gp-aes", Algorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
+    keyservice.import_test_key(OFFICER, NewKey("gp-des", Algorithm.DES3, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
+    keyservice.import_test_key(OFFICER, NewKey("kmc-des", Algorithm.DES3, 16, KeyUsage.KMC, "lab"), GP_KEY)
+    return keyservice
+
+
+def _open(card, session):
+    assert card.transmit(SELECT_ISD)[-2:] == OK
+    response = card.transmit(session.initialize_update())
+    assert response[-2:] == OK
+    ext = session.authenticate(response[:-2])
+    assert card.transmit(ext)[-2:] == OK, "the card refused EXTERNAL AUTHENTICATE"
+
+
+@pytest.mark.parametrize("level", [SecurityLevel.C_MAC, 0x33])
+def test_scp03_channel_against_the_simulator(lab, level):
+    card = new_card(None)  # default profile: SCP03 i=70, GP test key
+    card.power_on()
+    with lab.open_channel(TSM, ChannelSpec(("gp-aes",), security_level=level)) as session:
+        _open(card, session)
+        plain = session.unwrap(card.transmit(session.wrap(GET_STATUS_ISD)))
+        assert plain[-2:] == OK and plain[0] == 0xE3
+    assert [r.operation for r in lab.audit.records(2)] == ["secure-channel-close", "secure-channel"]
+
+
+def test_scp02_emv_diversified_channel(lab):
+    card = new_card("scp02-emv")
+    card.power_on()
+    spec = ChannelSpec(("kmc-des",), diversification=DivMethod.EMV, i=0x15)
+    with lab.open_channel(TSM, spec) as session:
+        _open(card, session)
+        assert session.unwrap(card.transmit(session.wrap(GET_STATUS_ISD)))[-2:] == OK
+
+
+def test_wrong_key_never_sends_external_authenticate(lab):
+    card = new_card("scp02-emv")
+    card.power_on()
+    session = lab.open_channel(TSM, ChannelSpec(("gp-des",)))  # no diversification: wrong card keys
+    card.transmit(SELECT_ISD)
+    response = card.transmit(session.initialize_update())
+    with pytest.raises(CryptogramMismatch):
+        session.authenticate(response[:-2])
+    with pytest.raises(InvalidInput):
+        session.wrap(GET_STATUS_ISD)
+    last = lab.audit.records(1)[0]
+    assert (last.operation, last.outcome, last.detail) == ("secure-channel", "refused", "cryptogram_mismatch")
+
+
+def test_policy_refuses_wrong_purpose(lab):
+    with pytest.raises(PolicyDenied):
+        lab.open_channel(Request(TSM.caller, Purpose.VENDOR_EXPORT, "se-1"), ChannelSpec(("gp-aes",)))
+
+
+def test_diagnose_names_the_matching_combination(lab):
+    card = new_card("scp02-emv")
+    card.power_on()
+    card.transmit(SELECT_ISD)
+    host = bytes.fromhex("0102030405060708")
+    response = card.transmit(bytes.fromhex("8050000008") + host + b"\x00")[:-2]
+    req = Request(OFFICER.caller, Purpose.DIAGNOSTIC, "card-under-test")
+    trials = lab.diagnose(req, ["gp-des", "kmc-des", "gp-aes"], response, host)
+    assert [(t.key, t.diversification) for t in trials if t.matched] == [("gp-des", "emv"), ("kmc-des", "emv")]
+    assert any(t.key == "gp-aes" and not t.matched for t in trials)
+    # the card saw no EXTERNAL AUTHENTICATE: a correct one still works afterwards
+    with lab.open_channel(TSM, ChannelSpec(("kmc-des",), diversification=DivMethod.EMV)) as session:
+        _open(card, session)
