@@ -194,3 +194,43 @@ def hsm_info() -> None:
         click.echo(f"MISMATCH: profile declares {name}, the token does not report it")
     for name in comparison.absent_present:
         click.echo(f"MISMATCH: profile says {name} is absent, the token reports it")
+
+
+@click.command("kat", context_settings={"ignore_unknown_options": False})
+@click.argument("paths", nargs=-1, required=True)
+def kat_command(paths: tuple[str, ...]) -> None:
+    """Run known-answer vector files (docs/kat-format.md) on a scratch SoftHSM2 token; exit 1 on any FAIL."""
+    from keyservice import kat
+
+    raise SystemExit(kat.main(list(paths)))
+
+
+@click.command("selftest")
+def selftest_command() -> None:
+    """Run the shipped published vectors through the production code path on the configured token."""
+    report = _service().run_selftest()
+    for line in report.lines():
+        click.echo(line)
+
+
+@click.command("diagnose")
+@click.option("--init-update-response", "response_hex", required=True,
+              help="the card's INITIALIZE UPDATE response, without the status word")
+@click.option("--host-challenge", "challenge_hex", required=True, help="the 8-byte host challenge that was sent")
+@click.option("--key", "labels", multiple=True, required=True, help="key label to try (repeatable)")
+def diagnose_command(response_hex: str, challenge_hex: str, labels: tuple[str, ...]) -> None:
+    """Which key and diversification give the card cryptogram. Never sends or builds EXTERNAL AUTHENTICATE."""
+    response = parse_hex(response_hex, "--init-update-response")
+    if response[-2:] == b"\x90\x00" and len(response) in (30, 31, 34):
+        response = response[:-2]  # a pasted response with its status word
+    challenge = parse_hex(challenge_hex, "--host-challenge")
+    trials = _service().diagnose(_request("diagnose", Purpose.DIAGNOSTIC), list(labels), response, challenge)
+    for trial in trials:
+        click.echo(f"{'MATCH' if trial.matched else '     '} key={trial.key:24} div={trial.diversification:6} "
+                   f"{trial.result}")
+    matches = [t for t in trials if t.matched]
+    if not matches:
+        click.echo("no key and diversification reproduces the card cryptogram")
+        raise SystemExit(1)
+    best = matches[0]
+    click.echo(f"use: --key {best.key} --div {best.diversification}")

@@ -26,6 +26,7 @@ from typing import Any, Final
 from keyservice.errors import KeyServiceError
 from keyservice.hsm import Hsm
 from keyservice.kat_types import HANDLERS, Context, Mismatch, VectorError
+from softhsm.bootstrap import BootstrapError, generate_pins, init_token, write_conf
 
 SOFTHSM_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
 SHIPPED_PACKAGE: Final = "keyservice.vectors"
@@ -141,14 +142,12 @@ def shipped_vectors() -> Traversable:
 @contextmanager
 def scratch_hsm(label: str = "kat-scratch") -> Iterator[Hsm]:
     """A fresh SoftHSM2 token in a temporary directory (sets SOFTHSM2_CONF for this process)."""
-    from softhsm import bootstrap
-
     with tempfile.TemporaryDirectory(prefix="tsm-kat-") as tmp:
         conf = Path(tmp) / "softhsm2.conf"
-        bootstrap.write_conf(conf, Path(tmp) / "tokens")
+        write_conf(conf, Path(tmp) / "tokens")
         os.environ["SOFTHSM2_CONF"] = str(conf)
-        pins = bootstrap.generate_pins()
-        bootstrap.init_token(conf, label, pins)
+        pins = generate_pins()
+        init_token(conf, label, pins)
         hsm = Hsm(os.environ.get("TSM_PKCS11_MODULE", SOFTHSM_MODULE), label, pins.user_pin)
         try:
             yield hsm
@@ -166,17 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for arg in args if not paths else []:
         p = Path(arg)
         if not p.exists():
-            print(f"error: {arg}: no such file or directory")
+            print(f"error: {arg}: no such file or directory", file=sys.stderr)
             return 2
         paths.append(p)
     try:
         with scratch_hsm() as hsm:
             report = run_kat(paths, hsm)
-    except KeyServiceError as exc:
-        print(f"error: cannot open a scratch token: {exc.__class__.__name__}: {exc}")
-        return 2
-    except Exception as exc:
-        print(f"error: cannot open a scratch token: {exc}")
+    except (KeyServiceError, BootstrapError, OSError) as exc:
+        print(f"error: cannot open a scratch token: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 2
     for line in report.lines():
         print(line)

@@ -86,6 +86,36 @@ def test_hsm_info_and_audit(home):
     assert "refused" in tsm(home, "audit", "list", "--limit", "50").stdout
 
 
+def test_kat_and_selftest_commands(home):
+    vectors = Path(__file__).parent / "vectors"
+    out = tsm(home, "kat", str(vectors / "kcv.json"), str(vectors / "scp03_session_keys.json")).stdout
+    assert out.splitlines()[-1].endswith(" passed, 0 failed")
+    assert "error: " in tsm(home, "kat", str(home / "missing.json"), ok=False).stderr
+    assert tsm(home, "selftest").stdout.splitlines()[-1].endswith(" passed, 0 failed")
+
+
+def test_gp_diagnose_finds_the_diversification(home):
+    from cardsim.state import new_card
+
+    card = new_card("scp02-emv")  # card keys EMV-diversified from 404142..4F
+    card.power_on()
+    card.transmit(bytes.fromhex("00A4040000"))
+    host = "0102030405060708"
+    response = card.transmit(bytes.fromhex("8050000008" + host + "00"))
+    tsm(home, "keys", "import-test", "--label", "gp-des", "--type", "des3", "--hex", TEST_KEYS[0])
+    out = tsm(home, "gp", "diagnose", "--init-update-response", response.hex(), "--host-challenge", host,
+              "--key", "gp", "--key", "gp-des").stdout
+    assert "use: --key gp-des --div emv" in out
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"} | {"TSM_HOME": str(home)}
+    miss = subprocess.run([TSM, "gp", "diagnose", "--init-update-response", response[:-2].hex(),
+                           "--host-challenge", host, "--key", "gp"], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert miss.returncode == 1 and "no key and diversification" in miss.stdout and not miss.stderr
+    err = tsm(home, "gp", "diagnose", "--init-update-response", "00" * 5, "--host-challenge", host, "--key", "gp",
+              ok=False).stderr
+    assert "invalid_input" in err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

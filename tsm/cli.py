@@ -65,12 +65,13 @@ def db_upgrade(revision: str) -> None:
 
 def _register() -> None:
     from cardsim.cli import cardsim_group
-    from keyservice.cli import audit_group, hsm_group, keys_group
+    from keyservice.cli import audit_group, diagnose_command, hsm_group, kat_command, keys_group, selftest_command
     from tsm_core.cli import gp_group, readers_command, relay_client_command
     from web.cli import serve
 
-    for command in (keys_group, audit_group, hsm_group, cardsim_group, gp_group, readers_command,
-                    relay_client_command, serve):
+    gp_group.add_command(diagnose_command)
+    for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
+                    readers_command, relay_client_command, serve):
         main.add_command(command)
 
 
