@@ -23,7 +23,8 @@ class ProfileError(Exception):
 
 @dataclass(frozen=True)
 class HsmProfile:
-    """One HSM's declared capabilities (PKCS#11 v2.40 mechanism names without the CKM_ prefix)."""
+    """One HSM's declared capabilities (PKCS#11 v2.40 mechanism names without the CKM_ prefix) and, per
+    key-service operation, the strategy used on it (names checked by keyservice.gp.strategy)."""
 
     name: str
     vendor: str
@@ -33,6 +34,7 @@ class HsmProfile:
     mechanisms: frozenset[str]
     absent: frozenset[str]
     vendor_mechanisms: tuple[str, ...]
+    strategies: dict[str, str]
 
     def has(self, mechanism: str) -> bool:
         """Whether the profile declares the standard mechanism `mechanism`."""
@@ -56,7 +58,8 @@ def load(name: str) -> HsmProfile:
         if unknown:
             raise ProfileError(f"profile {name}: unknown mechanisms {', '.join(sorted(unknown))}")
         return HsmProfile(raw["name"], raw["vendor"], bool(raw["tested"]), raw["module"], raw["source"],
-                          mechanisms, frozenset(raw.get("absent", [])), tuple(raw.get("vendor_mechanisms", [])))
+                          mechanisms, frozenset(raw.get("absent", [])), tuple(raw.get("vendor_mechanisms", [])),
+                          {str(k): str(v) for k, v in raw["strategies"].items()})
     except KeyError as exc:
         raise ProfileError(f"profile {name} lacks the field {exc.args[0]}") from None
 

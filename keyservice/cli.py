@@ -13,6 +13,7 @@ import click
 
 from hsm_profiles import loader
 from keyservice.errors import InvalidInput
+from keyservice.gp import strategy
 from keyservice.inventory import Algorithm, KcvMethod, KeyState, KeyUsage, parse_enum
 from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.runtime import open_service
@@ -194,6 +195,13 @@ def hsm_info() -> None:
         click.echo(f"MISMATCH: profile declares {name}, the token does not report it")
     for name in comparison.absent_present:
         click.echo(f"MISMATCH: profile says {name} is absent, the token reports it")
+    click.echo("strategy per operation (host memory = a session-class or imported key transits host memory;"
+               " master keys never do):")
+    for op, name in strategy.profile_table(profile.strategies, profile.name).items():
+        chosen = strategy.STRATEGIES[name]
+        available = "" if chosen.mechanisms <= reported else "  MISSING MECHANISMS ON THIS TOKEN"
+        memory = "a key transits host memory" if chosen.session_key_in_host_memory else "inside the HSM"
+        click.echo(f"  {op.value:24} {name:24} {memory if chosen.supported else 'refused'}{available}")
 
 
 @click.command("kat", context_settings={"ignore_unknown_options": False})

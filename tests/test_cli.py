@@ -82,6 +82,8 @@ def test_production_token_refuses_clear_import(tmp_path):
 def test_hsm_info_and_audit(home):
     info = tsm(home, "hsm", "info").stdout
     assert "TEST TOKEN" in info and "profile:  softhsm2" in info and "profile matches the token" in info
+    assert "put_key_scp02            host_memory_card_key     a key transits host memory" in info
+    assert "scp03_session_keys       cmac_emulation           inside the HSM" in info
     assert "audit chain intact" in tsm(home, "audit", "verify").stdout
     assert "refused" in tsm(home, "audit", "list", "--limit", "50").stdout
 

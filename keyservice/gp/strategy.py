@@ -16,6 +16,8 @@ from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
+from keyservice.errors import ConfigurationError
+
 
 @unique
 class Operation(StrEnum):
@@ -53,6 +55,8 @@ def _m(*mechs: Mechanism) -> frozenset[int]:
 
 
 STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
+    Strategy("native_cipher", "C_Encrypt / C_Sign (ECB, CBC, CMAC) with the key object in the HSM",
+             _m(Mechanism.AES_ECB, Mechanism.DES3_ECB, Mechanism.AES_CMAC), False),
     Strategy("native_derive", "a single *_ENCRYPT_DATA derive or C_Encrypt/C_Sign in the HSM",
              _m(Mechanism.DES3_ECB, Mechanism.DES3_ECB_ENCRYPT_DATA, Mechanism.DES3_CBC_ENCRYPT_DATA), False),
     Strategy("cmac_emulation", "CMAC KDF: host computes the last CMAC input blocks from E(K, public data); "
@@ -80,26 +84,44 @@ STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
 
 # What this code does on SoftHSM2 2.6.1 (the embedded default); profiles may override per operation.
 SOFTHSM2: Final[dict[Operation, str]] = {
-    Operation.KCV: "native_derive",
+    Operation.KCV: "native_cipher",
     Operation.DIVERSIFY_3DES: "native_derive",
     Operation.DIVERSIFY_KDF3: "cmac_emulation",
     Operation.SCP02_SESSION_KEYS: "native_derive",
     Operation.SCP02_CMAC: "derive_twice",
     Operation.SCP03_SESSION_KEYS: "cmac_emulation",
-    Operation.SCP03_CRYPTOGRAMS: "native_derive",
+    Operation.SCP03_CRYPTOGRAMS: "native_cipher",
     Operation.PUT_KEY_SCP02: "host_memory_card_key",
     Operation.PUT_KEY_SCP03: "native_wrap",
-    Operation.STORE_DATA_DEK: "native_derive",
+    Operation.STORE_DATA_DEK: "native_cipher",
     Operation.TR31_IMPORT: "host_memory_key_transit",
     Operation.TR31_EXPORT: "host_memory_key_transit",
     Operation.AES_KW: "native_wrap",
     Operation.AES_KWP_UNALIGNED_WRAP: "unsupported",
 }
 
-# Strategies the code implements per operation (first = preferred).
+# Strategies the code implements per operation (first = preferred). An HSM whose RFC 5649 wrap is right
+# for key lengths that are not a multiple of 8 takes `native_wrap` there too (aeskw `kwp_unaligned_ok`).
 IMPLEMENTED: Final[dict[Operation, tuple[str, ...]]] = {
-    op: (name, "unsupported") if name != "unsupported" else ("unsupported",) for op, name in SOFTHSM2.items()
+    **{op: (name, "unsupported") if name != "unsupported" else ("unsupported",) for op, name in SOFTHSM2.items()},
+    Operation.AES_KWP_UNALIGNED_WRAP: ("native_wrap", "unsupported"),
 }
+
+
+def profile_table(strategies: dict[str, str], profile: str) -> dict[Operation, str]:
+    """Validate an HSM profile's `[strategies]` table: every operation named once, with a strategy the code
+    implements for it (ConfigurationError otherwise)."""
+    names = {op.value for op in Operation}
+    missing, unknown = names - strategies.keys(), strategies.keys() - names
+    if missing or unknown:
+        raise ConfigurationError(f"profile {profile}: strategies missing for {sorted(missing)}, "
+                                 f"unknown operations {sorted(unknown)}")
+    table = {Operation(op): name for op, name in strategies.items()}
+    for op, name in table.items():
+        if name not in IMPLEMENTED[op]:
+            raise ConfigurationError(f"profile {profile}: {op} cannot use {name!r} "
+                                     f"(implemented: {', '.join(IMPLEMENTED[op])})")
+    return table
 
 
 def strategy_for(operation: Operation, table: dict[Operation, str] | None = None) -> Strategy:

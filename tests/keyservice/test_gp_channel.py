@@ -171,7 +171,12 @@ def test_strategy_table() -> None:
 def test_strategy_from_token(gp_hsm) -> None:
     mechs = gp_hsm.mechanisms()
     for op in Operation:
-        assert possible(op, mechs)[0].name == SOFTHSM2[op]
+        if op is Operation.AES_KWP_UNALIGNED_WRAP:
+            # the mechanism is there, but SoftHSM2 2.6.1 encodes the padded length: refused by the table
+            assert [s.name for s in possible(op, mechs)] == ["native_wrap", "unsupported"]
+            assert SOFTHSM2[op] == "unsupported"
+        else:
+            assert possible(op, mechs)[0].name == SOFTHSM2[op]
 
 
 def test_security_level_validation(gp_hsm, keys) -> None:
