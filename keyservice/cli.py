@@ -14,6 +14,7 @@ import click
 from hsm_profiles import loader
 from keyservice.errors import InvalidInput
 from keyservice.gp import strategy
+from keyservice.imports import Received
 from keyservice.inventory import Algorithm, KcvMethod, KeyState, KeyUsage, parse_enum
 from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.runtime import open_service
@@ -86,6 +87,47 @@ def import_test(label: str, algorithm: str, hex_value: str, usage: str, owner: s
     value = parse_hex(hex_value, "--hex")
     spec = NewKey(label, Algorithm(algorithm), len(value), KeyUsage(usage), owner, kvn, key_id)
     _print_key(_service().import_test_key(_request(label), spec, value))
+
+
+def _received(label: str, owner: str, usage: str | None, kvn: int | None, key_id: int | None) -> Received:
+    return Received(label, owner, KeyUsage(usage) if usage else None, kvn, key_id)
+
+
+@keys_group.command("import-tr31")
+@click.option("--kbpk", required=True, help="label of the KEK protecting the block")
+@click.option("--block", required=True, help="the TR-31 / X9.143 key block (versions B and D)")
+@click.option("--label", required=True)
+@click.option("--kcv", "expected_kcv", required=True, help="the KCV the sender gave (GP method)")
+@click.option("--usage", type=_USAGES, help="inventory usage, when the block's usage does not map to one")
+@click.option("--owner", default="vendor", show_default=True)
+@click.option("--kvn", type=click.IntRange(0, 255))
+@click.option("--key-id", type=click.IntRange(0, 255))
+def import_tr31(kbpk: str, block: str, label: str, expected_kcv: str, usage: str | None, owner: str,
+                kvn: int | None, key_id: int | None) -> None:
+    """Receive a key from an SE vendor as a TR-31 key block (MAC and KCV checked)."""
+    view = _service().import_key_block(_request(label, Purpose.VENDOR_IMPORT), kbpk, block,
+                                       _received(label, owner, usage, kvn, key_id), expected_kcv)
+    _print_key(view)
+
+
+@keys_group.command("import-wrapped")
+@click.option("--kek", required=True, help="label of the KEK")
+@click.option("--wrapped", "wrapped_hex", required=True, help="RFC 3394 (or --padded RFC 5649) wrapped key, hex")
+@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding)")
+@click.option("--type", "algorithm", type=_ALGS, required=True)
+@click.option("--usage", type=_USAGES, required=True)
+@click.option("--label", required=True)
+@click.option("--kcv", "expected_kcv", required=True, help="the KCV the sender gave (GP method)")
+@click.option("--owner", default="vendor", show_default=True)
+@click.option("--kvn", type=click.IntRange(0, 255))
+@click.option("--key-id", type=click.IntRange(0, 255))
+def import_wrapped(kek: str, wrapped_hex: str, padded: bool, algorithm: str, usage: str, label: str,
+                   expected_kcv: str, owner: str, kvn: int | None, key_id: int | None) -> None:
+    """Receive a key from an SE vendor wrapped under a KEK (AES key wrap; KCV checked)."""
+    view = _service().import_wrapped(_request(label, Purpose.VENDOR_IMPORT), kek, parse_hex(wrapped_hex, "--wrapped"),
+                                     padded, Algorithm(algorithm), _received(label, owner, usage, kvn, key_id),
+                                     expected_kcv)
+    _print_key(view)
 
 
 @keys_group.command("list")

@@ -157,18 +157,11 @@ class Hsm:
 
     def objects(self) -> list[TokenObject]:
         """Every secret-key object on the token (labels, ids and sizes only)."""
-        out: list[TokenObject] = []
         with self.lock, mapped("list objects"):
-            for obj in self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
-                                                   Attribute.TOKEN: True}):
-                out.append(TokenObject(
-                    label=obj[Attribute.LABEL],
-                    cka_id=bytes(obj[Attribute.ID]).hex(),
-                    object_class="secret_key",
-                    key_type=KeyType(obj[Attribute.KEY_TYPE]).name,
-                    length=int(obj[Attribute.VALUE_LEN]) if obj.key_type != KeyType.DES3 else 24,
-                ))
-        return out
+            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}))
+            return [TokenObject(label=obj[Attribute.LABEL], cka_id=bytes(obj[Attribute.ID]).hex(),
+                                object_class="secret_key", key_type=KeyType(obj[Attribute.KEY_TYPE]).name,
+                                length=self.key_length(int(obj.handle))) for obj in found]
 
     # ---- handles ----------------------------------------------------------------------------------------
 
@@ -204,6 +197,19 @@ class Hsm:
         if copy is not None:
             with self.lock:
                 self.raw.destroy(copy)
+
+    def key_length(self, handle: int) -> int:
+        """Length in bytes of a secret key object (DES2 16, DES3 24, else CKA_VALUE_LEN)."""
+        with self.lock:
+            key_type = self.raw.get_ulong(handle, Attribute.KEY_TYPE)
+            if key_type == KeyType.DES2:
+                return 16
+            if key_type == KeyType.DES3:
+                return 24
+            length = self.raw.get_ulong(handle, Attribute.VALUE_LEN)
+        if length is None:
+            raise HsmError("the key object has no length attribute")
+        return length
 
     # ---- key management ---------------------------------------------------------------------------------
 

@@ -103,6 +103,9 @@ _CKR: Final[dict[int, tuple[str, type[HsmError]]]] = {
 }
 
 
+CKR_ATTRIBUTE_TYPE_INVALID: Final = 0x12
+
+
 def check(rv: int, what: str) -> None:
     """Raise the mapped error for a non-zero CK_RV."""
     if rv:
@@ -150,6 +153,7 @@ class RawSession:
         self._copy = lib.C_CopyObject
         self._wrap, self._unwrap = lib.C_WrapKey, lib.C_UnwrapKey
         self._generate, self._create = lib.C_GenerateKey, lib.C_CreateObject
+        self._get_attr = lib.C_GetAttributeValue
 
     def _set_mech(self, mechanism: Mechanism, param: ctypes.Structure | ctypes.Array[ctypes.c_char] | None) -> None:
         self._mech.mechanism = int(mechanism)
@@ -212,6 +216,16 @@ class RawSession:
         check(self._derive(self._h, ctypes.byref(self._mech), CK_ULONG(base), attrs, CK_ULONG(len(template)),
                            ctypes.byref(self._obj)), "C_DeriveKey")
         return int(self._obj.value)
+
+    def get_ulong(self, obj: int, attribute: Attribute) -> int | None:
+        """A CK_ULONG attribute of an object (None when the object has no such attribute)."""
+        value = CK_ULONG()
+        attr = CkAttribute(int(attribute), ctypes.cast(ctypes.pointer(value), ctypes.c_void_p), ctypes.sizeof(value))
+        rv = self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1))
+        if rv == CKR_ATTRIBUTE_TYPE_INVALID:
+            return None
+        check(rv, "C_GetAttributeValue")
+        return int(value.value)
 
     def generate(self, mechanism: Mechanism, template: Template) -> int:
         """C_GenerateKey (secret keys)."""

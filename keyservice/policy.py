@@ -35,6 +35,7 @@ class Operation(StrEnum):
     IMPORT_TEST = "import-test"
     IMPORT_WRAPPED = "import-wrapped"
     EXPORT_WRAPPED = "export-wrapped"
+    UNWRAP = "unwrap"
     CHANGE_STATE = "change-state"
     DESTROY = "destroy"
     KCV = "kcv"
@@ -107,6 +108,7 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     (KeyUsage.ISD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     (KeyUsage.SSD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     (KeyUsage.KEK, Operation.EXPORT_WRAPPED): frozenset({Purpose.VENDOR_EXPORT}),
+    (KeyUsage.KEK, Operation.UNWRAP): frozenset({Purpose.VENDOR_IMPORT, Purpose.SELFTEST}),
     (KeyUsage.TOKEN_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.RECEIPT_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.DAP_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
@@ -137,5 +139,7 @@ def check(request: Request, operation: Operation, usage: KeyUsage, state: KeySta
     allowed = RULES.get((usage, operation), frozenset())
     if request.purpose not in allowed:
         raise PolicyDenied(f"a {usage} key may not be used for {operation} with purpose {request.purpose}")
-    if state not in _USABLE.get(operation, frozenset({KeyState.ACTIVE})):
-        raise KeyStateError(f"{operation} needs an active key; this key is {state}")
+    usable = _USABLE.get(operation, frozenset({KeyState.ACTIVE}))
+    if state not in usable:
+        needed = " or ".join(sorted(s.value for s in usable))
+        raise KeyStateError(f"{operation} needs a key that is {needed}; this key is {state}")

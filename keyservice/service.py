@@ -17,8 +17,8 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from keyservice import imports, scoped, selftest
 from keyservice import kcv as kcv_mod
-from keyservice import scoped, selftest
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
 from keyservice.errors import (
     AuditFailure,
@@ -31,6 +31,7 @@ from keyservice.errors import (
     TestTokenOnly,
 )
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
+from keyservice.imports import Received
 from keyservice.inventory import (
     CAPABILITIES,
     PKCS11_TYPE,
@@ -102,6 +103,7 @@ class NewKey:
     owner: str
     kvn: int | None = None
     key_id: int | None = None
+    note: str = ""
 
     def __post_init__(self) -> None:
         check_length(self.algorithm, self.length)
@@ -147,10 +149,9 @@ class KeyService:
             with self.audit.transaction(self._entry(req, op, keys, "ok")) as db:
                 yield db
         except KeyServiceError as exc:
-            if not isinstance(exc, AuditFailure):
-                self.audit.append(self._entry(req, op, keys, "refused" if exc.status < 500 else "error",
-                                              exc.code))
-            raise
+            if isinstance(exc, AuditFailure):
+                raise
+            raise self.refuse(req, op, keys, exc) from None
 
     @staticmethod
     def _entry(req: Request, op: Operation, keys: Sequence[tuple[str, str]], outcome: str,
@@ -163,67 +164,75 @@ class KeyService:
             raise KeyNotFound(f"no key labelled {label!r} in the inventory")
         return rec
 
-    def _authorise(self, req: Request, op: Operation, label: str) -> KeyRecord:
+    def refuse(self, req: Request, op: Operation, keys: Sequence[tuple[str, str]],
+               exc: KeyServiceError) -> KeyServiceError:
+        """Audit a refused call and hand back the error to raise."""
+        self.audit.append(self._entry(req, op, keys, "refused" if exc.status < 500 else "error", exc.code))
+        return exc
+
+    def authorise(self, req: Request, op: Operation, label: str) -> KeyRecord:
         """Load the record and check policy; a refusal is audited and raised."""
         with self._sessions() as db:
             try:
                 rec = self._record(db, label)
             except KeyNotFound as exc:
-                self.audit.append(self._entry(req, op, [(label, "")], "refused", exc.code))
-                raise
+                raise self.refuse(req, op, [(label, "")], exc) from None
         try:
             check(req, op, KeyUsage(rec.usage), KeyState(rec.state))
         except KeyServiceError as exc:
-            self.audit.append(self._entry(req, op, [(rec.label, rec.kcv)], "refused", exc.code))
-            raise
+            raise self.refuse(req, op, [(rec.label, rec.kcv)], exc) from None
         return rec
 
     # ---- key management -------------------------------------------------------------------------------------
 
     def generate(self, req: Request, spec: NewKey) -> KeyView:
         """Generate a master key inside the HSM and record it (state pre-activation)."""
-        return self._create(req, Operation.GENERATE, spec, Provenance.GENERATED,
-                            lambda cka_id: self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
-                                                             spec.length, CAPABILITIES[spec.usage]))
+        return self.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
+                            lambda cka_id: (self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                              spec.length, CAPABILITIES[spec.usage]), spec))
 
     def import_test_key(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
         """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
         if len(value) != spec.length:
             raise InvalidInput(f"the key value is {len(value)} bytes, the key is declared {spec.length}")
         if not self.is_test_token():
-            exc = TestTokenOnly("clear-key import is refused: this is not a test token")
-            self.audit.append(self._entry(req, Operation.IMPORT_TEST, [(spec.label, "")], "refused", exc.code))
-            raise exc
-        return self._create(req, Operation.IMPORT_TEST, spec, Provenance.IMPORTED_TEST,
-                            lambda cka_id: self.hsm.create(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
-                                                           value, CAPABILITIES[spec.usage]),
+            raise self.refuse(req, Operation.IMPORT_TEST, [(spec.label, "")],
+                              TestTokenOnly("clear-key import is refused: this is not a test token"))
+        return self.create_key(req, Operation.IMPORT_TEST, spec.label, spec.usage, Provenance.IMPORTED_TEST,
+                            lambda cka_id: (self.hsm.create(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                            value, CAPABILITIES[spec.usage]), spec),
                             state=KeyState.ACTIVE)
 
-    def _create(self, req: Request, op: Operation, spec: NewKey, provenance: Provenance,
-                make: Callable[[bytes], int], state: KeyState = KeyState.PRE_ACTIVATION) -> KeyView:
+    def create_key(self, req: Request, op: Operation, label: str, usage: KeyUsage, provenance: Provenance,
+                make: Callable[[bytes], tuple[int, NewKey]], state: KeyState = KeyState.PRE_ACTIVATION,
+                used: Sequence[tuple[str, str]] = ()) -> KeyView:
+        """Check, create the token object (`make`), then record it with its audit entry in one transaction.
+
+        `make` returns the handle and the key's final description (an import learns the length only once
+        the key is unwrapped). Nothing is left half-done: a token object without its record is destroyed.
+        """
         try:
-            check(req, op, spec.usage, KeyState.PRE_ACTIVATION)
+            check(req, op, usage, KeyState.PRE_ACTIVATION)
             with self._sessions() as db:
-                if db.execute(select(KeyRecord.id).where(KeyRecord.label == spec.label)).first():
-                    raise KeyExists(f"a key labelled {spec.label!r} is already in the inventory")
+                if db.execute(select(KeyRecord.id).where(KeyRecord.label == label)).first():
+                    raise KeyExists(f"a key labelled {label!r} is already in the inventory")
+            cka_id = secrets.token_bytes(8)
+            handle, spec = make(cka_id)
         except KeyServiceError as exc:
-            self.audit.append(self._entry(req, op, [(spec.label, "")], "refused", exc.code))
-            raise
-        cka_id = secrets.token_bytes(8)
-        handle = make(cka_id)
-        method = default_kcv_method(spec.algorithm)
-        kcv = kcv_mod.compute(self.hsm, handle, spec.algorithm, method, 3)
-        now = datetime.now(UTC)
+            raise self.refuse(req, op, [*used, (label, "")], exc) from None
         try:
-            with self._audited(req, op, [(spec.label, kcv)]) as db:
-                rec = KeyRecord(label=spec.label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
-                                length=spec.length, usage=spec.usage.value, owner=spec.owner, kvn=spec.kvn,
+            method = default_kcv_method(spec.algorithm)
+            kcv = kcv_mod.compute(self.hsm, handle, spec.algorithm, method, 3)
+            now = datetime.now(UTC)
+            with self._audited(req, op, [*used, (label, kcv)]) as db:
+                rec = KeyRecord(label=label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
+                                length=spec.length, usage=usage.value, owner=spec.owner, kvn=spec.kvn,
                                 key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,
                                 provenance=provenance.value, created_by=str(req.caller), created_at=now,
-                                state_changed_at=now)
+                                state_changed_at=now, note=spec.note)
                 db.add(rec)
         except KeyServiceError:
-            self.hsm.destroy(spec.label)  # nothing half-done: no token object without its record
+            self.hsm.destroy(label)  # nothing half-done: no token object without its record
             raise
         return KeyView.of(rec)
 
@@ -249,7 +258,7 @@ class KeyService:
         """Move a key through the SP 800-57 states (destroy has its own call)."""
         if new_state is KeyState.DESTROYED:
             raise InvalidInput("use destroy to destroy a key")
-        rec = self._authorise(req, Operation.CHANGE_STATE, label)
+        rec = self.authorise(req, Operation.CHANGE_STATE, label)
         with self._audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)]) as db:
             rec = self._record(db, label)
             check_transition(KeyState(rec.state), new_state)
@@ -264,7 +273,7 @@ class KeyService:
         """
         if label == AUDIT_KEY_LABEL:
             raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
-        rec = self._authorise(req, Operation.DESTROY, label)
+        rec = self.authorise(req, Operation.DESTROY, label)
         with self._audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as db:
             rec = self._record(db, label)
             check_transition(KeyState(rec.state), KeyState.DESTROYED)
@@ -279,14 +288,14 @@ class KeyService:
             if rec is not None:
                 return KeyView.of(rec)
         spec = NewKey(AUDIT_KEY_LABEL, Algorithm.HMAC, 32, KeyUsage.AUDIT_KEY, owner="tsm")
-        return self._create(req, Operation.GENERATE, spec, Provenance.GENERATED,
-                            lambda cka_id: self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
-                                                             spec.length, CAPABILITIES[spec.usage]),
+        return self.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
+                            lambda cka_id: (self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
+                                                              spec.length, CAPABILITIES[spec.usage]), spec),
                             state=KeyState.ACTIVE)
 
     def kcv(self, req: Request, label: str, method: KcvMethod | None = None, length: int = 3) -> str:
         """The key check value of a key, by method (GP, AES over zeros, AES-CMAC)."""
-        rec = self._authorise(req, Operation.KCV, label)
+        rec = self.authorise(req, Operation.KCV, label)
         algorithm = Algorithm(rec.algorithm)
         chosen = method or KcvMethod(rec.kcv_method)
         with self._audited(req, Operation.KCV, [(rec.label, rec.kcv)]):
@@ -299,23 +308,34 @@ class KeyService:
         """
         if label == AUDIT_KEY_LABEL:
             raise PolicyDenied("the audit key MACs audit records only")
-        rec = self._authorise(req, Operation.MAC, label)
+        rec = self.authorise(req, Operation.MAC, label)
         with self._audited(req, Operation.MAC, [(rec.label, rec.kcv)]):
             handle = self.hsm.hot_handle(label)
         return MacContext(self, req, rec, handle)
 
     def open_channel(self, req: Request, spec: ChannelSpec) -> ChannelSession:
         """A secure channel with the keys of `spec`; policy is checked for each key now."""
-        records = [self._authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
+        records = [self.authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
         return ChannelSession(self, req, spec, records)
 
     def diagnose(self, req: Request, labels: Sequence[str], response: bytes, host_challenge: bytes) -> list[Trial]:
         """Which key and diversification produce the card cryptogram (never an EXTERNAL AUTHENTICATE)."""
         if not labels:
             raise InvalidInput("diagnose needs at least one key label")
-        records = [self._authorise(req, Operation.DIAGNOSE, label) for label in labels]
+        records = [self.authorise(req, Operation.DIAGNOSE, label) for label in labels]
         with self._audited(req, Operation.DIAGNOSE, [(r.label, r.kcv) for r in records]):
             return scoped.diagnose(self, records, response, host_challenge)
+
+    # ---- keys received from SE vendors (keyservice/imports.py) ------------------------------------------------
+
+    def import_key_block(self, req: Request, kbpk: str, block: str, to: Received, expected_kcv: str) -> KeyView:
+        """A TR-31 key block (versions B, D) under the KEK `kbpk`, recorded with its KCV checked."""
+        return imports.import_key_block(self, req, kbpk, block, to, expected_kcv)
+
+    def import_wrapped(self, req: Request, kek: str, wrapped: bytes, padding: bool, algorithm: Algorithm,
+                       to: Received, expected_kcv: str) -> KeyView:
+        """An RFC 3394 / RFC 5649 wrapped key under the KEK `kek`, recorded with its KCV checked."""
+        return imports.import_wrapped(self, req, kek, wrapped, padding, algorithm, to, expected_kcv)
 
     # ---- self-test ----------------------------------------------------------------------------------------------
 

@@ -60,6 +60,26 @@ def test_keys_commands(home):
     assert "agree" in tsm(home, "keys", "check").stdout
 
 
+def test_vendor_key_imports(home):
+    # RFC 3394 §4.1: KEK 000102..0F wraps 00112233..FF
+    tsm(home, "keys", "import-test", "--label", "vendor-kek", "--type", "aes", "--usage", "KEK", "--hex",
+        "000102030405060708090A0B0C0D0E0F")
+    clear = tsm(home, "keys", "import-test", "--label", "clear-ref", "--type", "aes", "--usage", "KMC", "--hex",
+                TEST_KEYS[1]).stdout
+    kcv = clear.split("kcv=")[1][:6]
+    out = tsm(home, "keys", "import-wrapped", "--kek", "vendor-kek", "--wrapped",
+              "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5", "--type", "aes", "--usage", "KMC",
+              "--label", "received", "--kcv", kcv).stdout
+    assert f"kcv={kcv}" in out and "imported-wrapped" in out
+    err = tsm(home, "keys", "import-wrapped", "--kek", "vendor-kek", "--wrapped",
+              "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE4", "--type", "aes", "--usage", "KMC",
+              "--label", "received2", "--kcv", kcv, ok=False).stderr
+    assert "unwrap_failed" in err
+    err = tsm(home, "keys", "import-tr31", "--kbpk", "vendor-kek", "--block", "B0080P0TE00E0000", "--label", "t",
+              "--kcv", "00", ok=False).stderr
+    assert "error[" in err
+
+
 def test_bad_input_is_one_line(home):
     assert "not valid hex" in tsm(home, "keys", "import-test", "--label", "x", "--type", "aes", "--hex", "zz",
                                   ok=False).stderr

@@ -1,0 +1,124 @@
+"""Keys received from SE vendors: TR-31 / X9.143 key blocks and RFC 3394/5649 wrapped keys.
+
+The unwrapping key (KBPK, KEK) must be an active KEK of the inventory; the received key becomes a
+non-extractable token object with an inventory record (provenance imported-wrapped, state pre-activation),
+its KCV checked against the one the vendor supplied. TR-31 header usages map onto inventory usages
+(TR-31:2018 Table 6); other usages need an explicit one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError
+from keyservice.exchange import aeskw, tr31
+from keyservice.gp.hsmops import same
+from keyservice.inventory import CAPABILITIES, PKCS11_TYPE, Algorithm, KcvMethod, KeyUsage, Provenance
+from keyservice.kcv import compute
+from keyservice.policy import Operation, Request
+
+if TYPE_CHECKING:
+    from keyservice.models import KeyRecord
+    from keyservice.service import KeyService, KeyView, NewKey
+
+# TR-31:2018 Table 6 usages with a place in a TSM's hierarchy.
+TR31_USAGES: Final[dict[str, KeyUsage]] = {
+    "K0": KeyUsage.KEK, "K1": KeyUsage.KEK,  # key encryption / key block protection keys
+    "E5": KeyUsage.KMC, "E6": KeyUsage.KMC,  # EMV card personalisation / other master keys
+}
+_TR31_ALGORITHMS: Final = {"T": Algorithm.DES3, "A": Algorithm.AES}
+
+
+@dataclass(frozen=True)
+class Received:
+    """Where a received key goes: its label and owner; usage and key ids when the block does not say."""
+
+    label: str
+    owner: str
+    usage: KeyUsage | None = None
+    kvn: int | None = None
+    key_id: int | None = None
+
+
+def _kek(service: KeyService, req: Request, label: str) -> KeyRecord:
+    """The unwrapping key: policy allows `unwrap` on active KEKs only (policy.RULES)."""
+    return service.authorise(req, Operation.UNWRAP, label)
+
+
+def _expected(kcv_hex: str) -> bytes:
+    try:
+        value = bytes.fromhex(kcv_hex)
+    except ValueError:
+        raise InvalidInput("the expected KCV is not valid hex") from None
+    if len(value) not in (2, 3, 5):
+        raise InvalidInput(f"a KCV is 2, 3 or 5 bytes, not {len(value)}")
+    return value
+
+
+def import_key_block(service: KeyService, req: Request, kbpk: str, block: str, to: Received,
+                     expected_kcv: str) -> KeyView:
+    """Verify, decrypt and record a version B/D key block (TR-31:2018 §A.7; X9.143)."""
+    from keyservice.service import NewKey
+
+    kek = _kek(service, req, kbpk)
+    try:
+        header, _ = tr31.parse_header(block)
+        usage = to.usage or TR31_USAGES.get(header.usage)
+        if usage is None:
+            raise InvalidInput(f"TR-31 usage {header.usage} ({header.inventory_usage}) has no inventory usage: "
+                               "name one with --usage")
+        algorithm = _TR31_ALGORITHMS.get(header.algorithm)
+        if algorithm is None:
+            raise InvalidInput(f"TR-31 algorithm {header.algorithm!r} is not supported (T, A)")
+        kcv = _expected(expected_kcv)
+    except KeyServiceError as exc:
+        raise service.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
+    note = (f"TR-31 {header.version} usage {header.usage} ({header.inventory_usage}) mode {header.mode} "
+            f"key version {header.key_version} exportability {header.exportability} under {kbpk}")
+
+    def make(cka_id: bytes) -> tuple[int, NewKey]:
+        imported = tr31.import_key_block(service.hsm, service.hsm.hot_handle(kbpk), kek.length, block,
+                                         label=to.label, cka_id=cka_id, expected_kcv=kcv,
+                                         caps=CAPABILITIES[usage])
+        return imported.handle, NewKey(to.label, algorithm, imported.length, usage, to.owner, to.kvn, to.key_id,
+                                       note)
+
+    return service.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
+                              used=[(kek.label, kek.kcv)])
+
+
+def import_wrapped(service: KeyService, req: Request, kek_label: str, wrapped: bytes, padding: bool,
+                   algorithm: Algorithm, to: Received, expected_kcv: str) -> KeyView:
+    """Unwrap an RFC 3394 (`padding` false) or RFC 5649 blob into a recorded token key, KCV checked (GP)."""
+    from keyservice.service import NewKey
+
+    kek = _kek(service, req, kek_label)
+    try:
+        if to.usage is None:
+            raise InvalidInput("a wrapped key carries no usage: name one with --usage")
+        usage = to.usage
+        kcv = _expected(expected_kcv)
+    except KeyServiceError as exc:
+        raise service.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
+
+    def make(cka_id: bytes) -> tuple[int, NewKey]:
+        handle = aeskw.unwrap_token_key(service.hsm, service.hsm.hot_handle(kek_label), wrapped, padding=padding,
+                                        label=to.label, cka_id=cka_id, key_type=PKCS11_TYPE[algorithm],
+                                        caps=CAPABILITIES[usage])
+        try:
+            # RFC 3394 §2.2.1 / RFC 5649 §4.1: one semiblock more than the key, whose length (AES 16/24/32,
+            # 3DES 16/24) is a multiple of 8; SoftHSM2 records no CKA_VALUE_LEN for unwrapped AES keys
+            length = len(wrapped) - aeskw.SEMIBLOCK
+            actual = bytes.fromhex(compute(service.hsm, handle, algorithm, KcvMethod.GP, len(kcv)))
+            if not same(actual, kcv):
+                raise KcvMismatch("the unwrapped key does not have the KCV the sender gave")
+            spec = NewKey(to.label, algorithm, length, usage, to.owner, to.kvn, to.key_id,
+                          f"RFC {'5649' if padding else '3394'} under {kek_label}")
+        except BaseException:
+            service.hsm.destroy(to.label)
+            raise
+        return handle, spec
+
+    return service.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
+                              used=[(kek.label, kek.kcv)])

@@ -1,0 +1,84 @@
+"""Keys received from SE vendors through the facade: published TR-31 blocks and RFC 3394 wraps become
+recorded, non-extractable token keys; every refusal leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keyservice.errors import InvalidInput, KcvMismatch, MacMismatch, PolicyDenied, UnwrapFailed
+from keyservice.imports import Received
+from keyservice.inventory import Algorithm, KeyUsage
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.service import NewKey
+
+VECTORS = Path(__file__).parents[1] / "vectors"
+OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
+VENDOR_IMPORT = Request(OFFICER.caller, Purpose.VENDOR_IMPORT, "vendor-batch-1")
+
+
+def _vector(name: str, vid: str) -> dict:
+    return next(v for v in json.loads((VECTORS / name).read_text())["vectors"] if v["id"] == vid)
+
+
+@pytest.fixture
+def vendor(keyservice):
+    b1 = _vector("tr31.json", "tr31-B1")
+    kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
+    ks = keyservice
+    ks.import_test_key(OFFICER, NewKey("kbpk", Algorithm.DES3, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(b1["kbpk"]))
+    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    # the published clear keys, imported as test keys, give the KCVs a vendor would send along
+    clear_b = ks.import_test_key(OFFICER, NewKey("clear-b", Algorithm.DES3, 16, KeyUsage.KMC, "lab"),
+                                 bytes.fromhex(b1["expect_key"]))
+    clear_kw = ks.import_test_key(OFFICER, NewKey("clear-kw", Algorithm.AES, 16, KeyUsage.KMC, "lab"),
+                                  bytes.fromhex(kw["key"]))
+    return ks, b1, kw, clear_b.kcv, clear_kw.kcv
+
+
+def test_tr31_block_becomes_a_recorded_key(vendor):
+    ks, b1, _, kcv, _ = vendor
+    view = ks.import_key_block(VENDOR_IMPORT, "kbpk", b1["key_block"], Received("pin-key", "bank-a", KeyUsage.KEK),
+                               kcv)
+    assert (view.kcv, view.provenance, view.state, view.usage) == (kcv, "imported-wrapped", "pre-activation", "KEK")
+    assert ks.check_token().consistent
+    assert ks.audit.records(1)[0].operation == "import-wrapped"
+    assert "kbpk" in ks.audit.records(1)[0].keys
+
+
+def test_tr31_refusals_leave_nothing(vendor):
+    ks, b1, _, kcv, _ = vendor
+    block = b1["key_block"]
+    flipped = block[:-1] + ("0" if block[-1] != "0" else "1")
+    with pytest.raises(MacMismatch):
+        ks.import_key_block(VENDOR_IMPORT, "kbpk", flipped, Received("x1", "bank-a", KeyUsage.KEK), kcv)
+    with pytest.raises(KcvMismatch):
+        ks.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x2", "bank-a", KeyUsage.KEK), "000000")
+    with pytest.raises(InvalidInput):  # P0 (PIN encryption) has no place in the TSM hierarchy unless named
+        ks.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x3", "bank-a"), kcv)
+    with pytest.raises(PolicyDenied):  # a KMC is no key-block protection key
+        ks.import_key_block(VENDOR_IMPORT, "clear-b", block, Received("x4", "bank-a", KeyUsage.KEK), kcv)
+    with pytest.raises(PolicyDenied):  # wrong purpose
+        ks.import_key_block(OFFICER, "kbpk", block, Received("x5", "bank-a", KeyUsage.KEK), kcv)
+    assert ks.check_token().consistent
+    assert not [k for k in ks.list_keys() if k.label.startswith("x")]
+    assert [r.outcome for r in ks.audit.records(5)] == ["refused"] * 5
+    assert ks.verify_audit().records > 5
+
+
+def test_aes_key_wrap_import(vendor):
+    ks, _, kw, _, kcv = vendor
+    view = ks.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, Algorithm.AES,
+                             Received("isd-master", "issuer", KeyUsage.KMC), kcv)
+    assert (view.kcv, view.length, view.algorithm) == (kcv, 16, "aes")
+    wrapped = bytearray(bytes.fromhex(kw["expect"]))
+    wrapped[3] ^= 0x01
+    with pytest.raises(UnwrapFailed):
+        ks.import_wrapped(VENDOR_IMPORT, "kek", bytes(wrapped), False, Algorithm.AES,
+                          Received("bad", "issuer", KeyUsage.KMC), kcv)
+    with pytest.raises(KcvMismatch):
+        ks.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, Algorithm.AES,
+                          Received("bad2", "issuer", KeyUsage.KMC), "123456")
+    assert ks.check_token().consistent
