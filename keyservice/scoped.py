@@ -20,6 +20,7 @@ from pkcs11.mechanisms import Mechanism
 
 from keyservice.audit import AuditEntry
 from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError
+from keyservice.gp import putkey
 from keyservice.gp.channel import HOST_CHALLENGE_LENGTH, Scp, SecureChannel, SecurityLevel
 from keyservice.gp.diversify import ALGORITHM, KDD_LENGTH, Diversifier, DivMethod, KeySet
 from keyservice.gp.hsmops import KeyAlgorithm
@@ -184,6 +185,41 @@ class ChannelSession:
     @property
     def scp(self) -> Scp:
         return self._open().scp
+
+    def put_key(self, source: ChannelSpec, old_kvn: int, new_kvn: int) -> putkey.PutKeyCommand:
+        """The plain PUT KEY for a new ENC/MAC/DEK set (GPCS 2.3.1 §11.8), to be sent through `wrap`.
+
+        `source` names the new keys like a channel spec: a KMC with a diversification method (the new card
+        keys are diversified for this card's KDD as wrappable session objects), or labels of keys created
+        exportable. Policy `put-key` is checked for each source key; the record lists their labels and KCVs.
+        """
+        channel = self._open()
+        records = [self._service.authorise(self._req, Operation.PUT_KEY, label) for label in source.keys]
+        hsm = self._service.hsm
+        if source.diversification is not None:
+            keys = Diversifier(hsm.hot_handle(records[0].label), source.diversification,
+                               records[0].length).keyset(hsm, channel.kdd, wrappable=True)
+        else:
+            enc, mac, dek = (records[0],) * 3 if len(records) == 1 else tuple(records)
+            keys = KeySet.from_labels(hsm, KeyAlgorithm(records[0].algorithm), records[0].length, enc.label,
+                                      mac.label, dek.label)
+        used = [(r.label, r.kcv) for r in records]
+        try:
+            new = [putkey.NewKey(h, keys.algorithm, keys.length) for h in (keys.enc, keys.mac, keys.dek or keys.enc)]
+            command = putkey.put_key(channel, hsm, old_kvn, new_kvn, new)
+        except KeyServiceError as exc:
+            raise self._service.refuse(self._req, Operation.PUT_KEY, used, exc) from None
+        finally:
+            keys.destroy(hsm)
+        self._service.audit.append(AuditEntry(str(self._req.caller), Operation.PUT_KEY.value,
+                                              self._req.purpose.value, self._req.target, used, "ok",
+                                              f"kvn {old_kvn:02X}->{new_kvn:02X}"))
+        return command
+
+    @staticmethod
+    def check_put_key(command: putkey.PutKeyCommand, response_data: bytes) -> None:
+        """The card's PUT KEY response must be the new KVN and the KCVs of the keys sent (KcvMismatch)."""
+        putkey.check_response(command, response_data)
 
     def close(self) -> None:
         """Destroy the session keys; write the closing record (idempotent)."""

@@ -89,3 +89,40 @@ def test_diagnose_names_the_matching_combination(lab):
     # the card saw no EXTERNAL AUTHENTICATE: a correct one still works afterwards
     with lab.open_channel(TSM, ChannelSpec(("kmc-des",), diversification=DivMethod.EMV)) as session:
         _open(card, session)
+
+
+ROTATE = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.KEY_ROTATION, "se-1")
+
+
+@pytest.mark.parametrize(("profile", "master", "algorithm", "method", "i"), [
+    ("default", "5051525354555657585960616263646F", Algorithm.AES, DivMethod.KDF3, None),
+    ("scp02-emv", "5051525354555657585960616263646F", Algorithm.DES3, DivMethod.EMV, 0x15),
+])
+def test_put_key_rotates_the_card_onto_a_new_kmc(lab, profile, master, algorithm, method, i):
+    """The independent card accepts the key service's PUT KEY, and the new key set then opens a channel."""
+    card = new_card(None if profile == "default" else profile)
+    card.power_on()
+    lab.import_test_key(OFFICER, NewKey("kmc-new", algorithm, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(master))
+    old = ChannelSpec(("gp-aes",), i=i) if profile == "default" else ChannelSpec(("kmc-des",), DivMethod.EMV, i=i)
+    with lab.open_channel(ROTATE, old) as session:
+        _open(card, session)
+        command = session.put_key(ChannelSpec(("kmc-new",), diversification=method), old_kvn=0, new_kvn=0x30)
+        response = session.unwrap(card.transmit(session.wrap(command.apdu)))
+        assert response[-2:] == OK
+        session.check_put_key(command, response[:-2])
+    assert lab.audit.records(3)[1].operation == "put-key"
+    with lab.open_channel(TSM, ChannelSpec(("kmc-new",), diversification=method, kvn=0x30, i=i)) as session:
+        _open(card, session)
+
+
+def test_put_key_response_with_wrong_kcv_is_refused(lab):
+    from keyservice.errors import KcvMismatch
+
+    card = new_card(None)
+    card.power_on()
+    lab.import_test_key(OFFICER, NewKey("kmc-new", Algorithm.AES, 16, KeyUsage.KMC, "issuer"), GP_KEY)
+    with lab.open_channel(ROTATE, ChannelSpec(("gp-aes",))) as session:
+        _open(card, session)
+        command = session.put_key(ChannelSpec(("kmc-new",), diversification=DivMethod.KDF3), 0, 0x31)
+        with pytest.raises(KcvMismatch):
+            session.check_put_key(command, bytes([0x31]) + bytes(9))
