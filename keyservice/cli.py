@@ -14,11 +14,11 @@ import click
 from hsm_profiles import loader
 from keyservice.errors import InvalidInput
 from keyservice.gp import strategy
-from keyservice.imports import Received
 from keyservice.inventory import Algorithm, KcvMethod, KeyState, KeyUsage, parse_enum
 from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.runtime import open_service
 from keyservice.service import KeyService, KeyView, NewKey
+from keyservice.vendor import KeyBlockHeader, Received
 from storage.config import load_settings
 
 
@@ -46,7 +46,8 @@ def _print_key(view: KeyView) -> None:
     kvn = "" if view.kvn is None else f" kvn={view.kvn:02X}"
     kid = "" if view.key_id is None else f" key_id={view.key_id:02X}"
     click.echo(f"{view.label:32} {view.algorithm}-{view.length * 8:<4} {view.usage:12} {view.state:15} "
-               f"kcv={view.kcv} ({view.kcv_method}) owner={view.owner}{kvn}{kid} {view.provenance}")
+               f"kcv={view.kcv} ({view.kcv_method}) owner={view.owner}{kvn}{kid} {view.provenance}"
+               f"{' exportable' if view.exportable else ''}")
 
 
 _ALGS = click.Choice([a.value for a in Algorithm if a is not Algorithm.HMAC])
@@ -66,10 +67,11 @@ def keys_group() -> None:
 @click.option("--owner", default="issuer", show_default=True)
 @click.option("--kvn", type=click.IntRange(0, 255))
 @click.option("--key-id", type=click.IntRange(0, 255))
+@click.option("--exportable", is_flag=True, help="may leave the HSM wrapped under a KEK (for SE vendors)")
 def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kvn: int | None,
-             key_id: int | None) -> None:
-    """Generate a key inside the HSM (sensitive, never extractable; state pre-activation)."""
-    spec = NewKey(label, Algorithm(algorithm), length, KeyUsage(usage), owner, kvn, key_id)
+             key_id: int | None, exportable: bool) -> None:
+    """Generate a key inside the HSM (sensitive; never extractable unless --exportable; pre-activation)."""
+    spec = NewKey(label, Algorithm(algorithm), length, KeyUsage(usage), owner, kvn, key_id, exportable=exportable)
     _print_key(_service().generate(_request(label), spec))
 
 
@@ -81,11 +83,12 @@ def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kv
 @click.option("--owner", default="lab", show_default=True)
 @click.option("--kvn", type=click.IntRange(0, 255))
 @click.option("--key-id", type=click.IntRange(0, 255))
+@click.option("--exportable", is_flag=True, help="may leave the HSM wrapped under a KEK")
 def import_test(label: str, algorithm: str, hex_value: str, usage: str, owner: str, kvn: int | None,
-                key_id: int | None) -> None:
+                key_id: int | None, exportable: bool) -> None:
     """Import a clear test key (only on a token created with `tsm init --test-token`)."""
     value = parse_hex(hex_value, "--hex")
-    spec = NewKey(label, Algorithm(algorithm), len(value), KeyUsage(usage), owner, kvn, key_id)
+    spec = NewKey(label, Algorithm(algorithm), len(value), KeyUsage(usage), owner, kvn, key_id, exportable=exportable)
     _print_key(_service().import_test_key(_request(label), spec, value))
 
 
@@ -128,6 +131,28 @@ def import_wrapped(kek: str, wrapped_hex: str, padded: bool, algorithm: str, usa
                                      padded, Algorithm(algorithm), _received(label, owner, usage, kvn, key_id),
                                      expected_kcv)
     _print_key(view)
+
+
+@keys_group.command("export-wrapped")
+@click.argument("label")
+@click.option("--kek", required=True, help="label of the vendor's KEK")
+@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding)")
+def export_wrapped(label: str, kek: str, padded: bool) -> None:
+    """Send an exportable key to an SE vendor, wrapped under a KEK (RFC 3394 / RFC 5649); prints hex."""
+    click.echo(_service().export_wrapped(_request(label, Purpose.VENDOR_EXPORT), label, kek, padded).hex().upper())
+
+
+@keys_group.command("export-tr31")
+@click.argument("label")
+@click.option("--kbpk", required=True, help="label of the KEK protecting the block (3DES: version B, AES: D)")
+@click.option("--usage-code", required=True, help="TR-31 key usage, e.g. K0, E6")
+@click.option("--mode", default="N", show_default=True)
+@click.option("--key-version", default="00", show_default=True)
+@click.option("--exportability", default="N", show_default=True)
+def export_tr31(label: str, kbpk: str, usage_code: str, mode: str, key_version: str, exportability: str) -> None:
+    """Send an exportable key to an SE vendor as a TR-31 key block; prints the block."""
+    header = KeyBlockHeader(usage_code, mode, key_version, exportability)
+    click.echo(_service().export_key_block(_request(label, Purpose.VENDOR_EXPORT), label, kbpk, header))
 
 
 @keys_group.command("list")

@@ -221,13 +221,13 @@ class Hsm:
         raise KeyExists(f"a key labelled {label!r} already exists on the token")
 
     def generate(self, label: str, cka_id: bytes, key_type: KeyType, length: int,
-                 caps: frozenset[templates.Capability]) -> int:
-        """Generate a master key inside the token (sensitive, never extractable)."""
+                 caps: frozenset[templates.Capability], exportable: bool = False) -> int:
+        """Generate a master key inside the token (sensitive; extractable only wrapped when `exportable`)."""
         self._ensure_absent(label)
         mech = {KeyType.AES: Mechanism.AES_KEY_GEN, KeyType.DES3: Mechanism.DES3_KEY_GEN,
                 KeyType.DES2: Mechanism.DES2_KEY_GEN,
                 KeyType.GENERIC_SECRET: Mechanism.GENERIC_SECRET_KEY_GEN}[key_type]
-        template = dict(templates.master_key(label, cka_id, key_type, caps))
+        template = dict(templates.master_key(label, cka_id, key_type, caps, exportable))
         if key_type in (KeyType.AES, KeyType.GENERIC_SECRET):
             template[Attribute.VALUE_LEN] = length
         with self.lock:
@@ -236,10 +236,10 @@ class Hsm:
         return handle
 
     def create(self, label: str, cka_id: bytes, key_type: KeyType, value: bytes,
-               caps: frozenset[templates.Capability]) -> int:
+               caps: frozenset[templates.Capability], exportable: bool = False) -> int:
         """Create a token key from a clear value (test tokens and component ceremonies only)."""
         self._ensure_absent(label)
-        template = dict(templates.master_key(label, cka_id, key_type, caps))
+        template = dict(templates.master_key(label, cka_id, key_type, caps, exportable))
         template[Attribute.VALUE] = value
         with self.lock:
             handle = self.raw.create(template)

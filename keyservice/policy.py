@@ -36,6 +36,7 @@ class Operation(StrEnum):
     IMPORT_WRAPPED = "import-wrapped"
     EXPORT_WRAPPED = "export-wrapped"
     UNWRAP = "unwrap"
+    WRAP = "wrap"
     CHANGE_STATE = "change-state"
     DESTROY = "destroy"
     KCV = "kcv"
@@ -107,7 +108,9 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     (KeyUsage.SSD_KEYSET, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
     (KeyUsage.ISD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     (KeyUsage.SSD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
-    (KeyUsage.KEK, Operation.EXPORT_WRAPPED): frozenset({Purpose.VENDOR_EXPORT}),
+    **{(u, Operation.EXPORT_WRAPPED): frozenset({Purpose.VENDOR_EXPORT}) for u in
+       (KeyUsage.KMC, KeyUsage.ISD_KEYSET, KeyUsage.SSD_KEYSET, KeyUsage.KEK)},
+    (KeyUsage.KEK, Operation.WRAP): frozenset({Purpose.VENDOR_EXPORT}),
     (KeyUsage.KEK, Operation.UNWRAP): frozenset({Purpose.VENDOR_IMPORT, Purpose.SELFTEST}),
     (KeyUsage.TOKEN_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.RECEIPT_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),

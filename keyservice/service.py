@@ -17,8 +17,8 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from keyservice import imports, scoped, selftest
 from keyservice import kcv as kcv_mod
+from keyservice import scoped, selftest, vendor
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
 from keyservice.errors import (
     AuditFailure,
@@ -31,7 +31,6 @@ from keyservice.errors import (
     TestTokenOnly,
 )
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
-from keyservice.imports import Received
 from keyservice.inventory import (
     CAPABILITIES,
     PKCS11_TYPE,
@@ -47,6 +46,7 @@ from keyservice.kat import KatReport
 from keyservice.models import KeyRecord
 from keyservice.policy import Caller, CallerKind, Operation, Purpose, Request, check
 from keyservice.scoped import ChannelSession, ChannelSpec, MacContext, Trial
+from keyservice.vendor import KeyBlockHeader, Received
 
 T = TypeVar("T")
 
@@ -72,12 +72,14 @@ class KeyView:
     created_by: str
     created_at: datetime
     state_changed_at: datetime
+    exportable: bool
+    note: str
 
     @classmethod
     def of(cls, rec: KeyRecord) -> KeyView:
         return cls(rec.label, rec.cka_id, rec.algorithm, rec.length, rec.usage, rec.owner, rec.kvn, rec.key_id,
                    rec.state, rec.kcv, rec.kcv_method, rec.provenance, rec.created_by, rec.created_at,
-                   rec.state_changed_at)
+                   rec.state_changed_at, rec.exportable, rec.note)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class NewKey:
     kvn: int | None = None
     key_id: int | None = None
     note: str = ""
+    exportable: bool = False
 
     def __post_init__(self) -> None:
         check_length(self.algorithm, self.length)
@@ -189,7 +192,8 @@ class KeyService:
         """Generate a master key inside the HSM and record it (state pre-activation)."""
         return self.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
                             lambda cka_id: (self.hsm.generate(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
-                                                              spec.length, CAPABILITIES[spec.usage]), spec))
+                                                              spec.length, CAPABILITIES[spec.usage],
+                                                              spec.exportable), spec))
 
     def import_test_key(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
         """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
@@ -200,7 +204,8 @@ class KeyService:
                               TestTokenOnly("clear-key import is refused: this is not a test token"))
         return self.create_key(req, Operation.IMPORT_TEST, spec.label, spec.usage, Provenance.IMPORTED_TEST,
                             lambda cka_id: (self.hsm.create(spec.label, cka_id, PKCS11_TYPE[spec.algorithm],
-                                                            value, CAPABILITIES[spec.usage]), spec),
+                                                            value, CAPABILITIES[spec.usage], spec.exportable),
+                                            spec),
                             state=KeyState.ACTIVE)
 
     def create_key(self, req: Request, op: Operation, label: str, usage: KeyUsage, provenance: Provenance,
@@ -229,7 +234,7 @@ class KeyService:
                                 length=spec.length, usage=usage.value, owner=spec.owner, kvn=spec.kvn,
                                 key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,
                                 provenance=provenance.value, created_by=str(req.caller), created_at=now,
-                                state_changed_at=now, note=spec.note)
+                                state_changed_at=now, note=spec.note, exportable=spec.exportable)
                 db.add(rec)
         except KeyServiceError:
             self.hsm.destroy(label)  # nothing half-done: no token object without its record
@@ -330,12 +335,20 @@ class KeyService:
 
     def import_key_block(self, req: Request, kbpk: str, block: str, to: Received, expected_kcv: str) -> KeyView:
         """A TR-31 key block (versions B, D) under the KEK `kbpk`, recorded with its KCV checked."""
-        return imports.import_key_block(self, req, kbpk, block, to, expected_kcv)
+        return vendor.import_key_block(self, req, kbpk, block, to, expected_kcv)
 
     def import_wrapped(self, req: Request, kek: str, wrapped: bytes, padding: bool, algorithm: Algorithm,
                        to: Received, expected_kcv: str) -> KeyView:
         """An RFC 3394 / RFC 5649 wrapped key under the KEK `kek`, recorded with its KCV checked."""
-        return imports.import_wrapped(self, req, kek, wrapped, padding, algorithm, to, expected_kcv)
+        return vendor.import_wrapped(self, req, kek, wrapped, padding, algorithm, to, expected_kcv)
+
+    def export_wrapped(self, req: Request, label: str, kek: str, padding: bool) -> bytes:
+        """An exportable key wrapped under a KEK (RFC 3394 / RFC 5649), for an SE vendor."""
+        return vendor.export_wrapped(self, req, label, kek, padding)
+
+    def export_key_block(self, req: Request, label: str, kbpk: str, header: KeyBlockHeader) -> str:
+        """An exportable key as a TR-31 key block (version B under a 3DES KBPK, D under an AES KBPK)."""
+        return vendor.export_key_block(self, req, label, kbpk, header)
 
     # ---- self-test ----------------------------------------------------------------------------------------------
 

@@ -46,8 +46,12 @@ def _capabilities(caps: frozenset[Capability]) -> dict[Attribute, bool]:
     return {attr: cap in caps for cap, attr in _CAP_ATTR.items()}
 
 
-def master_key(label: str, cka_id: bytes, key_type: KeyType, caps: frozenset[Capability]) -> Template:
+def master_key(label: str, cka_id: bytes, key_type: KeyType, caps: frozenset[Capability],
+               exportable: bool = False) -> Template:
     """A long-lived token key: private, sensitive, never extractable.
+
+    `exportable` keys (created so, for SE vendors) are extractable but still sensitive: they leave the HSM
+    only wrapped (C_WrapKey under a KEK), never in clear.
 
     CKA_MODIFIABLE stays true: SoftHSM2 refuses C_CopyObject of a non-modifiable key even when only
     CKA_TOKEN changes, and the per-process session copy needs it. `tsm keys check` compares the usage
@@ -59,7 +63,7 @@ def master_key(label: str, cka_id: bytes, key_type: KeyType, caps: frozenset[Cap
         Attribute.TOKEN: True,
         Attribute.PRIVATE: True,
         Attribute.SENSITIVE: True,
-        Attribute.EXTRACTABLE: False,
+        Attribute.EXTRACTABLE: exportable,
         Attribute.LABEL: label,
         Attribute.ID: cka_id,
         **_capabilities(caps),

@@ -78,6 +78,13 @@ def test_vendor_key_imports(home):
     err = tsm(home, "keys", "import-tr31", "--kbpk", "vendor-kek", "--block", "B0080P0TE00E0000", "--label", "t",
               "--kcv", "00", ok=False).stderr
     assert "error[" in err
+    tsm(home, "keys", "import-test", "--label", "to-send", "--type", "aes", "--usage", "KMC", "--exportable",
+        "--hex", TEST_KEYS[1])
+    blob = tsm(home, "keys", "export-wrapped", "to-send", "--kek", "vendor-kek").stdout.strip()
+    assert blob == "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"  # RFC 3394 §4.1
+    assert "policy_denied" in tsm(home, "keys", "export-wrapped", "gp", "--kek", "vendor-kek", ok=False).stderr
+    block = tsm(home, "keys", "export-tr31", "to-send", "--kbpk", "vendor-kek", "--usage-code", "E6").stdout
+    assert block.startswith("D") and block[5:8] == "E6A"
 
 
 def test_bad_input_is_one_line(home):

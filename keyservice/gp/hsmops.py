@@ -16,11 +16,14 @@ for every key length, without any multi-part or concatenate mechanism.
 from __future__ import annotations
 
 import hmac
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum, unique
 from typing import Final
 
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from pkcs11.constants import Attribute
 from pkcs11.mechanisms import KeyType, Mechanism
 
 from keyservice import templates
@@ -205,3 +208,24 @@ def cmac_derive(hsm: Hsm, key: int, algorithm: KeyAlgorithm, messages: Sequence[
     inputs = cmac_inputs(hsm, key, algorithm, messages)
     with hsm.lock:
         return hsm.raw.derive_encrypt_data(key, CIPHERS[algorithm].ecb_derive, b"".join(inputs), None, template)
+
+
+EPHEMERAL_LENGTH: Final = 16
+
+
+def clear_value(hsm: Hsm, key: int) -> bytes:
+    """The value of an extractable (wrappable) key: the host-memory strategy of strategy.py
+    (`host_memory_card_key`, `host_memory_key_transit`) for HSMs without 3DES wrap or key-block mechanisms.
+
+    A one-time transport key made on the host becomes a session object; the HSM wraps the key under it with
+    AES_KEY_WRAP (RFC 3394, any key length that is a multiple of 8) and the host unwraps. The result must be
+    dropped as soon as it is used; non-extractable keys are refused by the token.
+    """
+    transport = secrets.token_bytes(EPHEMERAL_LENGTH)
+    with hsm.lock:
+        eph = hsm.raw.create({**templates.session_key(KeyType.AES), Attribute.VALUE: transport})
+        try:
+            wrapped = hsm.raw.wrap(eph, Mechanism.AES_KEY_WRAP, key)
+        finally:
+            hsm.raw.destroy(eph)
+    return aes_key_unwrap(transport, wrapped)

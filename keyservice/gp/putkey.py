@@ -10,9 +10,9 @@ The response (§11.8.3) is the new KVN followed by the KCVs; `check_response` ve
 Strategies (strategy.py):
 - SCP03: C_WrapKey with AES_CBC under the static DEK (`native_wrap`). The new keys must be wrappable
   (diversified with `wrappable=True`, or created CKA_EXTRACTABLE); the key value never reaches the host.
-- SCP02: SoftHSM2 has no 3DES wrap. The new key is wrapped with AES_CBC under an ephemeral AES session key,
-  decrypted on the host and re-encrypted under the session DEK with C_Encrypt (`host_memory_card_key`):
-  the new *card* key transits host memory; master keys never do (they are not extractable).
+- SCP02: SoftHSM2 has no 3DES wrap. The new key is wrapped (RFC 3394) under a one-time transport key,
+  unwrapped on the host (`hsmops.clear_value`) and re-encrypted under the session DEK with C_Encrypt
+  (`host_memory_card_key`): the new *card* key transits host memory; master keys never do (not extractable).
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, unique
-from typing import Final
 
-from pkcs11.mechanisms import KeyType, Mechanism
+from pkcs11.mechanisms import Mechanism
 
-from keyservice import templates
 from keyservice.errors import InvalidInput, KcvMismatch
 from keyservice.gp import hsmops
 from keyservice.gp.apdu import Cla, CommandApdu, Ins
@@ -32,8 +30,6 @@ from keyservice.gp.channel import Scp, SecureChannel
 from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.gp.kcv import DEFAULT_LENGTH, KcvMethod, kcv
 from keyservice.hsm import Hsm
-
-EPHEMERAL_LENGTH: Final = 16
 
 
 @unique
@@ -70,18 +66,6 @@ class PutKeyCommand:
     kcvs: tuple[bytes, ...]
 
 
-def _ephemeral_clear(hsm: Hsm, key: int) -> bytes:
-    """The value of a wrappable key, via an ephemeral AES key (SCP02 on SoftHSM2: host-memory strategy)."""
-    with hsm.lock:
-        eph = hsm.raw.generate(Mechanism.AES_KEY_GEN, templates.session_key(KeyType.AES, EPHEMERAL_LENGTH))
-        try:
-            iv = bytes(EPHEMERAL_LENGTH)
-            wrapped = hsm.raw.wrap(eph, Mechanism.AES_CBC, key, iv)
-            return hsm.raw.decrypt(eph, Mechanism.AES_CBC, wrapped, iv)
-        finally:
-            hsm.raw.destroy(eph)
-
-
 def key_data_field(hsm: Hsm, scp: Scp, dek: int, key: NewKey) -> tuple[bytes, bytes]:
     """One key data field (§11.8.2.3) and the key's KCV."""
     hsmops.check_length(key.algorithm, key.length)
@@ -89,7 +73,7 @@ def key_data_field(hsm: Hsm, scp: Scp, dek: int, key: NewKey) -> tuple[bytes, by
     if scp is Scp.SCP02:
         if key.algorithm is not KeyAlgorithm.DES3 or key.length != hsmops.CIPHERS[KeyAlgorithm.AES].block:
             raise InvalidInput("SCP02 PUT KEY carries 16-byte 3DES keys")
-        clear = _ephemeral_clear(hsm, key.handle)[: key.length]
+        clear = hsmops.clear_value(hsm, key.handle)[: key.length]
         cgram = hsmops.ecb(hsm, dek, KeyAlgorithm.DES3, clear)
         del clear
         field = bytes([GpKeyType.DES3, len(cgram)]) + cgram

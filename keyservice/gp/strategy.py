@@ -69,8 +69,8 @@ STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
     Strategy("native_wrap", "C_WrapKey (AES_CBC, AES_KEY_WRAP[_PAD]) / C_UnwrapKey: keys leave only wrapped",
              _m(Mechanism.AES_CBC, Mechanism.AES_KEY_WRAP, Mechanism.AES_KEY_WRAP_PAD), False),
     Strategy("host_memory_card_key", "SCP02 PUT KEY without 3DES wrap: the new card key (session-class, "
-             "wrappable) is AES-wrapped under an ephemeral key, decrypted on the host, 3DES-encrypted by the "
-             "HSM under the session DEK", _m(Mechanism.AES_KEY_GEN, Mechanism.AES_CBC, Mechanism.DES3_ECB),
+             "wrappable) is wrapped (RFC 3394) under a one-time transport key, unwrapped on the host, "
+             "3DES-encrypted by the HSM under the session DEK", _m(Mechanism.AES_KEY_WRAP, Mechanism.DES3_ECB),
              True),
     Strategy("host_memory_key_transit", "TR-31 without a key-block mechanism: KBEK/KBAK derived and MAC "
              "checked in the HSM, the payload decrypted by C_Decrypt; the clear key transits host memory "

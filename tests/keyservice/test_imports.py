@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from keyservice.errors import InvalidInput, KcvMismatch, MacMismatch, PolicyDenied, UnwrapFailed
-from keyservice.imports import Received
 from keyservice.inventory import Algorithm, KeyUsage
 from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.service import NewKey
+from keyservice.vendor import KeyBlockHeader, Received
 
 VECTORS = Path(__file__).parents[1] / "vectors"
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
@@ -82,3 +82,56 @@ def test_aes_key_wrap_import(vendor):
         ks.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, Algorithm.AES,
                           Received("bad2", "issuer", KeyUsage.KMC), "123456")
     assert ks.check_token().consistent
+
+
+VENDOR_EXPORT = Request(OFFICER.caller, Purpose.VENDOR_EXPORT, "vendor-batch-2")
+
+
+def test_export_wrapped_gives_the_published_rfc3394_blob(keyservice):
+    kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
+    ks = keyservice
+    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    ks.import_test_key(OFFICER, NewKey("to-send", Algorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+                       bytes.fromhex(kw["key"]))
+    assert ks.export_wrapped(VENDOR_EXPORT, "to-send", "kek", padding=False) == bytes.fromhex(kw["expect"])
+    assert ks.audit.records(1)[0].operation == "export-wrapped"
+
+
+def test_export_key_block_is_read_by_an_independent_tr31_implementation(keyservice):
+    import psec.tr31
+
+    b1 = _vector("tr31.json", "tr31-B1")
+    d1 = _vector("tr31.json", "tr31-D1")
+    ks = keyservice
+    ks.import_test_key(OFFICER, NewKey("kbpk-b", Algorithm.DES3, 16, KeyUsage.KEK, "v"), bytes.fromhex(b1["kbpk"]))
+    ks.import_test_key(OFFICER, NewKey("kbpk-d", Algorithm.AES, 32, KeyUsage.KEK, "v"), bytes.fromhex(d1["kbpk"]))
+    ks.import_test_key(OFFICER, NewKey("kmc-x", Algorithm.DES3, 16, KeyUsage.KMC, "issuer", exportable=True),
+                       bytes.fromhex(b1["expect_key"]))
+    for kbpk, version, vector in (("kbpk-b", "B", b1), ("kbpk-d", "D", d1)):
+        block = ks.export_key_block(VENDOR_EXPORT, "kmc-x", kbpk, KeyBlockHeader("E6", "N", "01", "N"))
+        header, key = psec.tr31.unwrap(bytes.fromhex(vector["kbpk"]), block)
+        assert (header.version_id, header.key_usage, header.algorithm) == (version, "E6", "T")
+        assert key == bytes.fromhex(b1["expect_key"])
+        # and it comes back in through the key service's own import, KCV checked
+        view = ks.import_key_block(VENDOR_IMPORT, kbpk, block, Received(f"back-{version}", "issuer"),
+                                   ks.show("kmc-x").kcv)
+        assert view.usage == "KMC"
+
+
+def test_only_exportable_keys_leave(keyservice):
+    kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
+    ks = keyservice
+    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    ks.import_test_key(OFFICER, NewKey("stays", Algorithm.AES, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(kw["key"]))
+    ks.import_test_key(OFFICER, NewKey("goes", Algorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+                       bytes.fromhex(kw["key"]))
+    with pytest.raises(PolicyDenied):
+        ks.export_wrapped(VENDOR_EXPORT, "stays", "kek", padding=False)
+    with pytest.raises(PolicyDenied):  # the wrapping key must be a KEK
+        ks.export_wrapped(VENDOR_EXPORT, "goes", "stays", padding=False)
+    with pytest.raises(PolicyDenied):  # officers only
+        ks.export_wrapped(Request(Caller("tsm", CallerKind.SERVICE), Purpose.VENDOR_EXPORT, "x"), "goes", "kek",
+                          padding=False)
+    with pytest.raises(InvalidInput):
+        KeyBlockHeader("E")
+    assert [r.outcome for r in ks.audit.records(3)] == ["refused"] * 3

@@ -1,9 +1,10 @@
-"""Keys received from SE vendors: TR-31 / X9.143 key blocks and RFC 3394/5649 wrapped keys.
+"""Keys exchanged with SE vendors: TR-31 / X9.143 key blocks and RFC 3394/5649 wrapped keys, both ways.
 
 The unwrapping key (KBPK, KEK) must be an active KEK of the inventory; the received key becomes a
 non-extractable token object with an inventory record (provenance imported-wrapped, state pre-activation),
 its KCV checked against the one the vendor supplied. TR-31 header usages map onto inventory usages
-(TR-31:2018 Table 6); other usages need an explicit one.
+(TR-31:2018 Table 6); other usages need an explicit one. Only keys created exportable can be sent, under an
+active KEK, by an officer with purpose VENDOR_EXPORT; every export is audited.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError
+from keyservice.audit import AuditEntry
+from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied
 from keyservice.exchange import aeskw, tr31
-from keyservice.gp.hsmops import same
+from keyservice.gp.hsmops import clear_value, same
 from keyservice.inventory import CAPABILITIES, PKCS11_TYPE, Algorithm, KcvMethod, KeyUsage, Provenance
 from keyservice.kcv import compute
 from keyservice.policy import Operation, Request
@@ -122,3 +124,65 @@ def import_wrapped(service: KeyService, req: Request, kek_label: str, wrapped: b
 
     return service.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
                               used=[(kek.label, kek.kcv)])
+
+
+@dataclass(frozen=True)
+class KeyBlockHeader:
+    """What the sender chooses in a TR-31 header (TR-31:2018 §A.5); version and algorithm follow from the keys."""
+
+    usage: str
+    mode: str = "N"
+    key_version: str = "00"
+    exportability: str = "N"
+
+    def __post_init__(self) -> None:
+        fields = (("usage", self.usage, 2), ("mode", self.mode, 1), ("key version", self.key_version, 2),
+                  ("exportability", self.exportability, 1))
+        for name, value, size in fields:
+            if len(value) != size or not value.isascii() or not value.isalnum():
+                raise InvalidInput(f"TR-31 {name} is {size} alphanumeric character(s), not {value!r}")
+
+
+def _exportable(service: KeyService, req: Request, label: str, kek_label: str) -> tuple[KeyRecord, KeyRecord]:
+    """The key to send (exportable, policy export-wrapped) and the KEK (policy wrap: an active KEK)."""
+    rec = service.authorise(req, Operation.EXPORT_WRAPPED, label)
+    if not rec.exportable:
+        raise service.refuse(req, Operation.EXPORT_WRAPPED, [(rec.label, rec.kcv)],
+                             PolicyDenied(f"{label} was not created exportable; it can never leave the HSM"))
+    return rec, service.authorise(req, Operation.WRAP, kek_label)
+
+
+def export_wrapped(service: KeyService, req: Request, label: str, kek_label: str, padding: bool) -> bytes:
+    """RFC 3394 / RFC 5649 wrap with C_WrapKey: the key leaves the HSM only wrapped (`native_wrap`)."""
+    rec, kek = _exportable(service, req, label, kek_label)
+    used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    try:
+        blob = aeskw.wrap_key(service.hsm, service.hsm.hot_handle(kek_label), service.hsm.handle(label),
+                              padding=padding, key_length=rec.length)
+    except KeyServiceError as exc:
+        raise service.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
+    with service.audit.transaction(AuditEntry(str(req.caller), Operation.EXPORT_WRAPPED.value, req.purpose.value,
+                                              req.target, used, "ok", f"RFC {'5649' if padding else '3394'}")):
+        return blob
+
+
+def export_key_block(service: KeyService, req: Request, label: str, kbpk: str, header: KeyBlockHeader) -> str:
+    """A TR-31 key block: version B under a 3DES KBPK, D under an AES KBPK (TR-31:2018 §A.7).
+
+    Strategy `host_memory_key_transit` on SoftHSM2 (no key-block mechanism): the exportable key's value
+    passes through host memory to be enciphered under the KBEK the HSM derived; KBEK/KBAK stay in the HSM.
+    """
+    rec, kek = _exportable(service, req, label, kbpk)
+    used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    version = {Algorithm.DES3.value: "B", Algorithm.AES.value: "D"}[kek.algorithm]
+    letter = {Algorithm.DES3.value: "T", Algorithm.AES.value: "A"}[rec.algorithm]
+    full = tr31.Header(version, header.usage, letter, header.mode, header.key_version, header.exportability)
+    try:
+        value = clear_value(service.hsm, service.hsm.handle(label))
+        block = tr31.export_key_block(service.hsm, service.hsm.hot_handle(kbpk), kek.length, full, value)
+        del value
+    except KeyServiceError as exc:
+        raise service.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
+    with service.audit.transaction(AuditEntry(str(req.caller), Operation.EXPORT_WRAPPED.value, req.purpose.value,
+                                              req.target, used, "ok", f"TR-31 {version} usage {header.usage}")):
+        return block
