@@ -209,6 +209,8 @@ def check_keys() -> None:
         click.echo(f"missing on token:     {label}")
     for label in report.missing_in_inventory:
         click.echo(f"missing in inventory: {label}")
+    for problem in report.wrong_attributes:
+        click.echo(f"attribute drift:      {problem}")
     if not report.consistent:
         raise SystemExit(1)
     click.echo("inventory and token agree")

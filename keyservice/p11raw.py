@@ -227,6 +227,16 @@ class RawSession:
         check(rv, "C_GetAttributeValue")
         return int(value.value)
 
+    def get_bool(self, obj: int, attribute: Attribute) -> bool | None:
+        """A CK_BBOOL attribute of an object (None when the object has no such attribute)."""
+        value = CK_BBOOL()
+        attr = CkAttribute(int(attribute), ctypes.cast(ctypes.pointer(value), ctypes.c_void_p), ctypes.sizeof(value))
+        rv = self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1))
+        if rv == CKR_ATTRIBUTE_TYPE_INVALID:
+            return None
+        check(rv, "C_GetAttributeValue")
+        return bool(value.value)
+
     def generate(self, mechanism: Mechanism, template: Template) -> int:
         """C_GenerateKey (secret keys)."""
         self._set_mech(mechanism, None)

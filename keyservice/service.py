@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keyservice import kcv as kcv_mod
-from keyservice import scoped, selftest, vendor
+from keyservice import scoped, selftest, templates, vendor
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry, AuditLog, VerifyReport
 from keyservice.errors import (
     AuditFailure,
@@ -88,10 +88,11 @@ class TokenCheck:
 
     missing_on_token: list[str]
     missing_in_inventory: list[str]
+    wrong_attributes: list[str]
 
     @property
     def consistent(self) -> bool:
-        return not (self.missing_on_token or self.missing_in_inventory)
+        return not (self.missing_on_token or self.missing_in_inventory or self.wrong_attributes)
 
 
 @dataclass(frozen=True)
@@ -381,12 +382,29 @@ class KeyService:
         return self.hsm.info()
 
     def check_token(self) -> TokenCheck:
-        """Compare inventory and token: every live record needs its object, every object its record."""
+        """Compare inventory and token: every live record needs its object, every object its record, and each
+        object's security attributes must still be those of its template (usage flags, sensitive, extractable).
+        """
         on_token = {o.label for o in self.hsm.objects()}
         with self._sessions() as db:
-            live = {r.label for r in db.execute(select(KeyRecord).where(
+            live = {r.label: r for r in db.execute(select(KeyRecord).where(
                 KeyRecord.state != KeyState.DESTROYED.value)).scalars()}
-        return TokenCheck(sorted(live - on_token), sorted(on_token - live))
+        wrong = [f"{label}: {problem}" for label in sorted(live.keys() & on_token)
+                 for problem in self._attribute_drift(live[label])]
+        return TokenCheck(sorted(live.keys() - on_token), sorted(on_token - live.keys()), wrong)
+
+    def _attribute_drift(self, rec: KeyRecord) -> list[str]:
+        expected = templates.master_key(rec.label, b"", PKCS11_TYPE[Algorithm(rec.algorithm)],
+                                        CAPABILITIES[KeyUsage(rec.usage)], rec.exportable)
+        handle = self.hsm.handle(rec.label)
+        problems = []
+        with self.hsm.lock:
+            for attr, want in expected.items():
+                if isinstance(want, bool):
+                    have = self.hsm.raw.get_bool(handle, attr)
+                    if have is not want:
+                        problems.append(f"{attr.name} is {have}, its template says {want}")
+        return problems
 
     def verify_audit(self) -> VerifyReport:
         """Verify the whole audit chain (raises AuditChainBroken naming the first bad record)."""

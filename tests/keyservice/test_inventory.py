@@ -119,3 +119,16 @@ def test_selftest_on_the_production_token_leaves_nothing_behind(keyservice):
     assert report.ok and report.passed >= 10
     assert keyservice.hsm.objects() == before
     assert keyservice.selftest_status() == {"status": "ok", "vectors": report.passed}
+
+
+def test_attribute_drift_is_reported(keyservice):
+    from pkcs11.constants import Attribute
+
+    keyservice.generate(OFFICER, NewKey("kmc-d", Algorithm.AES, 16, KeyUsage.KMC, "issuer"))
+    assert keyservice.check_token().consistent
+    with keyservice.hsm.lock:
+        obj = next(keyservice.hsm._session.get_objects({Attribute.LABEL: "kmc-d"}))
+        obj[Attribute.DECRYPT] = True  # a KMC must not decrypt
+    report = keyservice.check_token()
+    assert report.wrong_attributes == ["kmc-d: DECRYPT is True, its template says False"]
+    assert not report.consistent
