@@ -5,7 +5,8 @@
 SCP03 set-up = diversify ENC+MAC from a KMC with KDF3, derive S-ENC/S-MAC/S-RMAC, check the card cryptogram,
 compute the host cryptogram and the EXTERNAL AUTHENTICATE C-MAC, destroy every session object. (a) is the
 minimal raw PKCS#11 call sequence for the same work (every key an HSM object), (b) pure `cryptography` with
-keys in memory. Targets: >= 1,500 SCP03 set-ups/s, >= 20,000 wrapped commands/s (C-MAC + C-ENC).
+keys in memory, (c) the same set-up through the audited facade (`KeyService.open_channel`).
+Targets: >= 1,500 SCP03 set-ups/s, >= 20,000 wrapped commands/s (C-MAC + C-ENC).
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+from scratch import scratch_service
 from timing import rate
 
-from keyservice import templates
 from keyservice.gp import hsmops
 from keyservice.gp.channel import Scp, SecureChannel
 from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, kdf3_messages
 from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.gp.scp03 import Scp03Constant, kdf_messages
-from keyservice.kat import scratch_hsm
+from keyservice.inventory import Algorithm, KeyUsage
+from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.scoped import ChannelSpec
+from keyservice.service import NewKey
 
+OFFICER = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
+CHANNEL_CALLER = Request(Caller("bench", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "bench")
 KMC = bytes(range(0x40, 0x50))
 KMC_DES = KMC
 KDD = bytes.fromhex("00010203040506070809")
@@ -74,84 +80,93 @@ def sw_wrap(s_enc: bytes, s_mac: bytes) -> Callable[[], bytes]:
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    service = scratch_service()
+    hsm = service.hsm
     response = card_response()
-    with scratch_hsm("bench") as hsm:
-        kmc = hsm.create("kmc-aes", b"1", hsmops.key_type(KeyAlgorithm.AES, 16), KMC, templates.ALL_CAPABILITIES)
-        kmc_des = hsm.create("kmc-des", b"2", hsmops.key_type(KeyAlgorithm.DES3, 16), KMC_DES,
-                             templates.ALL_CAPABILITIES)
-        kmc, kmc_des = hsm.hot_handle("kmc-aes"), hsm.hot_handle("kmc-des")
-        div = Diversifier(kmc, DivMethod.KDF3, 16)
+    for label, algorithm, value in (("kmc-aes", Algorithm.AES, KMC), ("kmc-des", Algorithm.DES3, KMC_DES)):
+        service.import_test_key(OFFICER, NewKey(label, algorithm, 16, KeyUsage.KMC, "bench"), value)
+    kmc, kmc_des = hsm.hot_handle("kmc-aes"), hsm.hot_handle("kmc-des")
+    div = Diversifier(kmc, DivMethod.KDF3, 16)
+    spec = ChannelSpec(("kmc-aes",), DivMethod.KDF3, security_level=0x03, kvn=0x30)
 
-        def ours() -> None:
-            with SecureChannel(hsm, Scp.SCP03, diversifier=div, security_level=0x03) as ch:
-                ch.initialize_update(0x30, HOST)
-                ch.verify_card_response(response)
-                ch.external_authenticate()
+    def facade() -> None:
+        with service.open_channel(CHANNEL_CALLER, spec) as session:
+            session.initialize_update(HOST)
+            session.authenticate(response)
 
-        raw, aes = hsm.raw, hsmops.CIPHERS[KeyAlgorithm.AES]
-        tmpl = hsmops.session_template(KeyAlgorithm.AES, 16)
-        l_kmc = raw.encrypt(kmc, aes.ecb, bytes(16))
-        k1 = hsmops._double(l_kmc, aes.rb)
-        x_enc = hsmops.xor(kdf3_messages(KDD, KeyPurpose.ENC, 16)[0], k1)
-        x_mac = hsmops.xor(kdf3_messages(KDD, KeyPurpose.MAC, 16)[0], k1)
-        ctx = HOST + CARD
-        d_enc, d_mac, d_rmac = (kdf_messages(c, ctx, 128)[0] for c in
-                                (Scp03Constant.S_ENC, Scp03Constant.S_MAC, Scp03Constant.S_RMAC))
-        d_card, d_host = (kdf_messages(c, ctx, 64)[0] for c in
-                          (Scp03Constant.CARD_CRYPTOGRAM, Scp03Constant.HOST_CRYPTOGRAM))
+    def ours() -> None:
+        with SecureChannel(hsm, Scp.SCP03, diversifier=div, security_level=0x03) as ch:
+            ch.initialize_update(0x30, HOST)
+            ch.verify_card_response(response)
+            ch.external_authenticate()
 
-        def minimal() -> None:
-            with hsm.lock:
-                enc = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_enc, None, tmpl)
-                mac = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_mac, None, tmpl)
-                o1 = raw.encrypt(enc, aes.ecb, bytes(16) + d_enc[:16])
-                o2 = raw.encrypt(mac, aes.ecb, bytes(16) + d_mac[:16] + d_rmac[:16])
-                ke, km = hsmops._double(o1[:16], aes.rb), hsmops._double(o2[:16], aes.rb)
-                s_enc = raw.derive_encrypt_data(enc, aes.ecb_derive,
-                                                hsmops.xor(hsmops.xor(o1[16:], d_enc[16:]), ke), None, tmpl)
-                s_mac = raw.derive_encrypt_data(mac, aes.ecb_derive,
-                                                hsmops.xor(hsmops.xor(o2[16:32], d_mac[16:]), km), None, tmpl)
-                s_rmac = raw.derive_encrypt_data(mac, aes.ecb_derive,
-                                                 hsmops.xor(hsmops.xor(o2[32:], d_rmac[16:]), km), None, tmpl)
-                raw.sign(s_mac, aes.cmac, d_card)
-                host = raw.sign(s_mac, aes.cmac, d_host)[:8]
-                raw.sign(s_mac, aes.cmac, bytes(16) + bytes([0x84, 0x82, 3, 0, 16]) + host)
-                for h in (enc, mac, s_enc, s_mac, s_rmac):
-                    raw.destroy(h)
+    raw, aes = hsm.raw, hsmops.CIPHERS[KeyAlgorithm.AES]
+    tmpl = hsmops.session_template(KeyAlgorithm.AES, 16)
+    l_kmc = raw.encrypt(kmc, aes.ecb, bytes(16))
+    k1 = hsmops._double(l_kmc, aes.rb)
+    x_enc = hsmops.xor(kdf3_messages(KDD, KeyPurpose.ENC, 16)[0], k1)
+    x_mac = hsmops.xor(kdf3_messages(KDD, KeyPurpose.MAC, 16)[0], k1)
+    ctx = HOST + CARD
+    d_enc, d_mac, d_rmac = (kdf_messages(c, ctx, 128)[0] for c in
+                            (Scp03Constant.S_ENC, Scp03Constant.S_MAC, Scp03Constant.S_RMAC))
+    d_card, d_host = (kdf_messages(c, ctx, 64)[0] for c in
+                      (Scp03Constant.CARD_CRYPTOGRAM, Scp03Constant.HOST_CRYPTOGRAM))
 
-        r_ours, r_min, r_sw = rate(ours, seconds), rate(minimal, seconds), rate(sw_scp03_setup, seconds)
-        print("SCP03 set-up (KDF3 + session keys + cryptograms), per second, one process:")
-        print(f"  key service      {r_ours:10,.0f}   target >= 1,500")
-        print(f"  raw PKCS#11 (a)  {r_min:10,.0f}   key service / raw = {r_ours / r_min:.2f}")
-        print(f"  software (b)     {r_sw:10,.0f}   key service / software = {r_ours / r_sw:.3f}")
+    def minimal() -> None:
+        with hsm.lock:
+            enc = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_enc, None, tmpl)
+            mac = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_mac, None, tmpl)
+            o1 = raw.encrypt(enc, aes.ecb, bytes(16) + d_enc[:16])
+            o2 = raw.encrypt(mac, aes.ecb, bytes(16) + d_mac[:16] + d_rmac[:16])
+            ke, km = hsmops._double(o1[:16], aes.rb), hsmops._double(o2[:16], aes.rb)
+            s_enc = raw.derive_encrypt_data(enc, aes.ecb_derive,
+                                            hsmops.xor(hsmops.xor(o1[16:], d_enc[16:]), ke), None, tmpl)
+            s_mac = raw.derive_encrypt_data(mac, aes.ecb_derive,
+                                            hsmops.xor(hsmops.xor(o2[16:32], d_mac[16:]), km), None, tmpl)
+            s_rmac = raw.derive_encrypt_data(mac, aes.ecb_derive,
+                                             hsmops.xor(hsmops.xor(o2[32:], d_rmac[16:]), km), None, tmpl)
+            raw.sign(s_mac, aes.cmac, d_card)
+            host = raw.sign(s_mac, aes.cmac, d_host)[:8]
+            raw.sign(s_mac, aes.cmac, bytes(16) + bytes([0x84, 0x82, 3, 0, 16]) + host)
+            for h in (enc, mac, s_enc, s_mac, s_rmac):
+                raw.destroy(h)
 
-        ch = SecureChannel(hsm, Scp.SCP03, diversifier=div, security_level=0x03)
-        ch.initialize_update(0x30, HOST)
-        ch.verify_card_response(response)
-        ch.external_authenticate()
-        w_ours = rate(lambda: ch.wrap(COMMAND), seconds)
-        w_sw = rate(sw_wrap(bytes(16), bytes(16)), seconds)
-        ch.close()
-        print(f"SCP03 wrap (C-MAC + C-ENC) per second: key service {w_ours:,.0f} (target >= 20,000), "
-              f"software {w_sw:,.0f}, ratio {w_ours / w_sw:.3f}")
+    r_ours, r_min, r_sw = rate(ours, seconds), rate(minimal, seconds), rate(sw_scp03_setup, seconds)
+    r_facade = rate(facade, seconds)
+    print("SCP03 set-up (KDF3 + session keys + cryptograms), per second, one process:")
+    print(f"  key service      {r_ours:10,.0f}   target >= 1,500")
+    print(f"  raw PKCS#11 (a)  {r_min:10,.0f}   key service / raw = {r_ours / r_min:.2f}")
+    print(f"  software (b)     {r_sw:10,.0f}   key service / software = {r_ours / r_sw:.3f}")
+    print(f"  facade (c)       {r_facade:10,.0f}   + policy, key record read and one audit record "
+          f"(SQLite, HSM anchor); facade / raw = {r_facade / r_min:.2f}")
 
-        scp02_card = _scp02_response(hsm, kmc_des)
-        div02 = Diversifier(kmc_des, DivMethod.EMV, 16)
+    ch = SecureChannel(hsm, Scp.SCP03, diversifier=div, security_level=0x03)
+    ch.initialize_update(0x30, HOST)
+    ch.verify_card_response(response)
+    ch.external_authenticate()
+    w_ours = rate(lambda: ch.wrap(COMMAND), seconds)
+    w_sw = rate(sw_wrap(bytes(16), bytes(16)), seconds)
+    ch.close()
+    print(f"SCP03 wrap (C-MAC + C-ENC) per second: key service {w_ours:,.0f} (target >= 20,000), "
+          f"software {w_sw:,.0f}, ratio {w_ours / w_sw:.3f}")
 
-        def ours02() -> None:
-            with SecureChannel(hsm, Scp.SCP02, diversifier=div02, security_level=0x03, i=0x55) as ch2:
-                ch2.initialize_update(0x20, HOST)
-                ch2.verify_card_response(scp02_card)
-                ch2.external_authenticate()
+    scp02_card = _scp02_response(hsm, kmc_des)
+    div02 = Diversifier(kmc_des, DivMethod.EMV, 16)
 
-        s02 = rate(ours02, seconds)
-        ch2 = SecureChannel(hsm, Scp.SCP02, diversifier=div02, security_level=0x03, i=0x55)
-        ch2.initialize_update(0x20, HOST)
-        ch2.verify_card_response(scp02_card)
-        ch2.external_authenticate()
-        w02 = rate(lambda: ch2.wrap(COMMAND), seconds)
-        ch2.close()
-        print(f"SCP02 (EMV diversify, i=55): set-up {s02:,.0f}/s, wrap (retail C-MAC, ICV enc, C-DEC) {w02:,.0f}/s")
+    def ours02() -> None:
+        with SecureChannel(hsm, Scp.SCP02, diversifier=div02, security_level=0x03, i=0x55) as ch2:
+            ch2.initialize_update(0x20, HOST)
+            ch2.verify_card_response(scp02_card)
+            ch2.external_authenticate()
+
+    s02 = rate(ours02, seconds)
+    ch2 = SecureChannel(hsm, Scp.SCP02, diversifier=div02, security_level=0x03, i=0x55)
+    ch2.initialize_update(0x20, HOST)
+    ch2.verify_card_response(scp02_card)
+    ch2.external_authenticate()
+    w02 = rate(lambda: ch2.wrap(COMMAND), seconds)
+    ch2.close()
+    print(f"SCP02 (EMV diversify, i=55): set-up {s02:,.0f}/s, wrap (retail C-MAC, ICV enc, C-DEC) {w02:,.0f}/s")
 
 
 def _scp02_response(hsm: object, kmc_des: int) -> bytes:

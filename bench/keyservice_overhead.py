@@ -10,18 +10,10 @@ operations with one synchronous audit record each (SQLite commit + HSM HMAC + an
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from scratch import scratch_service
 from timing import rate
-
-from softhsm import bootstrap
-
-SCRATCH = Path(tempfile.mkdtemp(prefix="tsm-bench-"))
-bootstrap.write_conf(SCRATCH / "softhsm2.conf", SCRATCH / "tokens")
-os.environ["SOFTHSM2_CONF"] = str(SCRATCH / "softhsm2.conf")
 
 
 def main() -> None:
@@ -35,23 +27,16 @@ def main() -> None:
 
     from keyservice.inventory import Algorithm, KeyState, KeyUsage
     from keyservice.policy import Caller, CallerKind, Purpose, Request
-    from keyservice.runtime import open_service
     from keyservice.service import NewKey
-    from storage.config import load_settings, with_overrides
-    from storage.session import upgrade
-    from tsm.embedded import initialise
 
-    settings = with_overrides(load_settings({"TSM_HOME": str(SCRATCH / "home")}), token_label="bench")  # noqa: S106
-    initialise(settings, test_token=True)
-    upgrade(settings.database_url)
-    ks = open_service(settings)
+    ks = scratch_service()
     officer = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
     ks.import_test_key(officer, NewKey("mac-key", Algorithm.AES, 16, KeyUsage.RECEIPT_KEY, "bench"),
                        bytes.fromhex("404142434445464748494A4B4C4D4E4F"))
     data = bytes(range(32))
 
     # Baseline: the bare python-pkcs11 calls on the same token and key, in this process.
-    token = pkcs11.lib(settings.pkcs11_module).get_token(token_label="bench")  # noqa: S106
+    token = pkcs11.lib(ks.hsm.module).get_token(token_label=ks.hsm.token_label)
     with token.open(rw=True) as session:  # the login is per application: the key service logged in
         key: Any = session.get_key(label="mac-key", key_type=KeyType.AES)
         bare_cmac = rate(lambda: key.sign(data, mechanism=Mechanism.AES_CMAC), args.seconds)

@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 from pkcs11.mechanisms import Mechanism
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,16 @@ ANCHOR_APPLICATION: Final = "tsm.audit-head"
 ENCODING_VERSION: Final = 1
 GENESIS: Final = "0" * 64
 _HEAD_ID: Final = 1
+
+
+# Statements built once (building and cache-keying them per append cost more than the database work).
+# Bumping the head row first serialises appends (row lock on PostgreSQL, write lock on SQLite) and returns
+# the new sequence number with the previous record's hash, not yet replaced.
+_HEAD = cast(Table, AuditHead.__table__)
+_BUMP_HEAD: Final = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEAD.c.seq + 1)
+                     .returning(_HEAD.c.seq, _HEAD.c.record_hash))
+_SET_HEAD_HASH: Final = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(record_hash=bindparam("new_hash"))
+_INSERT_RECORD: Final = insert(cast(Table, AuditRecord.__table__))
 
 
 @dataclass(frozen=True)
@@ -104,19 +114,16 @@ class AuditLog:
             pass
 
     def _append(self, db: Session, entry: AuditEntry) -> None:
-        # Taking the head row first serialises appends (row lock on PostgreSQL, write lock on SQLite).
-        db.execute(update(AuditHead).where(AuditHead.id == _HEAD_ID).values(seq=AuditHead.seq + 1))
-        head = db.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID)).scalar_one()
-        seq, prev = head.seq, head.record_hash
+        conn = db.connection()
+        seq, prev = conn.execute(_BUMP_HEAD).one()
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         digest = hashlib.sha256(canonical(seq, ts, entry, prev)).digest()
         mac = self._mac(digest)
-        db.add(AuditRecord(seq=seq, ts=ts, actor=entry.actor, operation=entry.operation, purpose=entry.purpose,
-                           target=entry.target, keys=json.dumps([list(k) for k in entry.keys]),
-                           outcome=entry.outcome, detail=entry.detail, prev_hash=prev,
-                           record_hash=digest.hex(), mac=mac.hex()))
-        head.record_hash = digest.hex()
-        db.flush()
+        conn.execute(_INSERT_RECORD, {
+            "seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation, "purpose": entry.purpose,
+            "target": entry.target, "keys": json.dumps([list(k) for k in entry.keys]), "outcome": entry.outcome,
+            "detail": entry.detail, "prev_hash": prev, "record_hash": digest.hex(), "mac": mac.hex()})
+        conn.execute(_SET_HEAD_HASH, {"new_hash": digest.hex()})
         self._hsm.set_anchor(ANCHOR_APPLICATION, f"{seq}:{digest.hex()}")
 
     def records(self, limit: int = 50) -> list[AuditRecord]:

@@ -1,10 +1,9 @@
 """Purpose-scoped views of the barrier: MAC contexts, secure channels, card-cryptogram diagnosis.
 
 A `MacContext` checks policy and writes audit records at open and close, with lean calls between. A
-`ChannelSession` does the same for a secure channel: policy is checked for every
-key it uses when it is opened; one audit record is written when the card cryptogram verified and before the
-EXTERNAL AUTHENTICATE leaves the key service (or a `refused` record when it did not verify), and one when the
-channel closes, with the number of commands wrapped. The SCP is read from the card's key information
+`ChannelSession` checks policy for every key it uses when it is opened and writes one audit record when the
+card cryptogram verified, before the EXTERNAL AUTHENTICATE leaves the key service (a `refused` record when it
+did not verify); that record covers the commands the channel then wraps. The SCP is read from the card's key information
 (GPCS 2.3.1 §E.5.1.6, Amd D §7.1.1.6). Diagnosis tries every key × diversification against the card
 cryptogram and never builds an EXTERNAL AUTHENTICATE.
 """
@@ -128,7 +127,6 @@ class ChannelSession:
         self._service, self._req, self._spec, self._records = service, req, spec, records
         self._channel: SecureChannel | None = None
         self._host_challenge = b""
-        self.commands = 0
 
     def __repr__(self) -> str:
         return f"ChannelSession({self._req.target}, {len(self._records)} key(s))"
@@ -174,9 +172,7 @@ class ChannelSession:
 
     def wrap(self, capdu: bytes) -> bytes:
         """Protect one command at the channel's security level."""
-        wrapped = self._open().wrap(capdu)
-        self.commands += 1
-        return wrapped
+        return self._open().wrap(capdu)
 
     def unwrap(self, rapdu: bytes) -> bytes:
         """Verify/decrypt one response (MacMismatch, UnwrapFailed)."""
@@ -222,11 +218,10 @@ class ChannelSession:
         putkey.check_response(command, response_data)
 
     def close(self) -> None:
-        """Destroy the session keys; write the closing record (idempotent)."""
+        """Destroy the session keys (idempotent). The opening record covers the channel's commands."""
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.close()
-            self._service.audit.append(self._entry("secure-channel-close", "ok", f"commands={self.commands}"))
 
     def __enter__(self) -> ChannelSession:
         return self

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from keyservice import kcv as kcv_mod
@@ -48,9 +48,8 @@ from keyservice.policy import Caller, CallerKind, Operation, Purpose, Request, c
 from keyservice.scoped import ChannelSession, ChannelSpec, MacContext, Trial
 from keyservice.vendor import KeyBlockHeader, Received
 
-T = TypeVar("T")
-
 SYSTEM = Caller("keyservice", CallerKind.SYSTEM)
+_BY_LABEL: Final = select(KeyRecord).where(KeyRecord.label == bindparam("label"))  # built once: a hot path
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class KeyService:
         return AuditEntry(str(req.caller), op.value, req.purpose.value, req.target, list(keys), outcome, detail)
 
     def _record(self, db: Session, label: str) -> KeyRecord:
-        rec = db.execute(select(KeyRecord).where(KeyRecord.label == label)).scalar_one_or_none()
+        rec = db.execute(_BY_LABEL, {"label": label}).scalar_one_or_none()
         if rec is None:
             raise KeyNotFound(f"no key labelled {label!r} in the inventory")
         return rec
