@@ -106,6 +106,7 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
                                                          Purpose.SELFTEST}),
     (KeyUsage.ISD_KEYSET, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
     (KeyUsage.SSD_KEYSET, Operation.DIAGNOSE): frozenset({Purpose.DIAGNOSTIC}),
+    (KeyUsage.KMC, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     (KeyUsage.ISD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     (KeyUsage.SSD_KEYSET, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
     **{(u, Operation.EXPORT_WRAPPED): frozenset({Purpose.VENDOR_EXPORT}) for u in

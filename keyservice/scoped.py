@@ -19,7 +19,7 @@ from pkcs11.mechanisms import Mechanism
 
 from keyservice.audit import AuditEntry
 from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError
-from keyservice.gp import putkey
+from keyservice.gp import putkey, storedata
 from keyservice.gp.channel import HOST_CHALLENGE_LENGTH, Scp, SecureChannel, SecurityLevel
 from keyservice.gp.diversify import ALGORITHM, KDD_LENGTH, Diversifier, DivMethod, KeySet
 from keyservice.gp.hsmops import KeyAlgorithm
@@ -211,6 +211,25 @@ class ChannelSession:
                                               self._req.purpose.value, self._req.target, used, "ok",
                                               f"kvn {old_kvn:02X}->{new_kvn:02X}"))
         return command
+
+    def encrypt_dgi(self, dgi: int, value: bytes) -> bytes:
+        """A DGI whose value is encrypted with the channel's DEK for STORE DATA (GPCS 2.3.1 §11.11.2.3; EMV CPS:
+        SCP02 3DES-ECB under the session DEK, SCP03 AES-CBC under the static DEK, value padded 80 00..).
+
+        Policy `store-data` is checked for the channel's keys; one record per DGI names its tag, never its value.
+        """
+        channel = self._open()
+        for rec in self._records:
+            self._service.authorise(self._req, Operation.STORE_DATA, rec.label)
+        used = [(r.label, r.kcv) for r in self._records]
+        try:
+            encrypted = storedata.encrypt_dgi(channel, self._service.hsm, dgi, value)
+        except KeyServiceError as exc:
+            raise self._service.refuse(self._req, Operation.STORE_DATA, used, exc) from None
+        self._service.audit.append(AuditEntry(str(self._req.caller), Operation.STORE_DATA.value,
+                                              self._req.purpose.value, self._req.target, used, "ok",
+                                              f"dgi={dgi:04X}"))
+        return encrypted
 
     @staticmethod
     def check_put_key(command: putkey.PutKeyCommand, response_data: bytes) -> None:

@@ -127,3 +127,38 @@ def test_put_key_response_with_wrong_kcv_is_refused(lab):
         command = session.put_key(ChannelSpec(("kmc-new",), diversification=DivMethod.KDF3), 0, 0x31)
         with pytest.raises(KcvMismatch):
             session.check_put_key(command, bytes([0x31]) + bytes(9))
+
+
+PERSO = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.SE_PERSO, "se-1")
+BANK_ELF, BANK_MOD, BANK = (bytes.fromhex(h) for h in ("F0000000020101", "F000000002010101", "F00000000201010101"))
+PAN = "4761739001010119"  # a test PAN (cardsim docs)
+
+
+@pytest.mark.parametrize(("profile", "spec"), [
+    ("default", ChannelSpec(("gp-aes",), security_level=0x03)),
+    ("scp02-emv", ChannelSpec(("kmc-des",), DivMethod.EMV, security_level=0x03, i=0x15)),
+])
+def test_bank_card_personalised_with_encrypted_dgis(lab, profile, spec):
+    """Encrypted DGIs from the key service are decrypted by the independent card; only the masked PAN shows."""
+    from tsm_core.gp.install import install_for_install, install_for_personalization
+    from tsm_core.gp.storedata import StoreDataP1, dgi, store_data
+
+    card = new_card(None if profile == "default" else profile)
+    card.power_on()
+    holder = dgi(0x0101, bytes.fromhex("5F200D") + b"A. CARDHOLDER" + bytes.fromhex("5F2403291231"))
+    with lab.open_channel(PERSO, spec) as session:
+        _open(card, session)
+        secret = session.encrypt_dgi(0x8101, bytes.fromhex("5A08" + PAN)) + \
+            session.encrypt_dgi(0x8000, bytes(range(16)))
+        commands = [install_for_install(BANK_ELF, BANK_MOD, BANK), install_for_personalization(BANK),
+                    *store_data(holder, structure=StoreDataP1.DGI, last=False),
+                    *store_data(secret, structure=StoreDataP1.DGI, encryption=StoreDataP1.ENCRYPTED, first_block=1)]
+        for command in commands:
+            assert session.unwrap(card.transmit(session.wrap(command.to_bytes())))[-2:] == OK
+    assert card.transmit(bytes.fromhex("00A4040009") + BANK)[-2:] == OK
+    record = card.transmit(bytes.fromhex("00B2010C00"))
+    assert b"************0119" in record and bytes.fromhex(PAN) not in record
+    assert lab.audit.records(2)[0].detail == "dgi=8000"
+    with pytest.raises(PolicyDenied), lab.open_channel(TSM, spec) as other:  # SE_MANAGEMENT may not personalise
+        _open(new_card(None if profile == "default" else profile), other)
+        other.encrypt_dgi(0x8101, b"x")
