@@ -20,11 +20,15 @@ TSM = str(Path(sys.executable).with_name("tsm"))
 TEST_KEYS = ["404142434445464748494A4B4C4D4E4F", "00112233445566778899AABBCCDDEEFF",
              "0123456789ABCDEFFEDCBA9876543210"]
 OUTPUTS: list[str] = []
+FIRST_INIT: list[subprocess.CompletedProcess[str]] = []
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("home")
+    """A home initialised as a test token; the first `tsm init` output is kept for the init test."""
+    path = tmp_path_factory.mktemp("home")
+    FIRST_INIT.append(tsm(path, "init", "--test-token"))
+    return path
 
 
 def tsm(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,7 +46,7 @@ def tsm(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[
 
 
 def test_init_is_idempotent_and_keeps_pins_private(home):
-    first = tsm(home, "init", "--test-token")
+    first = FIRST_INIT[0]
     assert "created" in first.stdout and "TEST TOKEN" in first.stdout
     second = tsm(home, "init")
     assert "exists" in second.stdout
@@ -82,7 +86,7 @@ def test_vendor_key_imports(home):
         "--hex", TEST_KEYS[1])
     blob = tsm(home, "keys", "export-wrapped", "to-send", "--kek", "vendor-kek").stdout.strip()
     assert blob == "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"  # RFC 3394 §4.1
-    assert "policy_denied" in tsm(home, "keys", "export-wrapped", "gp", "--kek", "vendor-kek", ok=False).stderr
+    assert "policy_denied" in tsm(home, "keys", "export-wrapped", "clear-ref", "--kek", "vendor-kek", ok=False).stderr
     block = tsm(home, "keys", "export-tr31", "to-send", "--kbpk", "vendor-kek", "--usage-code", "E6").stdout
     assert block.startswith("D") and block[5:8] == "E6A"
 

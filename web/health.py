@@ -37,7 +37,7 @@ def health() -> ResponseReturnValue:
     except SQLAlchemyError as exc:
         report["database"] = {"status": "error", "detail": type(exc).__name__}
     try:
-        chain = service.verify_audit()
+        chain = service.audit.check_head()
         report["audit_chain"] = {"status": "ok", "records": chain.records}
     except KeyServiceError as exc:
         report["audit_chain"] = {"status": "error", "code": exc.code, "detail": str(exc)}

@@ -34,6 +34,19 @@ def _broken_at(service) -> int:
     return info.value.seq
 
 
+def test_head_check_for_health_probes(chain):
+    assert chain.audit.check_head().records == 5
+    _exec(chain, delete(AuditRecord).where(AuditRecord.seq == 5))
+    with pytest.raises(AuditChainBroken):
+        chain.audit.check_head()
+
+
+def test_head_check_sees_an_altered_newest_record(chain):
+    _exec(chain, update(AuditRecord).where(AuditRecord.seq == 5).values(outcome="refused"))
+    with pytest.raises(AuditChainBroken):
+        chain.audit.check_head()
+
+
 def test_edit_is_detected(chain):
     _exec(chain, update(AuditRecord).where(AuditRecord.seq == 3).values(actor="officer:mallory"))
     assert _broken_at(chain) == 3
