@@ -1,14 +1,27 @@
-"""`tsm gp ...`, `tsm readers` and `tsm relay-client`: thin commands over `tsm_core.gp` and the transports.
+"""`tsm gp ...`, `tsm readers` and `tsm relay-client`: thin commands over `tsm_core.gp`, the flows and the
+transports.
 
-Typed errors (`TsmCoreError`, each with a `code`) propagate to the root group, which prints one line.
+Typed errors (`TsmCoreError`, `KeyServiceError`, `CardSimError`, each with a `code`) propagate to the root
+group, which prints one line.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
 import click
 
+from tsm_core.flows.list_registry import CardRegistry, list_registry
 from tsm_core.gp import registry, sw, tlv
 from tsm_core.gp.apdu import SW_LEN
+from tsm_core.gp.registry import Privilege, RegistryEntry
+from tsm_core.transport.base import Transport
+from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcsc import PcscTransport, list_readers
 from tsm_core.transport.relay_client import RelayClient
 
@@ -32,6 +45,24 @@ class HexBytes(click.ParamType[bytes]):
             return bytes.fromhex(str(value).replace(":", "").replace(" ", ""))
         except ValueError:
             self.fail(f"{value!r} is not hex", param, ctx)
+
+
+class SecurityLevelParam(click.ParamType[int]):
+    """A security level as one hex byte (EXTERNAL AUTHENTICATE P1: 00, 01, 03, 11, 13, 33)."""
+
+    name = "level"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value)
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        if len(raw) != 1:
+            self.fail(f"{text!r} is not one hex byte (e.g. 01, 03, 13, 33)", param, ctx)
+        return raw[0]
 
 
 def reader_choice(value: str) -> str | int:
@@ -117,3 +148,118 @@ def relay_client_command(url: str, session_id: str, reader: str, poll_interval: 
     client = RelayClient(url, session_id, PcscTransport(reader_choice(reader)), poll_interval=poll_interval)
     executed = client.run()
     click.echo(f"session closed after {executed} batches")
+
+
+DIVERSIFICATIONS: Final = ("emv", "visa2", "visa", "kdf3", "none")
+PRIVILEGE_NAMES: Final[dict[Privilege, str]] = {
+    Privilege.SECURITY_DOMAIN: "SecurityDomain",
+    Privilege.DAP_VERIFICATION: "DAPVerification",
+    Privilege.DELEGATED_MANAGEMENT: "DelegatedManagement",
+    Privilege.CARD_LOCK: "CardLock",
+    Privilege.CARD_TERMINATE: "CardTerminate",
+    Privilege.CARD_RESET: "CardReset",
+    Privilege.CVM_MANAGEMENT: "CVMManagement",
+    Privilege.MANDATED_DAP_VERIFICATION: "MandatedDAPVerification",
+    Privilege.TRUSTED_PATH: "TrustedPath",
+    Privilege.AUTHORIZED_MANAGEMENT: "AuthorizedManagement",
+    Privilege.TOKEN_VERIFICATION: "TokenVerification",
+    Privilege.GLOBAL_DELETE: "GlobalDelete",
+    Privilege.GLOBAL_LOCK: "GlobalLock",
+    Privilege.GLOBAL_REGISTRY: "GlobalRegistry",
+    Privilege.FINAL_APPLICATION: "FinalApplication",
+    Privilege.GLOBAL_SERVICE: "GlobalService",
+    Privilege.RECEIPT_GENERATION: "ReceiptGeneration",
+    Privilege.CIPHERED_LOAD_FILE_DATA_BLOCK: "CipheredLoadFileDataBlock",
+    Privilege.CONTACTLESS_ACTIVATION: "ContactlessActivation",
+    Privilege.CONTACTLESS_SELF_ACTIVATION: "ContactlessSelfActivation",
+}
+"""GlobalPlatformPro's spelling of each privilege (its `GPRegistryEntry.Privilege` names)."""
+INDENT: Final = "     "
+
+
+@contextmanager
+def _card_transport(reader: str | None, card_path: Path | None) -> Iterator[Transport]:
+    """The card in a PC/SC reader, or a simulated card from a state file (saved back afterwards)."""
+    if card_path is None:
+        with PcscTransport(reader_choice(reader or "")) as transport:
+            yield transport
+        return
+    from cardsim.state import load_card, save_card  # the simulator only when asked for
+
+    card = load_card(card_path)
+    try:
+        with LocalTransport(card) as local:
+            yield local
+    finally:
+        save_card(card, card_path)
+
+
+def _hex(aid: bytes | None) -> str:
+    return aid.hex().upper() if aid else ""
+
+
+def _state(entry: RegistryEntry) -> str:
+    state = entry.state
+    if state is registry.ApplicationLifeCycle.SELECTABLE and entry.application_specific_state:
+        return f"{state.name}, application-specific {entry.life_cycle:02X}"
+    return state.name
+
+
+def _print_entry(kind: str, entry: RegistryEntry) -> None:
+    click.echo(f"{kind}: {_hex(entry.aid)} ({_state(entry)})")
+    if entry.associated_sd_aid:
+        click.echo(f"{INDENT}Parent:  {_hex(entry.associated_sd_aid)}")
+    if kind == "PKG":
+        if entry.elf_version:
+            click.echo(f"{INDENT}Version: {'.'.join(str(part) for part in entry.elf_version)}")
+        for module in entry.modules:
+            click.echo(f"{INDENT}Applet:  {_hex(module)}")
+    else:
+        if entry.elf_aid:
+            click.echo(f"{INDENT}From:    {_hex(entry.elf_aid)}")
+        names = [name for privilege, name in PRIVILEGE_NAMES.items() if privilege in entry.privileges]
+        if names:
+            click.echo(f"{INDENT}Privs:   {', '.join(names)}")
+    click.echo()
+
+
+def _print_registry(found: CardRegistry) -> None:
+    """The Registry the way GlobalPlatformPro's `gp -l` prints it: ISD, then APP (SDs too), then PKG."""
+    for entry in found.isd:
+        _print_entry("ISD", entry)
+    for entry in found.applications:
+        _print_entry("APP", entry)
+    for entry in found.load_files:
+        _print_entry("PKG", entry)
+
+
+@gp_group.command("list")
+@click.option("--reader", "-r", help="Reader name substring or index (see `tsm readers`).")
+@click.option("--card", "card_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A simulated card's state file (`tsm cardsim new`), driven in this process instead of a reader.")
+@click.option("--key", "keys", multiple=True, required=True,
+              help="Key label: once (ENC = MAC = DEK, or the KMC with --div) or three times (ENC MAC DEK).")
+@click.option("--div", "div", type=click.Choice(DIVERSIFICATIONS), default="none", show_default=True,
+              help="Diversify the card keys from the KMC given with --key.")
+@click.option("--kvn", type=click.IntRange(0, 0xFF), default=0, show_default=True,
+              help="Key version number for INITIALIZE UPDATE (0: the card's default key set).")
+@click.option("--level", type=SecurityLevelParam(), default="01", show_default=True,
+              help="Security level, hex: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03).")
+def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
+                 level: int) -> None:
+    """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`)."""
+    from keyservice.gp.diversify import DivMethod
+    from keyservice.policy import Caller, CallerKind, Purpose, Request
+    from keyservice.runtime import open_service
+    from keyservice.scoped import ChannelSpec
+    from storage.config import load_settings
+
+    if (reader is None) == (card_path is None):
+        raise click.UsageError("give exactly one of --reader and --card")
+    spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
+    target = f"reader:{reader}" if card_path is None else f"card-file:{card_path.name}"
+    officer = Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
+    request = Request(officer, Purpose.SE_MANAGEMENT, target)
+    with _card_transport(reader, card_path) as transport:
+        found = list_registry(transport, open_service(load_settings()).open_channel(request, spec))
+    _print_registry(found)

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,36 +19,26 @@ import pytest
 
 from cardsim.vpcd import serve
 from tests.tsm_core.cards import MiniCard
-from tsm_core.transport.errors import NoCard, TransportError
-from tsm_core.transport.pcsc import PcscTransport, list_readers
+from tsm_core.transport import pcscd as pcscd_mod
+from tsm_core.transport.pcscd import PcscdError, PcscdNotInstalled, PrivatePcscd, WaitTimeout
 
-PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 LOCK_FILE = Path("/tmp/tsm-pcscd-tests.lock")
 LOCK_TIMEOUT = 300.0
-READY_TIMEOUT = 10.0
-READER = "Virtual PCD 00 00"
+READY_TIMEOUT = pcscd_mod.READY_TIMEOUT
+READER = pcscd_mod.VPCD_READER
 EMPTY_READER = "Virtual PCD 00 01"
 
 
-def _pcscd_running() -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(PCSCD_SOCKET))
-        except OSError:
-            return False
-    return True
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    try:
+        pcscd_mod.wait_for(condition, timeout, what)
+    except WaitTimeout as exc:
+        pytest.fail(str(exc))
 
 
 @contextlib.contextmanager
-def _exclusive_lock() -> Iterator[None]:
+def exclusive_lock() -> Iterator[None]:
+    """Serialise the pcscd users of this machine's test runs (and the transport bench) on LOCK_FILE."""
     with LOCK_FILE.open("a") as handle:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
@@ -68,38 +55,21 @@ def _exclusive_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _readers_or_empty() -> list[str]:
-    try:
-        return list_readers()
-    except TransportError:
-        return []
-
-
 @pytest.fixture(scope="session")
-def pcscd(tmp_path_factory) -> Iterator[subprocess.Popen[bytes]]:
-    """A pcscd of our own, in the foreground, killed by its PID at the end of the session."""
-    binary = shutil.which("pcscd")
-    if binary is None:
-        pytest.skip("pcscd is not installed (Debian package pcscd)")
-    with _exclusive_lock():
-        if _pcscd_running():
-            pytest.fail(
-                f"a pcscd is already running (socket {PCSCD_SOCKET}); these tests start their own and never "
-                "reuse or kill a foreign one: stop it (PID in /run/pcscd/pcscd.pid) and re-run"
-            )
-        log = (tmp_path_factory.mktemp("pcscd") / "pcscd.log").open("wb")
-        process = subprocess.Popen([binary, "-f"], stdout=log, stderr=subprocess.STDOUT)
+def pcscd(tmp_path_factory) -> Iterator[PrivatePcscd]:
+    """A pcscd of our own, in the foreground, stopped by its PID at the end of the session."""
+    daemon = PrivatePcscd(READER, log=tmp_path_factory.mktemp("pcscd") / "pcscd.log", ready_timeout=READY_TIMEOUT)
+    with exclusive_lock():
         try:
-            _wait(lambda: READER in _readers_or_empty(), READY_TIMEOUT, f"pcscd to list {READER!r}")
-            yield process
+            daemon.start()
+        except PcscdNotInstalled as exc:
+            pytest.skip(str(exc))
+        except (PcscdError, WaitTimeout) as exc:  # a foreign pcscd, or ours never listed the reader
+            pytest.fail(str(exc))
+        try:
+            yield daemon
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            log.close()
+            daemon.stop()
 
 
 @dataclass
@@ -119,25 +89,14 @@ class ServedCard:
         wait_for_removal()
 
 
-def _card_present(reader: str) -> bool:
-    transport = PcscTransport(reader)
-    try:
-        transport.connect()
-    except NoCard:
-        return False
-    finally:
-        transport.close()
-    return True
-
-
 def wait_for_removal() -> None:
     """Block until READER reports no card, so the next test starts from an empty reader."""
-    _wait(lambda: not _card_present(READER), READY_TIMEOUT, "pcscd to notice the card removal")
+    _wait(lambda: not pcscd_mod.card_present(READER), READY_TIMEOUT, "pcscd to notice the card removal")
 
 
 def wait_for_card() -> None:
     """Block until a card shows in READER (fails the test after READY_TIMEOUT)."""
-    _wait(lambda: _card_present(READER), READY_TIMEOUT, "the virtual card to appear")
+    _wait(lambda: pcscd_mod.card_present(READER), READY_TIMEOUT, "the virtual card to appear")
 
 
 @pytest.fixture
