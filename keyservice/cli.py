@@ -6,16 +6,13 @@ the root group (tsm/cli.py).
 
 from __future__ import annotations
 
-import getpass
-import os
-
 import click
 
 from hsm_profiles import loader
 from keyservice.errors import InvalidInput
 from keyservice.gp import strategy
 from keyservice.inventory import Algorithm, KcvMethod, KeyState, KeyUsage, parse_enum
-from keyservice.policy import Caller, CallerKind, Purpose, Request
+from keyservice.policy import Purpose, Request, console_officer
 from keyservice.runtime import open_service
 from keyservice.service import KeyService, KeyView, NewKey
 from keyservice.vendor import KeyBlockHeader, Received
@@ -26,12 +23,8 @@ def _service() -> KeyService:
     return open_service(load_settings())
 
 
-def _officer() -> Caller:
-    return Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
-
-
 def _request(target: str, purpose: Purpose = Purpose.KEY_MANAGEMENT) -> Request:
-    return Request(_officer(), purpose, target)
+    return Request(console_officer(), purpose, target)
 
 
 def parse_hex(value: str, what: str) -> bytes:

@@ -4,6 +4,8 @@ before the HSM is touched (ARCHITECTURE.md principle 2). A refusal is audited li
 
 from __future__ import annotations
 
+import getpass
+import os
 from dataclasses import dataclass
 from enum import StrEnum, unique
 from typing import Final
@@ -67,6 +69,12 @@ class Caller:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"
+
+
+def console_officer() -> Caller:
+    """The officer at this console: `TSM_OPERATOR`, else the login name (CLI callers until the web issue
+    brings authenticated sessions)."""
+    return Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
 
 
 @dataclass(frozen=True)

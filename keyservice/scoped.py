@@ -27,6 +27,8 @@ from keyservice.inventory import Algorithm
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request
 
+__all__ = ["ChannelSession", "ChannelSpec", "DivMethod", "MacContext", "Scp", "SecurityLevel", "Trial"]
+
 if TYPE_CHECKING:
     from keyservice.service import KeyService
 

@@ -372,6 +372,10 @@ class KeyService:
 
     # ---- inspection --------------------------------------------------------------------------------------------
 
+    def mark_test_token(self) -> None:
+        """Mark a token created for the lab as a test token (only `tsm init --test-token` on a new token)."""
+        self.hsm.put_marker(TEST_TOKEN_MARKER)
+
     def is_test_token(self) -> bool:
         """Whether the token carries the test-token marker written by `tsm init --test-token`."""
         return self.hsm.has_marker(TEST_TOKEN_MARKER)

@@ -107,7 +107,6 @@ def keyservice(settings_factory, db_url):  # type: ignore[no-untyped-def]
 
 def make_service(settings, test_token: bool):  # type: ignore[no-untyped-def]
     """Mirror of `tsm init` for an in-process token: migrate, mark, create the audit key."""
-    from keyservice.hsm import TEST_TOKEN_MARKER
     from keyservice.policy import Purpose, Request
     from keyservice.runtime import open_service
     from storage.session import upgrade
@@ -116,6 +115,6 @@ def make_service(settings, test_token: bool):  # type: ignore[no-untyped-def]
     upgrade(settings.database_url)
     service = open_service(settings)
     if test_token:
-        service.hsm.put_marker(TEST_TOKEN_MARKER)
+        service.mark_test_token()
     service.ensure_audit_key(Request(INIT_CALLER, Purpose.KEY_MANAGEMENT, "audit-chain"))
     return service

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keyservice.errors import ConfigurationError
-from keyservice.hsm import TEST_TOKEN_MARKER
 from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.runtime import open_service, prepare_module_env
 from softhsm import bootstrap
@@ -45,7 +44,7 @@ def initialise(settings: Settings, test_token: bool = False) -> InitReport:
     upgrade(settings.database_url)
     service = open_service(settings)
     if created and test_token:
-        service.hsm.put_marker(TEST_TOKEN_MARKER)
+        service.mark_test_token()
     elif test_token and not service.is_test_token():
         raise ConfigurationError("the token already exists and is not a test token; a token becomes a test "
                                  "token only when it is created (use a new TSM_HOME)")

@@ -7,8 +7,6 @@ group, which prints one line.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,18 +246,16 @@ def _print_registry(found: CardRegistry) -> None:
 def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
                  level: int) -> None:
     """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`)."""
-    from keyservice.gp.diversify import DivMethod
-    from keyservice.policy import Caller, CallerKind, Purpose, Request
+    from keyservice.policy import Purpose, Request, console_officer
     from keyservice.runtime import open_service
-    from keyservice.scoped import ChannelSpec
+    from keyservice.scoped import ChannelSpec, DivMethod
     from storage.config import load_settings
 
     if (reader is None) == (card_path is None):
         raise click.UsageError("give exactly one of --reader and --card")
     spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
     target = f"reader:{reader}" if card_path is None else f"card-file:{card_path.name}"
-    officer = Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
-    request = Request(officer, Purpose.SE_MANAGEMENT, target)
+    request = Request(console_officer(), Purpose.SE_MANAGEMENT, target)
     with _card_transport(reader, card_path) as transport:
         found = list_registry(transport, open_service(load_settings()).open_channel(request, spec))
     _print_registry(found)
