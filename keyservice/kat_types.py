@@ -263,8 +263,19 @@ def t_secure_channel(ctx: Context, v: dict[str, Any]) -> None:
 
 
 def t_put_key(ctx: Context, v: dict[str, Any]) -> None:
-    ch = open_channel(ctx, v)
-    algorithm = KeyAlgorithm.DES3 if ch.scp is Scp.SCP02 else KeyAlgorithm.AES
+    """After a full handshake, or (SCP02, `sequence_counter` form) with the session DEK of that counter."""
+    scp: Scp
+    if "sequence_counter" in v:
+        scp = Scp(field(v, "scp"))
+        if scp is not Scp.SCP02:
+            raise VectorError("the sequence_counter form is for SCP02 (SCP03 PUT KEY uses the static DEK)")
+        static = ctx.token_key(KeyAlgorithm.DES3, hexmap(v, "static")["dek"])
+        dek = ctx.own(scp02.derive_session_key(ctx.hsm, static, scp02.Scp02Constant.DEK,
+                                               hexfield(v, "sequence_counter")))
+    else:
+        ch = open_channel(ctx, v)
+        scp, dek = ch.scp, ch.session_dek()
+    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
     if "new_keys_diversify" in v:
         div = field(v, "new_keys_diversify", dict)
         master = hexfield(div, "master")
@@ -278,7 +289,8 @@ def t_put_key(ctx: Context, v: dict[str, Any]) -> None:
         handles = [ctx.session_key(ktype, keys[k], wrappable=True) for k in KEYSET_FIELDS if k in keys]
     new = [putkey.NewKey(h, algorithm, length) for h in handles if h is not None]
     key_id = int(v.get("key_id", "01"), 16)
-    cmd = putkey.put_key(ch, ctx.hsm, int(field(v, "old_kvn"), 16), int(field(v, "new_kvn"), 16), new, key_id)
+    cmd = putkey.build_put_key(ctx.hsm, scp, dek, int(field(v, "old_kvn"), 16), int(field(v, "new_kvn"), 16), new,
+                               key_id)
     equal("PUT KEY", cmd.apdu, hexfield(v, "expect"))
 
 
