@@ -217,25 +217,24 @@ class RawSession:
                            ctypes.byref(self._obj)), "C_DeriveKey")
         return int(self._obj.value)
 
-    def get_ulong(self, obj: int, attribute: Attribute) -> int | None:
-        """A CK_ULONG attribute of an object (None when the object has no such attribute)."""
-        value = CK_ULONG()
+    def _get(self, obj: int, attribute: Attribute, value: CK_ULONG | CK_BBOOL) -> bool:
+        """Read one fixed-size attribute into `value`; False when the object has no such attribute."""
         attr = CkAttribute(int(attribute), ctypes.cast(ctypes.pointer(value), ctypes.c_void_p), ctypes.sizeof(value))
         rv = self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1))
         if rv == CKR_ATTRIBUTE_TYPE_INVALID:
-            return None
+            return False
         check(rv, "C_GetAttributeValue")
-        return int(value.value)
+        return True
+
+    def get_ulong(self, obj: int, attribute: Attribute) -> int | None:
+        """A CK_ULONG attribute of an object (None when the object has no such attribute)."""
+        value = CK_ULONG()
+        return int(value.value) if self._get(obj, attribute, value) else None
 
     def get_bool(self, obj: int, attribute: Attribute) -> bool | None:
         """A CK_BBOOL attribute of an object (None when the object has no such attribute)."""
         value = CK_BBOOL()
-        attr = CkAttribute(int(attribute), ctypes.cast(ctypes.pointer(value), ctypes.c_void_p), ctypes.sizeof(value))
-        rv = self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1))
-        if rv == CKR_ATTRIBUTE_TYPE_INVALID:
-            return None
-        check(rv, "C_GetAttributeValue")
-        return bool(value.value)
+        return bool(value.value) if self._get(obj, attribute, value) else None
 
     def generate(self, mechanism: Mechanism, template: Template) -> int:
         """C_GenerateKey (secret keys)."""

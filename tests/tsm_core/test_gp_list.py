@@ -26,6 +26,7 @@ from tsm_core.flows.errors import CardCryptogramMismatch
 from tsm_core.flows.list_registry import list_registry
 from tsm_core.gp.registry import StatusSubset
 from tsm_core.transport.local import LocalTransport
+from tsm_core.transport.pcscd import stop_process
 
 TSM = str(Path(sys.executable).with_name("tsm"))
 GP_KEY = "404142434445464748494A4B4C4D4E4F"
@@ -261,12 +262,7 @@ def served_file(pcscd, default_card: Path, home: Path) -> Iterator[Path]:
         wait_for_card()
         yield default_card
     finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C: the card is saved and disconnects
-        try:
-            process.wait(timeout=SERVE_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=SERVE_STOP_TIMEOUT)
+        stop_process(process, signal.SIGINT, SERVE_STOP_TIMEOUT)  # Ctrl-C: the card is saved and disconnects
         if process.stderr is not None:
             process.stderr.close()
         wait_for_removal()

@@ -14,6 +14,7 @@ terminates it, waits, and kills it only if it did not exit in time.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -143,13 +144,8 @@ class PrivatePcscd:
     def stop(self) -> None:
         """Terminate our pcscd by PID, wait, kill it if it does not exit; idempotent."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
+        if process is not None:
+            stop_process(process)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -161,3 +157,16 @@ class PrivatePcscd:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[Any], first: signal.Signals = signal.SIGTERM,
+                 timeout: float = STOP_TIMEOUT) -> None:
+    """Stop a child we started, by its PID: `first` signal, wait, then SIGKILL if it did not exit."""
+    if process.poll() is not None:
+        return
+    process.send_signal(first)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
