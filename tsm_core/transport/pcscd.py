@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Self
+from typing import IO, Any, Final, Self
 
 from tsm_core.transport.errors import CardRemoved, NoCard, TransportError
 from tsm_core.transport.pcsc import PcscTransport, list_readers
