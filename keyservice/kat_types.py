@@ -342,7 +342,7 @@ def t_aes_key_wrap(ctx: Context, v: dict[str, Any]) -> None:
         copy = ctx.own(aeskw.unwrap_key(ctx.hsm, kh, expect, padding=padding, key_type=ktype,
                                         template=templates.wrappable_session_key(ktype)))
         ref = ctx.session_key(ktype, key, wrappable=True)
-        a, b = (aeskw.wrap_key(ctx.hsm, kh, h, padding=True, kwp_unaligned_ok=True) for h in (copy, ref))
+        a, b = (aeskw.wrap_key(ctx.hsm, kh, h, padding=True, native_unaligned=True) for h in (copy, ref))
         if not hsmops.same(a, b):
             raise Mismatch("unwrapped key differs")
     for bit in (0, 8 * len(expect) // 2, 8 * len(expect) - 1):

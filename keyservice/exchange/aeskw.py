@@ -17,15 +17,16 @@ from keyservice import templates
 from keyservice.errors import (
     HsmError,
     HsmLoginFailed,
-    HsmMechanismUnsupported,
     HsmUnavailable,
     InvalidInput,
     UnwrapFailed,
 )
+from keyservice.gp import hsmops
 from keyservice.hsm import Hsm
 from keyservice.p11raw import Template
 
 SEMIBLOCK: Final = 8
+KWP_AIV_PREFIX: Final = bytes.fromhex("A65959A6")  # RFC 5649 §3
 MIN_KW_INPUT: Final = 16
 KW_WRAPPED_MIN: Final = 24
 KWP_WRAPPED_MIN: Final = 16
@@ -37,20 +38,42 @@ def mechanism(padding: bool) -> Mechanism:
 
 
 def wrap_key(hsm: Hsm, kek: int, key: int, *, padding: bool, key_length: int | None = None,
-             kwp_unaligned_ok: bool = False) -> bytes:
+             native_unaligned: bool = False) -> bytes:
     """Wrap the key object `key` under `kek` (the key must be CKA_EXTRACTABLE; it stays sensitive).
 
     SoftHSM2 2.6.1 defect: with AES_KEY_WRAP_PAD it zero-pads the key to a multiple of 8 bytes *before*
     wrapping, so the MLI holds the padded length and the blob is not RFC 5649 §4.1 for such keys (it unwraps
-    correctly). Keys whose `key_length` is not a multiple of 8 are therefore refused with
-    HsmMechanismUnsupported unless the HSM profile says `kwp_unaligned_ok`.
+    correctly). Unless the HSM profile says its native wrap is right (`native_unaligned`), such keys take the
+    `host_memory_key_transit` strategy: `_kwp_host_transit`.
     """
-    if padding and key_length is not None and key_length % SEMIBLOCK and not kwp_unaligned_ok:
-        raise HsmMechanismUnsupported(
-            f"RFC 5649 wrap of a {key_length}-byte key: this HSM's AES_KEY_WRAP_PAD encodes the padded length "
-            "(SoftHSM2 2.6.1 defect); strategy unsupported")
+    if padding and key_length is not None and key_length % SEMIBLOCK and not native_unaligned:
+        return _kwp_host_transit(hsm, kek, key, key_length)
     with hsm.lock:
         return hsm.raw.wrap(kek, mechanism(padding), key)
+
+
+def _kwp_host_transit(hsm: Hsm, kek: int, key: int, key_length: int) -> bytes:
+    """RFC 5649 §4.1 with the key value in host memory and every AES operation done by the KEK in the HSM.
+
+    AIV = A65959A6 || MLI; P = key || zero padding. One block: E(K, AIV || P) (§4.1 step 2); otherwise the
+    RFC 3394 §2.2.1 wrapping process W with A = AIV: 6n ECB encryptions B = E(K, A || R[i]),
+    A = MSB64(B) xor t, R[i] = LSB64(B), t = n*j + i.
+    """
+    value = hsmops.clear_value(hsm, key, key_length)
+    plain = value + bytes(-len(value) % SEMIBLOCK)
+    del value
+    aiv = KWP_AIV_PREFIX + key_length.to_bytes(4, "big")
+    with hsm.lock:
+        if len(plain) == SEMIBLOCK:
+            return hsm.raw.encrypt(kek, Mechanism.AES_ECB, aiv + plain)
+        a, r = aiv, [plain[i:i + SEMIBLOCK] for i in range(0, len(plain), SEMIBLOCK)]
+        n = len(r)
+        for j in range(6):
+            for i in range(n):
+                b = hsm.raw.encrypt(kek, Mechanism.AES_ECB, a + r[i])
+                t = (n * j + i + 1).to_bytes(SEMIBLOCK, "big")
+                a, r[i] = hsmops.xor(b[:SEMIBLOCK], t), b[SEMIBLOCK:]
+    return a + b"".join(r)
 
 
 def _check_wrapped(wrapped: bytes, padding: bool) -> None:

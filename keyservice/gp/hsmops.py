@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum, unique
 from typing import Final
 
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_unwrap_with_padding
 from pkcs11.constants import Attribute
 from pkcs11.mechanisms import KeyType, Mechanism
 
@@ -211,21 +211,26 @@ def cmac_derive(hsm: Hsm, key: int, algorithm: KeyAlgorithm, messages: Sequence[
 
 
 EPHEMERAL_LENGTH: Final = 16
+SEMIBLOCK: Final = 8
 
 
-def clear_value(hsm: Hsm, key: int) -> bytes:
+def clear_value(hsm: Hsm, key: int, length: int | None = None) -> bytes:
     """The value of an extractable (wrappable) key: the host-memory strategy of strategy.py
     (`host_memory_card_key`, `host_memory_key_transit`) for HSMs without 3DES wrap or key-block mechanisms.
 
-    A one-time transport key made on the host becomes a session object; the HSM wraps the key under it with
-    AES_KEY_WRAP (RFC 3394, any key length that is a multiple of 8) and the host unwraps. The result must be
-    dropped as soon as it is used; non-extractable keys are refused by the token.
+    A one-time transport key made on the host becomes a session object; the HSM wraps the key under it
+    (AES_KEY_WRAP, RFC 3394; AES_KEY_WRAP_PAD for a `length` that is not a multiple of 8, whose padding
+    SoftHSM2 counts in the MLI, hence the trim) and the host unwraps. The result must be dropped as soon as it
+    is used; non-extractable keys are refused by the token.
     """
     transport = secrets.token_bytes(EPHEMERAL_LENGTH)
+    padded = length is not None and length % SEMIBLOCK != 0
     with hsm.lock:
         eph = hsm.raw.create({**templates.session_key(KeyType.AES), Attribute.VALUE: transport})
         try:
-            wrapped = hsm.raw.wrap(eph, Mechanism.AES_KEY_WRAP, key)
+            wrapped = hsm.raw.wrap(eph, Mechanism.AES_KEY_WRAP_PAD if padded else Mechanism.AES_KEY_WRAP, key)
         finally:
             hsm.raw.destroy(eph)
+    if padded:
+        return aes_key_unwrap_with_padding(transport, wrapped)[:length]
     return aes_key_unwrap(transport, wrapped)

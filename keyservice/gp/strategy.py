@@ -74,7 +74,8 @@ STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
              True),
     Strategy("host_memory_key_transit", "TR-31 without a key-block mechanism: KBEK/KBAK derived and MAC "
              "checked in the HSM, the payload decrypted by C_Decrypt; the clear key transits host memory "
-             "before it becomes a non-extractable object (export: value supplied by the caller)",
+             "before it becomes a non-extractable object (export: the exportable key's value, read once). "
+             "RFC 5649 wrap of keys not a multiple of 8 bytes: the value in host memory, the AES by the KEK",
              _m(Mechanism.AES_ECB_ENCRYPT_DATA, Mechanism.DES3_ECB_ENCRYPT_DATA, Mechanism.AES_CBC,
                 Mechanism.DES3_CBC, Mechanism.AES_CMAC, Mechanism.DES3_CMAC), True),
     Strategy("vendor_mechanism", "a vendor mechanism named by the profile (SP 800-108 KDF, retail MAC, "
@@ -97,14 +98,15 @@ SOFTHSM2: Final[dict[Operation, str]] = {
     Operation.TR31_IMPORT: "host_memory_key_transit",
     Operation.TR31_EXPORT: "host_memory_key_transit",
     Operation.AES_KW: "native_wrap",
-    Operation.AES_KWP_UNALIGNED_WRAP: "unsupported",
+    Operation.AES_KWP_UNALIGNED_WRAP: "host_memory_key_transit",
 }
 
 # Strategies the code implements per operation (first = preferred). An HSM whose RFC 5649 wrap is right
-# for key lengths that are not a multiple of 8 takes `native_wrap` there too (aeskw `kwp_unaligned_ok`).
+# for key lengths that are not a multiple of 8 takes `native_wrap` there (aeskw `native_unaligned`); SoftHSM2
+# 2.6.1 encodes the padded length, so there the key value transits host memory and the KEK does the AES.
 IMPLEMENTED: Final[dict[Operation, tuple[str, ...]]] = {
     **{op: (name, "unsupported") if name != "unsupported" else ("unsupported",) for op, name in SOFTHSM2.items()},
-    Operation.AES_KWP_UNALIGNED_WRAP: ("native_wrap", "unsupported"),
+    Operation.AES_KWP_UNALIGNED_WRAP: ("native_wrap", "host_memory_key_transit", "unsupported"),
 }
 
 
