@@ -147,7 +147,7 @@ def scratch_hsm(label: str = "kat-scratch") -> Iterator[Hsm]:
         write_conf(conf, Path(tmp) / "tokens")
         os.environ["SOFTHSM2_CONF"] = str(conf)
         pins = generate_pins()
-        init_token(conf, label, pins)
+        init_token(os.environ.get("TSM_PKCS11_MODULE", SOFTHSM_MODULE), label, pins)
         hsm = Hsm(os.environ.get("TSM_PKCS11_MODULE", SOFTHSM_MODULE), label, pins.user_pin)
         try:
             yield hsm

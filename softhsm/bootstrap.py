@@ -5,20 +5,27 @@ The token's SO and user PINs are generated here and kept in a JSON file readable
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
-import shutil
-import subprocess
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Final
 
-SOFTHSM_UTIL = "softhsm2-util"
+import pkcs11
+
+# PKCS#11 v2.40 constants of the token initialisation (§5.4, §5.6).
+CKU_SO: Final = 0
+CKF_RW_SESSION: Final = 0x2
+CKF_SERIAL_SESSION: Final = 0x4
+CKF_TOKEN_INITIALIZED: Final = 0x400
+TOKEN_LABEL_LENGTH: Final = 32
 
 
 class BootstrapError(Exception):
-    """The embedded token could not be created (missing softhsm2-util, unwritable directory, ...)."""
+    """The embedded token could not be created (module not loadable, no free slot, unwritable directory)."""
 
     code = "bootstrap_error"
 
@@ -70,24 +77,56 @@ def load_pins(path: Path) -> TokenPins:
         raise BootstrapError(f"PIN file {path} is not a valid PIN file") from None
 
 
-def token_exists(conf: Path, label: str) -> bool:
-    """Whether a token with `label` is initialised under this configuration."""
-    out = _util(conf, "--show-slots")
-    return any(line.strip() == f"Label:            {label}" for line in out.splitlines())
+class CkTokenInfo(ctypes.Structure):
+    """CK_TOKEN_INFO up to its flags (PKCS#11 v2.40 §3.2); the rest is read into padding."""
+
+    _fields_ = (("label", ctypes.c_char * 32), ("manufacturer", ctypes.c_char * 32), ("model", ctypes.c_char * 16),
+                ("serial", ctypes.c_char * 16), ("flags", ctypes.c_ulong), ("rest", ctypes.c_ubyte * 256))
 
 
-def init_token(conf: Path, label: str, pins: TokenPins) -> None:
-    """`softhsm2-util --init-token --free` with the given PINs (passed via argv of a child process only)."""
-    _util(conf, "--init-token", "--free", "--label", label, "--so-pin", pins.so_pin, "--pin", pins.user_pin)
+def token_exists(module: str, label: str) -> bool:
+    """Whether the module offers an initialised token with `label` (loads the module: set SOFTHSM2_CONF first)."""
+    try:
+        return bool(list(pkcs11.lib(module).get_tokens(token_label=label)))
+    except RuntimeError as exc:  # python-pkcs11 raises it when the module cannot be loaded
+        raise BootstrapError(f"cannot load the PKCS#11 module {module}: {exc}") from None
 
 
-def _util(conf: Path, *args: str) -> str:
-    exe = shutil.which(SOFTHSM_UTIL)
-    if exe is None:
-        raise BootstrapError("softhsm2-util is not installed (Debian package softhsm2)")
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
-    proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        first = (proc.stderr or proc.stdout).strip().splitlines()
-        raise BootstrapError(f"softhsm2-util {args[0]} failed: {first[0] if first else proc.returncode}")
-    return proc.stdout
+def init_token(module: str, label: str, pins: TokenPins) -> None:
+    """Initialise a token on SoftHSM2's free slot inside this process (C_InitToken, then C_InitPIN as SO).
+
+    In-process rather than `softhsm2-util`: the PINs never appear on a command line, and a process that has
+    already loaded the library sees the new token (SoftHSM2 reads its token directory once, at C_Initialize).
+    """
+    pkcs11.lib(module)  # C_Initialize through python-pkcs11 (idempotent)
+    lib = ctypes.CDLL(module)
+    count = ctypes.c_ulong()
+    _ok(lib.C_GetSlotList(ctypes.c_ubyte(1), None, ctypes.byref(count)), "C_GetSlotList")
+    slots = (ctypes.c_ulong * count.value)()
+    _ok(lib.C_GetSlotList(ctypes.c_ubyte(1), slots, ctypes.byref(count)), "C_GetSlotList")
+    info = CkTokenInfo()
+    free = None
+    for slot in slots:
+        _ok(lib.C_GetTokenInfo(ctypes.c_ulong(slot), ctypes.byref(info)), "C_GetTokenInfo")
+        if not info.flags & CKF_TOKEN_INITIALIZED:
+            free = slot
+            break
+    if free is None:
+        raise BootstrapError("the PKCS#11 module offers no free slot for a new token")
+    so, user = pins.so_pin.encode(), pins.user_pin.encode()
+    _ok(lib.C_InitToken(ctypes.c_ulong(free), so, ctypes.c_ulong(len(so)), label.encode().ljust(TOKEN_LABEL_LENGTH)),
+        "C_InitToken")
+    session = ctypes.c_ulong()
+    _ok(lib.C_OpenSession(ctypes.c_ulong(free), ctypes.c_ulong(CKF_RW_SESSION | CKF_SERIAL_SESSION), None, None,
+                          ctypes.byref(session)), "C_OpenSession")
+    try:
+        _ok(lib.C_Login(session, ctypes.c_ulong(CKU_SO), so, ctypes.c_ulong(len(so))), "C_Login")
+        _ok(lib.C_InitPIN(session, user, ctypes.c_ulong(len(user))), "C_InitPIN")
+        _ok(lib.C_Logout(session), "C_Logout")
+    finally:
+        lib.C_CloseSession(session)
+
+
+def _ok(rv: int, what: str) -> None:
+    if rv:
+        raise BootstrapError(f"{what} failed (CKR 0x{rv:X})")

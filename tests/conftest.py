@@ -1,5 +1,6 @@
 """Shared fixtures: one SoftHSM2 configuration for the whole run (set before any PKCS#11 library loads),
-fresh tokens created in-process per test, and databases on SQLite and PostgreSQL.
+fresh tokens created in-process per test (SoftHSM2 reads its token directory once per process), and
+databases on SQLite and PostgreSQL.
 
 PostgreSQL (127.0.0.1:5432) gets a throwaway database per test; with TSM_REQUIRE_POSTGRES=1 (CI) a
 missing server fails the run instead of skipping.
@@ -27,6 +28,7 @@ os.environ["SOFTHSM2_CONF"] = str(SOFTHSM_CONF)
 os.environ.setdefault("TSM_LOG_LEVEL", "DEBUG")
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/postgres"
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -75,11 +77,9 @@ class TokenSpec:
 
 
 def new_token(prefix: str = "t") -> TokenSpec:
-    """A fresh token (in-process, see tests/p11tokens.py) with random PINs."""
-    from tests.p11tokens import create_token
-
+    """A fresh token, created in-process (softhsm.bootstrap.init_token) with random PINs."""
     spec = TokenSpec(f"{prefix}-{secrets.token_hex(4)}", bootstrap.generate_pins())
-    create_token(spec.label, spec.pins.so_pin, spec.pins.user_pin)
+    bootstrap.init_token(MODULE, spec.label, spec.pins)
     return spec
 
 

@@ -33,14 +33,14 @@ def initialise(settings: Settings, test_token: bool = False) -> InitReport:
     created = False
     if settings.pkcs11_module == DEFAULT_MODULE:
         bootstrap.write_conf(settings.softhsm_conf, settings.token_dir)
-        if not bootstrap.token_exists(settings.softhsm_conf, settings.token_label):
+        prepare_module_env(settings)
+        if not bootstrap.token_exists(settings.pkcs11_module, settings.token_label):
             pins = bootstrap.generate_pins()
-            bootstrap.init_token(settings.softhsm_conf, settings.token_label, pins)
+            bootstrap.init_token(settings.pkcs11_module, settings.token_label, pins)
             bootstrap.save_pins(settings.pin_file, pins)
             created = True
     elif not settings.pin_file.is_file():
         raise ConfigurationError(f"an external HSM needs its PIN file at {settings.pin_file}")
-    prepare_module_env(settings)
     upgrade(settings.database_url)
     service = open_service(settings)
     if created and test_token:

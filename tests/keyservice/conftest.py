@@ -34,12 +34,7 @@ def gp_hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hsm]:
         os.environ["SOFTHSM2_CONF"] = str(conf)
     label = f"ks-gp-{uuid.uuid4().hex[:8]}"
     pins = bootstrap.generate_pins()
-    try:  # the lead's in-process initialiser: a library loaded earlier in the run sees the new token
-        from tests.p11tokens import create_token
-    except ImportError:
-        bootstrap.init_token(conf, label, pins)
-    else:
-        create_token(label, pins.so_pin, pins.user_pin)
+    bootstrap.init_token(MODULE, label, pins)
     token = Hsm(MODULE, label, pins.user_pin)
     yield token
     token.close()

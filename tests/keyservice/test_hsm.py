@@ -10,8 +10,7 @@ from keyservice import templates
 from keyservice.errors import HsmLoginFailed, HsmOperationRefused, HsmUnavailable, KeyExists, KeyNotFound
 from keyservice.hsm import Hsm
 from keyservice.inventory import CAPABILITIES, KeyUsage
-from tests.conftest import new_token
-from tests.p11tokens import MODULE
+from tests.conftest import MODULE, new_token
 
 GP_KEY = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 
