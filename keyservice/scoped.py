@@ -83,6 +83,7 @@ class ChannelSpec:
     security_level: int = SecurityLevel.C_MAC
     kvn: int = 0
     i: int | None = None
+    aid: bytes | None = None  # the selected SD's AID: checks a pseudo-random SCP03 card challenge (Amd D §6.2.2.1)
 
     def __post_init__(self) -> None:
         if len(self.keys) not in (1, 3):
@@ -105,7 +106,7 @@ def scp_of(response: bytes) -> Scp:
 
 
 def _channel(service: KeyService, records: Sequence[KeyRecord], scp: Scp, method: DivMethod | None,
-             security_level: int, i: int | None) -> SecureChannel:
+             security_level: int, i: int | None, aid: bytes | None = None) -> SecureChannel:
     """A host-side channel over the keys of `records` (never key values: handles only)."""
     algorithm = _SCP_ALGORITHM[scp]
     for rec in records:
@@ -116,10 +117,10 @@ def _channel(service: KeyService, records: Sequence[KeyRecord], scp: Scp, method
         if ALGORITHM[method] is not algorithm:
             raise InvalidInput(f"{method} diversification does not fit SCP{scp.value}")
         diversifier = Diversifier(hsm.hot_handle(records[0].label), method, records[0].length)
-        return SecureChannel(hsm, scp, diversifier=diversifier, security_level=security_level, i=i)
+        return SecureChannel(hsm, scp, diversifier=diversifier, security_level=security_level, i=i, aid=aid)
     enc, mac, dek = (records[0],) * 3 if len(records) == 1 else tuple(records)
     static = KeySet.from_labels(hsm, algorithm, records[0].length, enc.label, mac.label, dek.label)
-    return SecureChannel(hsm, scp, static=static, security_level=security_level, i=i)
+    return SecureChannel(hsm, scp, static=static, security_level=security_level, i=i, aid=aid)
 
 
 class ChannelSession:
@@ -155,7 +156,7 @@ class ChannelSession:
             raise InvalidInput("authenticate follows exactly one initialize_update")
         scp = scp_of(response)
         self._channel = channel = _channel(self._service, self._records, scp, self._spec.diversification,
-                                           self._spec.security_level, self._spec.i)
+                                           self._spec.security_level, self._spec.i, self._spec.aid)
         channel.initialize_update(self._spec.kvn, self._host_challenge)
         try:
             channel.verify_card_response(response)

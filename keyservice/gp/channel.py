@@ -24,7 +24,8 @@ from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.gp.scp02 import Scp02Option, Scp02Session
 from keyservice.gp.scp02 import card_cryptogram as scp02_card_cryptogram
 from keyservice.gp.scp02 import host_cryptogram as scp02_host_cryptogram
-from keyservice.gp.scp03 import Scp03Session
+from keyservice.gp.scp03 import Scp03Option, Scp03Session
+from keyservice.gp.scp03 import card_challenge as scp03_card_challenge
 from keyservice.hsm import Hsm
 
 HOST_CHALLENGE_LENGTH: Final = 8
@@ -69,7 +70,7 @@ class SecureChannel:
     """Host side of a GP secure channel whose keys stay in the HSM (see module docstring)."""
 
     def __init__(self, hsm: Hsm, scp: Scp, *, static: KeySet | None = None, diversifier: Diversifier | None = None,
-                 security_level: int = SecurityLevel.C_MAC, i: int | None = None) -> None:
+                 security_level: int = SecurityLevel.C_MAC, i: int | None = None, aid: bytes | None = None) -> None:
         if (static is None) == (diversifier is None):
             raise InvalidInput("give either a static key set or a diversifier")
         expected = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
@@ -88,6 +89,7 @@ class SecureChannel:
         self.i = SCP02_DEFAULT_I if i is None and scp is Scp.SCP02 else i
         self._static = static
         self._diversifier = diversifier
+        self._aid = aid  # the SD's AID: with it, a pseudo-random SCP03 card challenge is checked too
         self._card_keys: KeySet | None = None
         self._s02: Scp02Session | None = None
         self._s03: Scp03Session | None = None
@@ -177,7 +179,11 @@ class SecureChannel:
         cryptogram = response[SCP03_HEADER_LENGTH + half: SCP03_HEADER_LENGTH + rest]
         self.sequence_counter = counter
         host = self._host_challenge if half == HOST_CHALLENGE_LENGTH else self._host_challenge * 2
-        self._s03 = Scp03Session.open(self._hsm, self._keys_for(self.kdd), host, challenge)
+        keys = self._keys_for(self.kdd)
+        if counter and self._aid is not None and self.i & Scp03Option.PSEUDO_RANDOM_CHALLENGE and not hsmops.same(
+                scp03_card_challenge(self._hsm, keys.enc, counter, self._aid, half), challenge):
+            return False  # Amd D §6.2.2.1: not the challenge this card must derive from its counter and AID
+        self._s03 = Scp03Session.open(self._hsm, keys, host, challenge)
         return hsmops.same(self._s03.card_cryptogram(), cryptogram)
 
     def external_authenticate(self) -> bytes:

@@ -162,3 +162,18 @@ def test_bank_card_personalised_with_encrypted_dgis(lab, profile, spec):
     with pytest.raises(PolicyDenied), lab.open_channel(TSM, spec) as other:  # SE_MANAGEMENT may not personalise
         _open(new_card(None if profile == "default" else profile), other)
         other.encrypt_dgi(0x8101, b"x")
+
+
+def test_pseudo_random_card_challenge_is_checked_with_the_sd_aid(lab):
+    """i = 70: the card derives its challenge from its counter and AID (Amd D §6.2.2.1); the host checks it."""
+    card = new_card(None)
+    card.power_on()
+    isd = bytes.fromhex("A000000151000000")
+    with lab.open_channel(TSM, ChannelSpec(("gp-aes",), aid=isd)) as session:
+        _open(card, session)
+    card.power_on()
+    card.transmit(SELECT_ISD)
+    session = lab.open_channel(TSM, ChannelSpec(("gp-aes",), aid=bytes.fromhex("A000000151000001")))
+    response = card.transmit(session.initialize_update())
+    with pytest.raises(CryptogramMismatch):
+        session.authenticate(response[:-2])
