@@ -19,15 +19,16 @@ from cryptography.hazmat.primitives.cmac import CMAC
 from scratch import scratch_service
 from timing import rate
 
+from globalplatform.keys import KeyAlgorithm
+from keyservice.channels import ChannelSpec
 from keyservice.gp import hsmops
 from keyservice.gp.channel import Scp, SecureChannel
 from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, kdf3_messages
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.gp.scp03 import Scp03Constant, kdf_messages
-from keyservice.inventory import Algorithm, KeyUsage
-from keyservice.policy import Caller, CallerKind, Purpose, Request
-from keyservice.scoped import ChannelSpec
-from keyservice.service import NewKey
+from keyservice.identity import Caller, CallerKind
+from keyservice.inventory import KeyUsage
+from keyservice.policy import Purpose, Request
+from keyservice.views import NewKey
 
 OFFICER = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
 CHANNEL_CALLER = Request(Caller("bench", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "bench")
@@ -83,14 +84,14 @@ def main() -> None:
     service = scratch_service()
     hsm = service.hsm
     response = card_response()
-    for label, algorithm, value in (("kmc-aes", Algorithm.AES, KMC), ("kmc-des", Algorithm.DES3, KMC_DES)):
-        service.import_test_key(OFFICER, NewKey(label, algorithm, 16, KeyUsage.KMC, "bench"), value)
+    for label, algorithm, value in (("kmc-aes", KeyAlgorithm.AES, KMC), ("kmc-des", KeyAlgorithm.DES3, KMC_DES)):
+        service.keys.import_test(OFFICER, NewKey(label, algorithm, 16, KeyUsage.KMC, "bench"), value)
     kmc, kmc_des = hsm.hot_handle("kmc-aes"), hsm.hot_handle("kmc-des")
     div = Diversifier(kmc, DivMethod.KDF3, 16)
     spec = ChannelSpec(("kmc-aes",), DivMethod.KDF3, security_level=0x03, kvn=0x30)
 
     def facade() -> None:
-        with service.open_channel(CHANNEL_CALLER, spec) as session:
+        with service.channels.open(CHANNEL_CALLER, spec) as session:
             session.initialize_update(HOST)
             session.authenticate(response)
 

@@ -15,6 +15,8 @@ from typing import Any
 from scratch import scratch_service
 from timing import rate
 
+from globalplatform.keys import KeyAlgorithm
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -25,13 +27,14 @@ def main() -> None:
     from pkcs11.constants import Attribute
     from pkcs11.mechanisms import KeyType, Mechanism
 
-    from keyservice.inventory import Algorithm, KeyState, KeyUsage
-    from keyservice.policy import Caller, CallerKind, Purpose, Request
-    from keyservice.service import NewKey
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.inventory import KeyState, KeyUsage
+    from keyservice.policy import Purpose, Request
+    from keyservice.views import NewKey
 
     ks = scratch_service()
     officer = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
-    ks.import_test_key(officer, NewKey("mac-key", Algorithm.AES, 16, KeyUsage.RECEIPT_KEY, "bench"),
+    ks.keys.import_test(officer, NewKey("mac-key", KeyAlgorithm.AES, 16, KeyUsage.RECEIPT_KEY, "bench"),
                        bytes.fromhex("404142434445464748494A4B4C4D4E4F"))
     data = bytes(range(32))
 
@@ -47,13 +50,13 @@ def main() -> None:
             template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}), args.seconds / 2)
 
     service_req = Request(Caller("bench", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "bench")
-    with ks.mac_context(service_req, "mac-key") as ctx:
+    with ks.channels.mac(service_req, "mac-key") as ctx:
         facade_cmac = rate(lambda: ctx.mac(data), args.seconds)
-    facade_kcv = rate(lambda: ks.kcv(officer, "mac-key"), args.seconds)
+    facade_kcv = rate(lambda: ks.keys.kcv(officer, "mac-key"), args.seconds)
     gen_counter = iter(range(10**9))
-    facade_gen = rate(lambda: ks.generate(officer, NewKey(f"gen-{next(gen_counter)}", Algorithm.AES, 16,
+    facade_gen = rate(lambda: ks.keys.generate(officer, NewKey(f"gen-{next(gen_counter)}", KeyAlgorithm.AES, 16,
                                                           KeyUsage.KEK, "bench")), args.seconds / 2)
-    assert ks.show("mac-key").state == KeyState.ACTIVE
+    assert ks.keys.show("mac-key").state == KeyState.ACTIVE
 
     print(f"{'operation':10} {'facade/s':>10} {'bare/s':>10} {'facade time / bare time':>24}")
     for name, facade, bare in (("cmac", facade_cmac, bare_cmac), ("kcv", facade_kcv, bare_kcv),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Final
 
 from pkcs11.mechanisms import Mechanism
@@ -48,20 +49,34 @@ def names() -> list[str]:
 
 
 def load(name: str) -> HsmProfile:
-    """The shipped profile `name`."""
-    if name not in names():
-        raise ProfileError(f"unknown HSM profile {name!r} (known: {', '.join(names())})")
-    raw = tomllib.loads(resources.files("hsm_profiles").joinpath("profiles", f"{name}.toml").read_text())
+    """The shipped profile `name`, or an operator's own profile given as the path of a `.toml` file."""
+    if name.endswith(".toml"):
+        path = Path(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"cannot read the HSM profile {path}: {exc.__class__.__name__}") from None
+    elif name in names():
+        text = resources.files("hsm_profiles").joinpath("profiles", f"{name}.toml").read_text()
+    else:
+        raise ProfileError(f"unknown HSM profile {name!r} (known: {', '.join(names())}; or the path of a .toml file)")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"the HSM profile {name} is not valid TOML: {exc}") from None
     try:
         mechanisms = frozenset(raw["mechanisms"])
         unknown = {m for m in mechanisms | frozenset(raw.get("absent", [])) if m not in KNOWN}
         if unknown:
             raise ProfileError(f"profile {name}: unknown mechanisms {', '.join(sorted(unknown))}")
-        return HsmProfile(raw["name"], raw["vendor"], bool(raw["tested"]), raw["module"], raw["source"],
-                          mechanisms, frozenset(raw.get("absent", [])), tuple(raw.get("vendor_mechanisms", [])),
-                          {str(k): str(v) for k, v in raw["strategies"].items()})
+        return HsmProfile(str(raw["name"]), str(raw["vendor"]), bool(raw["tested"]), str(raw["module"]),
+                          str(raw["source"]), mechanisms, frozenset(raw.get("absent", [])),
+                          tuple(raw.get("vendor_mechanisms", [])),
+                          {str(k): str(v) for k, v in dict(raw["strategies"]).items()})
     except KeyError as exc:
         raise ProfileError(f"profile {name} lacks the field {exc.args[0]}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ProfileError(f"profile {name} has a field of the wrong type ({exc.__class__.__name__})") from None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from keyservice.errors import AuditChainBroken, AuditFailure, KeyServiceError
 from keyservice.hsm import Hsm
 from keyservice.models import AuditHead, AuditRecord
+from keyservice.views import VerifyReport
 
 AUDIT_KEY_LABEL: Final = "tsm.audit-key"
 ANCHOR_APPLICATION: Final = "tsm.audit-head"
@@ -55,15 +56,6 @@ class AuditEntry:
     keys: Sequence[tuple[str, str]]
     outcome: str
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """Result of a successful chain verification."""
-
-    records: int
-    head_seq: int
-    head_hash: str
 
 
 def canonical(seq: int, ts: str, entry: AuditEntry, prev_hash: str) -> bytes:

@@ -6,6 +6,11 @@ error) and a message that never contains key material, PINs or other secrets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from globalplatform.errors import GpError
+
 
 class KeyServiceError(Exception):
     """Base of every key-service error."""
@@ -160,3 +165,12 @@ class SelfTestFailed(KeyServiceError):
 
     code = "selftest_failed"
     status = 503
+
+
+@contextmanager
+def gp_input() -> Iterator[None]:
+    """Re-raise an error of the GP vocabulary (malformed APDU, wrong key length, bad KVN) as InvalidInput."""
+    try:
+        yield
+    except GpError as exc:
+        raise InvalidInput(str(exc)) from None

@@ -32,6 +32,7 @@ from keyservice.errors import (
     KeyNotFound,
 )
 from keyservice.p11raw import RawSession
+from keyservice.strategy import SOFTHSM2, CryptoStep, select
 
 TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
 _OPEN_RETRIES: Final = 6
@@ -100,6 +101,16 @@ class Hsm:
         self._anchors: dict[str, Any] = {}
         self._lib, self._token, self._session = self._open(user_pin)
         self.raw = RawSession(module, int(self._session.handle))
+        self.profile = "softhsm2"
+        self.strategies: dict[CryptoStep, str] = dict(SOFTHSM2)
+
+    def use_profile(self, name: str, table: dict[CryptoStep, str]) -> None:
+        """Take the strategy table of the HSM profile `name` (validated by `strategy.profile_table`)."""
+        self.profile, self.strategies = name, dict(table)
+
+    def strategy(self, step: CryptoStep) -> str:
+        """The strategy the profile names for `step`; HsmMechanismUnsupported when it says `unsupported`."""
+        return select(self.strategies, step, self.profile)
 
     def _open(self, user_pin: str) -> tuple[Any, Any, Any]:
         delay = 0.05

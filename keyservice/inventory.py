@@ -1,4 +1,4 @@
-"""Key inventory vocabulary: usage classes, SP 800-57 states, provenance, KCV methods.
+"""Key inventory vocabulary: usage classes, SP 800-57 states, provenance, token capabilities per usage.
 
 Key states follow NIST SP 800-57 Part 1 Rev. 5 §5.3 (pre-activation, active, suspended, deactivated,
 compromised, destroyed) with its allowed transitions (Figure 5).
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum, unique
 from typing import Final, TypeVar
-
-from pkcs11.mechanisms import KeyType
 
 from keyservice.errors import InvalidInput, KeyStateError
 from keyservice.templates import Capability
@@ -51,37 +49,6 @@ class Provenance(StrEnum):
     IMPORTED_TEST = "imported-test"
 
 
-@unique
-class KcvMethod(StrEnum):
-    """Key check value methods (KAT-FORMAT.md `kcv`)."""
-
-    GP = "gp"
-    AES_ZERO = "aes_zero"
-    AES_CMAC = "aes_cmac"
-    HMAC = "hmac"
-
-
-@unique
-class Algorithm(StrEnum):
-    """Key algorithms the inventory records."""
-
-    DES3 = "des3"
-    AES = "aes"
-    HMAC = "hmac"
-
-
-PKCS11_TYPE: Final[dict[Algorithm, KeyType]] = {
-    Algorithm.DES3: KeyType.DES3,
-    Algorithm.AES: KeyType.AES,
-    Algorithm.HMAC: KeyType.GENERIC_SECRET,
-}
-
-VALID_LENGTHS: Final[dict[Algorithm, frozenset[int]]] = {
-    Algorithm.DES3: frozenset({16, 24}),
-    Algorithm.AES: frozenset({16, 24, 32}),
-    Algorithm.HMAC: frozenset({32, 64}),
-}
-
 E = TypeVar("E", bound=StrEnum)
 
 # SP 800-57 Part 1 Rev. 5 Figure 5: allowed state transitions.
@@ -118,13 +85,6 @@ def parse_enum(enum: type[E], value: str, what: str) -> E:
     except ValueError:
         allowed = ", ".join(m.value for m in enum)
         raise InvalidInput(f"unknown {what} {value!r} (expected one of: {allowed})") from None
-
-
-def check_length(algorithm: Algorithm, length: int) -> None:
-    """Refuse key lengths the algorithm does not have."""
-    if length not in VALID_LENGTHS[algorithm]:
-        allowed = ", ".join(str(n) for n in sorted(VALID_LENGTHS[algorithm]))
-        raise InvalidInput(f"a {algorithm} key is {allowed} bytes long, not {length}")
 
 
 def check_transition(current: KeyState, new: KeyState) -> None:

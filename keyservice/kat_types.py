@@ -12,14 +12,16 @@ from typing import Any, Final
 
 from pkcs11.mechanisms import KeyType, Mechanism
 
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import VALID_LENGTHS, KeyAlgorithm, KeyPurpose
+from globalplatform.scp import Scp02Option
 from keyservice import templates
 from keyservice.errors import CryptogramMismatch, KeyServiceError
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import hsmops, putkey, scp02, storedata
 from keyservice.gp.channel import Scp, SecureChannel, State
-from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, KeySet, diversify_key
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.kcv import KcvMethod, kcv
+from keyservice.gp.diversify import Diversifier, DivMethod, KeySet, diversify_key
+from keyservice.gp.kcv import kcv
 from keyservice.gp.scp03 import Scp03Session, card_challenge
 from keyservice.hsm import Hsm
 
@@ -50,7 +52,7 @@ class Context:
         Session objects vanish with the session, so the same runner serves `tsm kat` on a scratch token and
         the start-up self-test on the production token without ever leaving a test key behind.
         """
-        key_type = hsmops.key_type(algorithm, len(value))
+        key_type = templates.key_type(algorithm, len(value))
         with self.hsm.lock:
             handle = self.hsm.raw.create(templates.test_session_key(key_type, value, wrappable=False))
         return self.own(handle)
@@ -133,7 +135,7 @@ def equal(name: str, got: bytes, want: bytes) -> None:
 def check_key(ctx: Context, name: str, handle: int, algorithm: KeyAlgorithm, length: int,
               full: dict[str, bytes], kcvs: dict[str, bytes]) -> None:
     if name in full:
-        ctx.same_key(handle, hsmops.key_type(algorithm, len(full[name])), full[name], name)
+        ctx.same_key(handle, templates.key_type(algorithm, len(full[name])), full[name], name)
     if name in kcvs:
         equal(f"{name} KCV", kcv(ctx.hsm, handle, algorithm, KcvMethod.GP, len(kcvs[name])), kcvs[name])
 
@@ -285,7 +287,7 @@ def t_put_key(ctx: Context, v: dict[str, Any]) -> None:
     else:
         keys = hexmap(v, "new_keys")
         length = len(keys["enc"]) if "enc" in keys else 16
-        ktype = hsmops.key_type(algorithm, length)
+        ktype = templates.key_type(algorithm, length)
         handles = [ctx.session_key(ktype, keys[k], wrappable=True) for k in KEYSET_FIELDS if k in keys]
     new = [putkey.NewKey(h, algorithm, length) for h in handles if h is not None]
     key_id = int(v.get("key_id", "01"), 16)
@@ -310,7 +312,7 @@ def t_tr31_unwrap(ctx: Context, v: dict[str, Any]) -> None:
     key = hexfield(v, "expect_key")
     key = key + key if len(key) == tr31.SINGLE_DES_LENGTH else key
     key_alg = KeyAlgorithm.DES3 if imported.header.algorithm == "T" else KeyAlgorithm.AES
-    ctx.same_key(imported.handle, hsmops.key_type(key_alg, len(key)), key, "key")
+    ctx.same_key(imported.handle, templates.key_type(key_alg, len(key)), key, "key")
     header = imported.header
     fields = {"version": header.version, "usage": header.usage, "algorithm": header.algorithm,
               "mode": header.mode, "key_version": header.key_version, "exportability": header.exportability,
@@ -331,7 +333,7 @@ def t_aes_key_wrap(ctx: Context, v: dict[str, Any]) -> None:
     kek, key, expect = hexfield(v, "kek"), hexfield(v, "key"), hexfield(v, "expect")
     padding = field(v, "padding", bool)
     kh = ctx.token_key(KeyAlgorithm.AES, kek)
-    ktype = KeyType.AES if len(key) in hsmops.AES_LENGTHS else KeyType.GENERIC_SECRET
+    ktype = KeyType.AES if len(key) in VALID_LENGTHS[KeyAlgorithm.AES] else KeyType.GENERIC_SECRET
     if not padding and len(key) % aeskw.SEMIBLOCK:
         raise VectorError("RFC 3394 needs a multiple of 8 bytes")
     # Unwrap first (production template: sensitive, not extractable), then the negative checks, then wrap.
@@ -377,7 +379,7 @@ def t_store_data_keys(ctx: Context, v: dict[str, Any]) -> None:
         if not isinstance(k, dict):
             raise VectorError(f"key {n} is not an object")
         value = hexfield(k, "key")
-        handle = ctx.session_key(hsmops.key_type(KeyAlgorithm.AES, len(value)), value, wrappable=True)
+        handle = ctx.session_key(templates.key_type(KeyAlgorithm.AES, len(value)), value, wrappable=True)
         entries.append(storedata.DgiKey(int(field(k, "key_id"), 16), handle, len(value)))
     header = storedata.KeyDgiHeader(int(field(v, "key_type"), 16), field(v, "key_length", int),
                                     int(field(v, "key_version"), 16), int(field(v, "key_access"), 16),
@@ -396,10 +398,10 @@ def t_sm_wrap(ctx: Context, v: dict[str, Any]) -> None:
     ch = ctx.channel(SecureChannel(ctx.hsm, scp, static=dummy, security_level=level, i=i))
 
     def obj(value: bytes) -> int:
-        return ctx.session_key(hsmops.key_type(algorithm, len(value)), value)
+        return ctx.session_key(templates.key_type(algorithm, len(value)), value)
 
     if scp is Scp.SCP02:
-        s02 = scp02.Scp02Session(ctx.hsm, dummy, b"\0\0", scp02.Scp02Option(i), s_enc=obj(keys["s_enc"]),
+        s02 = scp02.Scp02Session(ctx.hsm, dummy, b"\0\0", Scp02Option(i), s_enc=obj(keys["s_enc"]),
                                  s_mac=obj(keys["s_mac"]), s_mac_single=obj(keys["s_mac"][:8] * 2),
                                  icv=hexfield(v, "initial_icv"))
         ch._s02 = s02

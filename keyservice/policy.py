@@ -4,13 +4,12 @@ before the HSM is touched (ARCHITECTURE.md principle 2). A refusal is audited li
 
 from __future__ import annotations
 
-import getpass
-import os
 from dataclasses import dataclass
 from enum import StrEnum, unique
 from typing import Final
 
 from keyservice.errors import InvalidInput, KeyStateError, PolicyDenied
+from keyservice.identity import Caller, CallerKind
 from keyservice.inventory import KeyState, KeyUsage
 
 
@@ -48,33 +47,7 @@ class Operation(StrEnum):
     PUT_KEY = "put-key"
     STORE_DATA = "store-data"
     DIAGNOSE = "diagnose"
-
-
-@unique
-class CallerKind(StrEnum):
-    """Who is calling: an officer at the console, a TSM component, an SE vendor, the system itself."""
-
-    OFFICER = "officer"
-    SERVICE = "service"
-    VENDOR = "vendor"
-    SYSTEM = "system"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated identity on whose behalf the key service acts."""
-
-    name: str
-    kind: CallerKind
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-
-def console_officer() -> Caller:
-    """The officer at this console: `TSM_OPERATOR`, else the login name (CLI callers until the web issue
-    brings authenticated sessions)."""
-    return Caller(os.environ.get("TSM_OPERATOR") or getpass.getuser(), CallerKind.OFFICER)
+    RECONCILE = "reconcile"
 
 
 @dataclass(frozen=True)
@@ -127,10 +100,11 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     (KeyUsage.AUDIT_KEY, Operation.MAC): frozenset({Purpose.AUDIT}),
 }
 
-# Operations that change the key hierarchy: officers (and, later, ceremony approvals) only.
+# Operations that change the key hierarchy: officers (and, with the ceremonies, approval sets) only.
 PRIVILEGED: Final = frozenset({Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_WRAPPED,
-                               Operation.CHANGE_STATE, Operation.DESTROY, Operation.EXPORT_WRAPPED})
-_PRIVILEGED_CALLERS: Final = frozenset({CallerKind.OFFICER, CallerKind.SYSTEM})
+                               Operation.CHANGE_STATE, Operation.DESTROY, Operation.EXPORT_WRAPPED,
+                               Operation.RECONCILE})
+_PRIVILEGED_CALLERS: Final = frozenset({CallerKind.OFFICER})
 
 # Operations that protect data need an active key (SP 800-57 §5.3.4); a KCV works on any live key.
 _USABLE: Final[dict[Operation, frozenset[KeyState]]] = {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
+from hsm_profiles import loader
 from keyservice.errors import ConfigurationError
-from keyservice.hsm import Hsm
 from keyservice.service import KeyService
+from keyservice.strategy import profile_table
 from softhsm.bootstrap import BootstrapError, load_pins
 from storage.config import Settings
 from storage.session import make_engine, session_factory
@@ -21,17 +22,23 @@ def prepare_module_env(settings: Settings) -> None:
 
 
 def open_service(settings: Settings) -> KeyService:
-    """The process's KeyService for `settings` (opened once per process)."""
+    """The process's KeyService for `settings`, unsealed with the PIN file (opened once per process)."""
     key = (os.getpid(), settings)
     service = _open.get(key)
     if service is None:
         prepare_module_env(settings)
         try:
+            profile = loader.load(settings.hsm_profile)
+        except loader.ProfileError as exc:
+            raise ConfigurationError(str(exc)) from None
+        try:
             pins = load_pins(settings.pin_file)
         except BootstrapError as exc:
             raise ConfigurationError(str(exc)) from None
-        hsm = Hsm(settings.pkcs11_module, settings.token_label, pins.user_pin)
-        service = KeyService(hsm, session_factory(make_engine(settings.database_url)))
+        service = KeyService(settings.pkcs11_module, settings.token_label,
+                             session_factory(make_engine(settings.database_url)), profile=profile.name,
+                             strategies=profile_table(profile.strategies, profile.name))
+        service.unseal(pins.user_pin)
         _open[key] = service
     return service
 

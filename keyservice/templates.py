@@ -13,7 +13,10 @@ from typing import Final
 from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.mechanisms import KeyType
 
+from globalplatform.keys import KeyAlgorithm, check_length
 from keyservice.p11raw import Template
+
+DES2_LENGTH: Final = 16
 
 
 @unique
@@ -40,6 +43,17 @@ _CAP_ATTR: Final[dict[Capability, Attribute]] = {
 }
 
 ALL_CAPABILITIES: Final = frozenset(Capability)
+
+
+def key_type(algorithm: KeyAlgorithm, length: int) -> KeyType:
+    """The PKCS#11 key type of a key of `length` bytes: a 16-byte 3DES key is CKK_DES2 (two-key), a 24-byte one
+    CKK_DES3; generic secrets carry HMAC keys."""
+    check_length(algorithm, length)
+    if algorithm is KeyAlgorithm.AES:
+        return KeyType.AES
+    if algorithm is KeyAlgorithm.HMAC:
+        return KeyType.GENERIC_SECRET
+    return KeyType.DES2 if length == DES2_LENGTH else KeyType.DES3
 
 
 def _capabilities(caps: frozenset[Capability]) -> dict[Attribute, bool]:

@@ -9,27 +9,29 @@ active KEK, by an officer with purpose VENDOR_EXPORT; every export is audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from keyservice.audit import AuditEntry
-from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import KeyAlgorithm
+from keyservice import templates
+from keyservice.core import Core
+from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied, gp_input
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp.hsmops import clear_value, same
-from keyservice.inventory import CAPABILITIES, PKCS11_TYPE, Algorithm, KcvMethod, KeyUsage, Provenance
-from keyservice.kcv import compute
+from keyservice.gp.kcv import kcv as kcv_of
+from keyservice.inventory import CAPABILITIES, KeyUsage, Provenance
+from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request
-
-if TYPE_CHECKING:
-    from keyservice.models import KeyRecord
-    from keyservice.service import KeyService, KeyView, NewKey
+from keyservice.views import KeyView, NewKey
 
 # TR-31:2018 Table 6 usages with a place in a TSM's hierarchy.
 TR31_USAGES: Final[dict[str, KeyUsage]] = {
     "K0": KeyUsage.KEK, "K1": KeyUsage.KEK,  # key encryption / key block protection keys
     "E5": KeyUsage.KMC, "E6": KeyUsage.KMC,  # EMV card personalisation / other master keys
 }
-_TR31_ALGORITHMS: Final = {"T": Algorithm.DES3, "A": Algorithm.AES}
+_TR31_ALGORITHMS: Final = {"T": KeyAlgorithm.DES3, "A": KeyAlgorithm.AES}
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,9 @@ class Received:
     key_id: int | None = None
 
 
-def _kek(service: KeyService, req: Request, label: str) -> KeyRecord:
+def _kek(core: Core, req: Request, label: str) -> KeyRecord:
     """The unwrapping key: policy allows `unwrap` on active KEKs only (policy.RULES)."""
-    return service.authorise(req, Operation.UNWRAP, label)
+    return core.authorise(req, Operation.UNWRAP, label)
 
 
 def _expected(kcv_hex: str) -> bytes:
@@ -58,12 +60,10 @@ def _expected(kcv_hex: str) -> bytes:
     return value
 
 
-def import_key_block(service: KeyService, req: Request, kbpk: str, block: str, to: Received,
+def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Received,
                      expected_kcv: str) -> KeyView:
     """Verify, decrypt and record a version B/D key block (TR-31:2018 §A.7; X9.143)."""
-    from keyservice.service import NewKey
-
-    kek = _kek(service, req, kbpk)
+    kek = _kek(core, req, kbpk)
     try:
         header, _ = tr31.parse_header(block)
         usage = to.usage or TR31_USAGES.get(header.usage)
@@ -75,55 +75,54 @@ def import_key_block(service: KeyService, req: Request, kbpk: str, block: str, t
             raise InvalidInput(f"TR-31 algorithm {header.algorithm!r} is not supported (T, A)")
         kcv = _expected(expected_kcv)
     except KeyServiceError as exc:
-        raise service.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
+        raise core.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
     note = (f"TR-31 {header.version} usage {header.usage} ({header.inventory_usage}) mode {header.mode} "
             f"key version {header.key_version} exportability {header.exportability} under {kbpk}")
 
     def make(cka_id: bytes) -> tuple[int, NewKey]:
-        imported = tr31.import_key_block(service.hsm, service.hsm.hot_handle(kbpk), kek.length, block,
+        imported = tr31.import_key_block(core.hsm, core.hsm.hot_handle(kbpk), kek.length, block,
                                          label=to.label, cka_id=cka_id, expected_kcv=kcv,
                                          caps=CAPABILITIES[usage])
         return imported.handle, NewKey(to.label, algorithm, imported.length, usage, to.owner, to.kvn, to.key_id,
                                        note)
 
-    return service.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                              used=[(kek.label, kek.kcv)])
+    return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
+                           used=[(kek.label, kek.kcv)])
 
 
-def import_wrapped(service: KeyService, req: Request, kek_label: str, wrapped: bytes, padding: bool,
-                   algorithm: Algorithm, to: Received, expected_kcv: str) -> KeyView:
+def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, padding: bool,
+                   algorithm: KeyAlgorithm, to: Received, expected_kcv: str) -> KeyView:
     """Unwrap an RFC 3394 (`padding` false) or RFC 5649 blob into a recorded token key, KCV checked (GP)."""
-    from keyservice.service import NewKey
-
-    kek = _kek(service, req, kek_label)
+    kek = _kek(core, req, kek_label)
     try:
         if to.usage is None:
             raise InvalidInput("a wrapped key carries no usage: name one with --usage")
         usage = to.usage
-        kcv = _expected(expected_kcv)
+        expected = _expected(expected_kcv)
+        # RFC 3394 §2.2.1 / RFC 5649 §4.1: one semiblock more than the key, whose length (AES 16/24/32,
+        # 3DES 16/24) is a multiple of 8; SoftHSM2 records no CKA_VALUE_LEN for unwrapped AES keys
+        length = len(wrapped) - aeskw.SEMIBLOCK
+        with gp_input():
+            key_type = templates.key_type(algorithm, length)
     except KeyServiceError as exc:
-        raise service.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
+        raise core.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
 
     def make(cka_id: bytes) -> tuple[int, NewKey]:
-        handle = aeskw.unwrap_token_key(service.hsm, service.hsm.hot_handle(kek_label), wrapped, padding=padding,
-                                        label=to.label, cka_id=cka_id, key_type=PKCS11_TYPE[algorithm],
-                                        caps=CAPABILITIES[usage])
+        handle = aeskw.unwrap_token_key(core.hsm, core.hsm.hot_handle(kek_label), wrapped, padding=padding,
+                                        label=to.label, cka_id=cka_id, key_type=key_type, caps=CAPABILITIES[usage])
         try:
-            # RFC 3394 §2.2.1 / RFC 5649 §4.1: one semiblock more than the key, whose length (AES 16/24/32,
-            # 3DES 16/24) is a multiple of 8; SoftHSM2 records no CKA_VALUE_LEN for unwrapped AES keys
-            length = len(wrapped) - aeskw.SEMIBLOCK
-            actual = bytes.fromhex(compute(service.hsm, handle, algorithm, KcvMethod.GP, len(kcv)))
-            if not same(actual, kcv):
+            actual = kcv_of(core.hsm, handle, algorithm, KcvMethod.GP, len(expected))
+            if not same(actual, expected):
                 raise KcvMismatch("the unwrapped key does not have the KCV the sender gave")
             spec = NewKey(to.label, algorithm, length, usage, to.owner, to.kvn, to.key_id,
                           f"RFC {'5649' if padding else '3394'} under {kek_label}")
         except BaseException:
-            service.hsm.destroy(to.label)
+            core.hsm.destroy(to.label)
             raise
         return handle, spec
 
-    return service.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                              used=[(kek.label, kek.kcv)])
+    return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
+                           used=[(kek.label, kek.kcv)])
 
 
 @dataclass(frozen=True)
@@ -143,46 +142,70 @@ class KeyBlockHeader:
                 raise InvalidInput(f"TR-31 {name} is {size} alphanumeric character(s), not {value!r}")
 
 
-def _exportable(service: KeyService, req: Request, label: str, kek_label: str) -> tuple[KeyRecord, KeyRecord]:
+def _exportable(core: Core, req: Request, label: str, kek_label: str) -> tuple[KeyRecord, KeyRecord]:
     """The key to send (exportable, policy export-wrapped) and the KEK (policy wrap: an active KEK)."""
-    rec = service.authorise(req, Operation.EXPORT_WRAPPED, label)
+    rec = core.authorise(req, Operation.EXPORT_WRAPPED, label)
     if not rec.exportable:
-        raise service.refuse(req, Operation.EXPORT_WRAPPED, [(rec.label, rec.kcv)],
+        raise core.refuse(req, Operation.EXPORT_WRAPPED, [(rec.label, rec.kcv)],
                              PolicyDenied(f"{label} was not created exportable; it can never leave the HSM"))
-    return rec, service.authorise(req, Operation.WRAP, kek_label)
+    return rec, core.authorise(req, Operation.WRAP, kek_label)
 
 
-def export_wrapped(service: KeyService, req: Request, label: str, kek_label: str, padding: bool) -> bytes:
+def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding: bool) -> bytes:
     """RFC 3394 / RFC 5649 wrap with C_WrapKey: the key leaves the HSM only wrapped (`native_wrap`)."""
-    rec, kek = _exportable(service, req, label, kek_label)
+    rec, kek = _exportable(core, req, label, kek_label)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
     try:
-        blob = aeskw.wrap_key(service.hsm, service.hsm.hot_handle(kek_label), service.hsm.handle(label),
+        blob = aeskw.wrap_key(core.hsm, core.hsm.hot_handle(kek_label), core.hsm.handle(label),
                               padding=padding, key_length=rec.length)
     except KeyServiceError as exc:
-        raise service.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
-    with service.audit.transaction(AuditEntry(str(req.caller), Operation.EXPORT_WRAPPED.value, req.purpose.value,
-                                              req.target, used, "ok", f"RFC {'5649' if padding else '3394'}")):
+        raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
+    with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
+                                           f"RFC {'5649' if padding else '3394'}")):
         return blob
 
 
-def export_key_block(service: KeyService, req: Request, label: str, kbpk: str, header: KeyBlockHeader) -> str:
+def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: KeyBlockHeader) -> str:
     """A TR-31 key block: version B under a 3DES KBPK, D under an AES KBPK (TR-31:2018 §A.7).
 
     Strategy `host_memory_key_transit` on SoftHSM2 (no key-block mechanism): the exportable key's value
     passes through host memory to be enciphered under the KBEK the HSM derived; KBEK/KBAK stay in the HSM.
     """
-    rec, kek = _exportable(service, req, label, kbpk)
+    rec, kek = _exportable(core, req, label, kbpk)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
-    version = {Algorithm.DES3.value: "B", Algorithm.AES.value: "D"}[kek.algorithm]
-    letter = {Algorithm.DES3.value: "T", Algorithm.AES.value: "A"}[rec.algorithm]
+    version = {KeyAlgorithm.DES3.value: "B", KeyAlgorithm.AES.value: "D"}[kek.algorithm]
+    letter = {KeyAlgorithm.DES3.value: "T", KeyAlgorithm.AES.value: "A"}[rec.algorithm]
     full = tr31.Header(version, header.usage, letter, header.mode, header.key_version, header.exportability)
     try:
-        value = clear_value(service.hsm, service.hsm.handle(label))
-        block = tr31.export_key_block(service.hsm, service.hsm.hot_handle(kbpk), kek.length, full, value)
+        value = clear_value(core.hsm, core.hsm.handle(label))
+        block = tr31.export_key_block(core.hsm, core.hsm.hot_handle(kbpk), kek.length, full, value)
         del value
     except KeyServiceError as exc:
-        raise service.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
-    with service.audit.transaction(AuditEntry(str(req.caller), Operation.EXPORT_WRAPPED.value, req.purpose.value,
-                                              req.target, used, "ok", f"TR-31 {version} usage {header.usage}")):
+        raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
+    with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
+                                           f"TR-31 {version} usage {header.usage}")):
         return block
+
+
+class VendorExchange:
+    """Keys received from and sent to SE vendors (TR-31 key blocks, RFC 3394/5649), each call audited."""
+
+    def __init__(self, core: Callable[[], Core]) -> None:
+        self._core = core
+
+    def import_key_block(self, req: Request, kbpk: str, block: str, to: Received, expected_kcv: str) -> KeyView:
+        """A TR-31 key block (versions B, D) under the KEK `kbpk`, recorded with its KCV checked."""
+        return import_key_block(self._core(), req, kbpk, block, to, expected_kcv)
+
+    def import_wrapped(self, req: Request, kek: str, wrapped: bytes, padding: bool, algorithm: KeyAlgorithm,
+                       to: Received, expected_kcv: str) -> KeyView:
+        """An RFC 3394 / RFC 5649 wrapped key under the KEK `kek`, recorded with its KCV checked."""
+        return import_wrapped(self._core(), req, kek, wrapped, padding, algorithm, to, expected_kcv)
+
+    def export_wrapped(self, req: Request, label: str, kek: str, padding: bool) -> bytes:
+        """An exportable key wrapped under a KEK (RFC 3394 / RFC 5649), for an SE vendor."""
+        return export_wrapped(self._core(), req, label, kek, padding)
+
+    def export_key_block(self, req: Request, label: str, kbpk: str, header: KeyBlockHeader) -> str:
+        """An exportable key as a TR-31 key block (version B under a 3DES KBPK, D under an AES KBPK)."""
+        return export_key_block(self._core(), req, label, kbpk, header)

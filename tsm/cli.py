@@ -64,12 +64,15 @@ def db_upgrade(revision: str) -> None:
 
 
 def _register() -> None:
-    from cardsim.cli import cardsim_group
-    from keyservice.cli import audit_group, diagnose_command, hsm_group, kat_command, keys_group, selftest_command
-    from tsm_core.cli import gp_group, readers_command, relay_client_command
-    from web.cli import serve
+    from tsm.commands.audit import audit_group
+    from tsm.commands.cardsim import cardsim_group
+    from tsm.commands.gp import gp_group
+    from tsm.commands.hsm import hsm_group
+    from tsm.commands.kat import kat_command, selftest_command
+    from tsm.commands.keys import keys_group
+    from tsm.commands.pcsc import readers_command, relay_client_command
+    from tsm.commands.serve import serve
 
-    gp_group.add_command(diagnose_command)
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve):
         main.add_command(command)

@@ -9,13 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from keyservice.errors import ConfigurationError
-from keyservice.policy import Caller, CallerKind, Purpose, Request
 from keyservice.runtime import open_service, prepare_module_env
 from softhsm import bootstrap
 from storage.config import DEFAULT_MODULE, Settings
 from storage.session import upgrade
-
-INIT_CALLER = Caller("tsm-init", CallerKind.SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -42,11 +39,5 @@ def initialise(settings: Settings, test_token: bool = False) -> InitReport:
     elif not settings.pin_file.is_file():
         raise ConfigurationError(f"an external HSM needs its PIN file at {settings.pin_file}")
     upgrade(settings.database_url)
-    service = open_service(settings)
-    if created and test_token:
-        service.mark_test_token()
-    elif test_token and not service.is_test_token():
-        raise ConfigurationError("the token already exists and is not a test token; a token becomes a test "
-                                 "token only when it is created (use a new TSM_HOME)")
-    audit_key = service.ensure_audit_key(Request(INIT_CALLER, Purpose.KEY_MANAGEMENT, "audit-chain"))
-    return InitReport(created, service.is_test_token(), audit_key.kcv)
+    report = open_service(settings).initialise(test_token=test_token)
+    return InitReport(created, report.test_token, report.audit_key_kcv)

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from keyservice.errors import KeyServiceError
@@ -31,8 +30,7 @@ def health() -> ResponseReturnValue:
     if info.test_token:
         report["warning"] = "TEST TOKEN: clear test keys may be imported; not for production cards"
     try:
-        with service.sessions() as db:
-            db.execute(text("SELECT 1"))
+        service.ping_database()
         report["database"] = {"status": "ok", "backend": settings.database_url.split(":", 1)[0]}
     except SQLAlchemyError as exc:
         report["database"] = {"status": "error", "detail": type(exc).__name__}

@@ -24,6 +24,7 @@ from keyservice.errors import (
 from keyservice.gp import hsmops
 from keyservice.hsm import Hsm
 from keyservice.p11raw import Template
+from keyservice.strategy import NATIVE_WRAP, CryptoStep
 
 SEMIBLOCK: Final = 8
 KWP_AIV_PREFIX: Final = bytes.fromhex("A65959A6")  # RFC 5649 §3
@@ -38,16 +39,20 @@ def mechanism(padding: bool) -> Mechanism:
 
 
 def wrap_key(hsm: Hsm, kek: int, key: int, *, padding: bool, key_length: int | None = None,
-             native_unaligned: bool = False) -> bytes:
+             native_unaligned: bool | None = None) -> bytes:
     """Wrap the key object `key` under `kek` (the key must be CKA_EXTRACTABLE; it stays sensitive).
 
     SoftHSM2 2.6.1 defect: with AES_KEY_WRAP_PAD it zero-pads the key to a multiple of 8 bytes *before*
     wrapping, so the MLI holds the padded length and the blob is not RFC 5649 §4.1 for such keys (it unwraps
-    correctly). Unless the HSM profile says its native wrap is right (`native_unaligned`), such keys take the
-    `host_memory_key_transit` strategy: `_kwp_host_transit`.
+    correctly). The HSM profile's `aes_kwp_unaligned_wrap` strategy decides for such keys: `native_wrap`, or
+    `host_memory_key_transit` (`_kwp_host_transit`). `native_unaligned` overrides the profile (KAT comparisons).
     """
-    if padding and key_length is not None and key_length % SEMIBLOCK and not native_unaligned:
-        return _kwp_host_transit(hsm, kek, key, key_length)
+    hsm.strategy(CryptoStep.AES_KW)
+    if padding and key_length is not None and key_length % SEMIBLOCK:
+        native = native_unaligned if native_unaligned is not None else \
+            hsm.strategy(CryptoStep.AES_KWP_UNALIGNED_WRAP) == NATIVE_WRAP
+        if not native:
+            return _kwp_host_transit(hsm, kek, key, key_length)
     with hsm.lock:
         return hsm.raw.wrap(kek, mechanism(padding), key)
 
@@ -88,6 +93,7 @@ def unwrap_key(hsm: Hsm, kek: int, wrapped: bytes, *, padding: bool, key_type: K
 
     Pass `templates.master_key(label, ...)` as `template` for a token object (the inventory records it).
     """
+    hsm.strategy(CryptoStep.AES_KW)
     _check_wrapped(wrapped, padding)
     tmpl = template if template is not None else templates.session_key(key_type)
     try:

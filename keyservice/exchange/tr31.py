@@ -24,12 +24,14 @@ from typing import Final
 
 from pkcs11.constants import Attribute
 
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
 from keyservice.errors import InvalidInput, MacMismatch, UnwrapFailed
 from keyservice.gp import hsmops
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.kcv import KcvMethod, check_kcv
+from keyservice.gp.kcv import check_kcv
 from keyservice.hsm import Hsm
+from keyservice.strategy import CryptoStep
 
 HEADER_LENGTH: Final = 16
 OPT_HEADER_LENGTH: Final = 4
@@ -171,6 +173,7 @@ def import_key_block(hsm: Hsm, kbpk: int, kbpk_length: int, block: str, *, label
     A token object when `label` is given (recorded with `hsm.adopt`), else a session object. MacMismatch when
     the MAC does not verify, UnwrapFailed for a malformed block, KcvMismatch against `expected_kcv`.
     """
+    hsm.strategy(CryptoStep.TR31_IMPORT)
     header, pos = parse_header(block)
     version = _version(header.version)
     algorithm = _ALGORITHM[version]
@@ -200,7 +203,7 @@ def import_key_block(hsm: Hsm, kbpk: int, kbpk_length: int, block: str, *, label
         raise UnwrapFailed(f"key algorithm {header.algorithm!r} is not supported (T, A)")
     if key_alg is KeyAlgorithm.DES3 and len(value) == SINGLE_DES_LENGTH:
         value = value + value  # single DES stored as 2-key 3DES K || K (same results; SoftHSM2 has no DES)
-    ktype = hsmops.key_type(key_alg, len(value))
+    ktype = templates.key_type(key_alg, len(value))
     with hsm.lock:
         if label is None:
             handle = hsm.raw.create({**templates.session_key(ktype), Attribute.VALUE: value})
@@ -221,6 +224,7 @@ def import_key_block(hsm: Hsm, kbpk: int, kbpk_length: int, block: str, *, label
 def export_key_block(hsm: Hsm, kbpk: int, kbpk_length: int, header: Header, key_value: bytes, *,
                      padding: bytes | None = None) -> str:
     """Build a version B/D key block for `key_value` (supplied by the caller: strategy host memory)."""
+    hsm.strategy(CryptoStep.TR31_EXPORT)
     version = _version(header.version)
     algorithm = _ALGORITHM[version]
     bsz = hsmops.CIPHERS[algorithm].block

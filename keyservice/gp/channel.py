@@ -13,46 +13,32 @@ counter) and the handles of its session objects; key values never appear in it. 
 
 from __future__ import annotations
 
-from enum import Enum, IntFlag, StrEnum, auto, unique
-from typing import Final
+from enum import Enum, auto
 
-from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError, MacMismatch, UnwrapFailed
-from keyservice.gp import apdu, hsmops
-from keyservice.gp.apdu import Cla, Ins
-from keyservice.gp.diversify import KDD_LENGTH, Diversifier, KeyPurpose, KeySet, diversify_key
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.scp02 import Scp02Option, Scp02Session
+from globalplatform import initupdate
+from globalplatform.apdu import SHORT_NC_MAX, Cla, CommandApdu, Ins, ResponseApdu
+from globalplatform.initupdate import HOST_CHALLENGE_LENGTH, InitUpdateResponse
+from globalplatform.keys import KeyAlgorithm, KeyPurpose
+from globalplatform.scp import SCP02_DEFAULT_I, Scp, Scp02Option, Scp03Option, SecurityLevel, check_level
+from globalplatform.sw import is_protected_response
+from keyservice.errors import (
+    CryptogramMismatch,
+    InvalidInput,
+    KeyServiceError,
+    MacMismatch,
+    UnwrapFailed,
+    gp_input,
+)
+from keyservice.gp import hsmops
+from keyservice.gp.diversify import Diversifier, KeySet, diversify_key
+from keyservice.gp.scp02 import Scp02Session
 from keyservice.gp.scp02 import card_cryptogram as scp02_card_cryptogram
 from keyservice.gp.scp02 import host_cryptogram as scp02_host_cryptogram
-from keyservice.gp.scp03 import Scp03Option, Scp03Session
+from keyservice.gp.scp03 import Scp03Session
 from keyservice.gp.scp03 import card_challenge as scp03_card_challenge
 from keyservice.hsm import Hsm
 
-HOST_CHALLENGE_LENGTH: Final = 8
-SCP02_RESPONSE_LENGTH: Final = 28
-SCP02_DEFAULT_I: Final = 0x55
-SCP03_HEADER_LENGTH: Final = 13  # KDD, key information (KVN, SCP id, i)
-SCP03_COUNTER_LENGTH: Final = 3
-LE_ANY: Final = b"\x00"
-
-
-@unique
-class Scp(StrEnum):
-    """Secure Channel Protocol identifier (GPCS 2.3.1 §E.1, Amd D §5)."""
-
-    SCP02 = "02"
-    SCP03 = "03"
-
-
-@unique
-class SecurityLevel(IntFlag):
-    """P1 of EXTERNAL AUTHENTICATE (GPCS 2.3.1 Table 11-62 / E-11; Amd D Table 7-4)."""
-
-    NONE = 0x00
-    C_MAC = 0x01
-    C_DECRYPTION = 0x02
-    R_MAC = 0x10
-    R_ENCRYPTION = 0x20
+__all__ = ["HOST_CHALLENGE_LENGTH", "Scp", "SecureChannel", "SecurityLevel", "State"]
 
 
 class State(Enum):
@@ -77,12 +63,8 @@ class SecureChannel:
         algorithm = static.algorithm if static is not None else diversifier.algorithm  # type: ignore[union-attr]
         if algorithm is not expected:
             raise InvalidInput(f"SCP{scp.value} needs {expected.value} keys, not {algorithm.value}")
-        level = SecurityLevel(security_level)
-        if level & (SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC | SecurityLevel.R_ENCRYPTION) and \
-                not level & SecurityLevel.C_MAC:
-            raise InvalidInput(f"security level {int(level):02X} lacks C-MAC")
-        if level & SecurityLevel.R_ENCRYPTION and not level & (SecurityLevel.R_MAC | SecurityLevel.C_DECRYPTION):
-            raise InvalidInput(f"security level {int(level):02X}: R-ENC needs R-MAC and C-ENC")
+        with gp_input():
+            level = check_level(scp, i if scp is Scp.SCP03 else None, security_level)
         self._hsm = hsm
         self.scp = scp
         self.security_level = level
@@ -115,15 +97,11 @@ class SecureChannel:
     def initialize_update(self, kvn: int, host_challenge: bytes, *, with_le: bool = True) -> bytes:
         """The INITIALIZE UPDATE command (GPCS 2.3.1 §11.14.2; Amd D §7.1.1)."""
         self._require(State.NEW)
-        if not 0 <= kvn <= 0xFF:
-            raise InvalidInput(f"key version number {kvn} is not a byte")
-        if len(host_challenge) != HOST_CHALLENGE_LENGTH:
-            raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(host_challenge)}")
+        with gp_input():
+            command = initupdate.command(kvn, host_challenge, with_le=with_le)
         self._host_challenge = host_challenge
         self.state = State.INITIALIZING
-        command = apdu.CommandApdu(Cla.PROPRIETARY, Ins.INITIALIZE_UPDATE, kvn, 0, host_challenge,
-                                   LE_ANY if with_le else None)
-        return command.encode()
+        return command
 
     def verify_card_response(self, response: bytes) -> None:
         """Check the card cryptogram of the INITIALIZE UPDATE response (without SW).
@@ -132,7 +110,10 @@ class SecureChannel:
         """
         self._require(State.INITIALIZING)
         try:
-            ok = self._verify_scp02(response) if self.scp is Scp.SCP02 else self._verify_scp03(response)
+            with gp_input():
+                parsed = initupdate.parse(response)
+            self._key_info(parsed)
+            ok = self._verify_scp02(parsed) if self.scp is Scp.SCP02 else self._verify_scp03(parsed)
         except KeyServiceError:
             self._fail()
             raise
@@ -148,55 +129,44 @@ class SecureChannel:
         self._card_keys = self._diversifier.keyset(self._hsm, kdd, with_dek=False)
         return self._card_keys
 
-    def _key_info(self, response: bytes) -> None:
-        self.kdd, self.kvn = response[:KDD_LENGTH], response[KDD_LENGTH]
-        scp_id = response[KDD_LENGTH + 1]
-        if scp_id != int(self.scp.value, 16):
-            raise InvalidInput(f"the card answered for SCP{scp_id:02X}, not SCP{self.scp.value}")
+    def _key_info(self, response: InitUpdateResponse) -> None:
+        self.kdd, self.kvn = response.kdd, response.kvn
+        if response.scp != self.scp.number:
+            raise InvalidInput(f"the card answered for SCP{response.scp:02X}, not SCP{self.scp.value}")
+        if response.i is not None:
+            self.i = response.i
+            with gp_input():  # the card's "i" must allow the level asked for, before anything is sent
+                check_level(self.scp, self.i, self.security_level)
 
-    def _verify_scp02(self, response: bytes) -> bool:
-        if len(response) != SCP02_RESPONSE_LENGTH:
-            raise InvalidInput(f"an SCP02 INITIALIZE UPDATE response is 28 bytes, not {len(response)}")
-        self._key_info(response)
-        counter, challenge, cryptogram = response[12:14], response[14:20], response[20:28]
+    def _verify_scp02(self, response: InitUpdateResponse) -> bool:
+        counter, challenge = response.sequence_counter, response.card_challenge
         self.sequence_counter, self._card_challenge = counter, challenge
         self._s02 = Scp02Session.open(self._hsm, self._keys_for(self.kdd), counter, Scp02Option(self.i or 0))
         expect = scp02_card_cryptogram(self._hsm, self._s02.s_enc, self._host_challenge, counter, challenge)
-        return hsmops.same(expect, cryptogram)
+        return hsmops.same(expect, response.card_cryptogram)
 
-    def _verify_scp03(self, response: bytes) -> bool:
-        rest = len(response) - SCP03_HEADER_LENGTH
-        if rest in (16, 32):
-            counter = b""
-        elif rest in (16 + SCP03_COUNTER_LENGTH, 32 + SCP03_COUNTER_LENGTH):
-            counter, rest = response[-SCP03_COUNTER_LENGTH:], rest - SCP03_COUNTER_LENGTH
-        else:
-            raise InvalidInput(f"an SCP03 INITIALIZE UPDATE response is 29/32/45/48 bytes, not {len(response)}")
-        self._key_info(response)
-        self.i = response[12]
-        half = rest // 2
-        challenge = response[SCP03_HEADER_LENGTH: SCP03_HEADER_LENGTH + half]
-        cryptogram = response[SCP03_HEADER_LENGTH + half: SCP03_HEADER_LENGTH + rest]
+    def _verify_scp03(self, response: InitUpdateResponse) -> bool:
+        counter, challenge, half = response.sequence_counter, response.card_challenge, len(response.card_challenge)
         self.sequence_counter = counter
         host = self._host_challenge if half == HOST_CHALLENGE_LENGTH else self._host_challenge * 2
         keys = self._keys_for(self.kdd)
-        if counter and self._aid is not None and self.i & Scp03Option.PSEUDO_RANDOM_CHALLENGE and not hsmops.same(
-                scp03_card_challenge(self._hsm, keys.enc, counter, self._aid, half), challenge):
+        if counter and self._aid is not None and (self.i or 0) & Scp03Option.PSEUDO_RANDOM_CHALLENGE and \
+                not hsmops.same(scp03_card_challenge(self._hsm, keys.enc, counter, self._aid, half), challenge):
             return False  # Amd D §6.2.2.1: not the challenge this card must derive from its counter and AID
         self._s03 = Scp03Session.open(self._hsm, keys, host, challenge)
-        return hsmops.same(self._s03.card_cryptogram(), cryptogram)
+        return hsmops.same(self._s03.card_cryptogram(), response.card_cryptogram)
 
     def external_authenticate(self) -> bytes:
         """EXTERNAL AUTHENTICATE with the host cryptogram and a C-MAC (GPCS §E.5.2, Amd D §7.1.2)."""
         self._require(State.VERIFIED)
         level = int(self.security_level)
-        cla = Cla.PROPRIETARY | Cla.SECURE_MESSAGING
+        cla = Cla.GP | Cla.SECURE_MESSAGING
         if self._s02 is not None:
             s02 = self._s02
             cryptogram = scp02_host_cryptogram(self._hsm, s02.s_enc, self._host_challenge,
                                                self.sequence_counter, self._card_challenge)
-            mac = s02.c_mac(self._mac_input02(apdu.CommandApdu(Cla.PROPRIETARY, Ins.EXTERNAL_AUTHENTICATE,
-                                                               level, 0, cryptogram, None)), reset=True)
+            mac = s02.c_mac(self._mac_input02(CommandApdu(Cla.GP, Ins.EXTERNAL_AUTHENTICATE, level, 0,
+                                                          cryptogram)), reset=True)
         else:
             assert self._s03 is not None
             cryptogram = self._s03.host_cryptogram()
@@ -210,47 +180,50 @@ class SecureChannel:
     def wrap(self, capdu: bytes) -> bytes:
         """Protect a command according to the security level (C-MAC, C-ENC / C-DEC)."""
         self._require(State.OPEN)
-        cmd = apdu.parse(capdu)
+        with gp_input():
+            cmd = CommandApdu.from_bytes(capdu)
+        if cmd.extended:
+            raise InvalidInput("extended-length APDUs are not supported by the secure channel")
         if self._s03 is not None:
             return self._wrap03(cmd)
         return self._wrap02(cmd)
 
-    def _mac_input02(self, cmd: apdu.CommandApdu) -> bytes:
+    def _mac_input02(self, cmd: CommandApdu) -> bytes:
         if Scp02Option(self.i or 0) & Scp02Option.CMAC_ON_UNMODIFIED_APDU:
-            return cmd.header + bytes([len(cmd.data)]) + cmd.data
+            return bytes([cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)]) + cmd.data
         cla = cmd.cla | Cla.SECURE_MESSAGING
         return bytes([cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + 8]) + cmd.data
 
-    def _wrap02(self, cmd: apdu.CommandApdu) -> bytes:
+    def _wrap02(self, cmd: CommandApdu) -> bytes:
         assert self._s02 is not None
         level = self.security_level
         if level & SecurityLevel.R_MAC:
             cla = cmd.cla & ~(Cla.SECURE_MESSAGING | Cla.CHANNEL_MASK)
             self._rmac_command = bytes([cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)]) + cmd.data
         if not level & SecurityLevel.C_MAC:
-            return cmd.encode()
+            return cmd.to_bytes()
         mac = self._s02.c_mac(self._mac_input02(cmd))
         data = self._s02.encrypt_data(cmd.data) if level & SecurityLevel.C_DECRYPTION and cmd.data else cmd.data
-        return apdu.CommandApdu(cmd.cla | Cla.SECURE_MESSAGING, cmd.ins, cmd.p1, cmd.p2, data + mac,
-                                cmd.le).encode()
+        return _protected(cmd, data + mac)
 
-    def _wrap03(self, cmd: apdu.CommandApdu) -> bytes:
+    def _wrap03(self, cmd: CommandApdu) -> bytes:
         s03 = self._s03
         assert s03 is not None
         s03.next_counter()
         level = self.security_level
         if not level & SecurityLevel.C_MAC:
-            return cmd.encode()
+            return cmd.to_bytes()
         data = s03.encrypt_data(cmd.data) if level & SecurityLevel.C_DECRYPTION and cmd.data else cmd.data
         mac_cla = (cmd.cla & ~(Cla.CHANNEL_MASK | 0x08)) | Cla.SECURE_MESSAGING
         mac = s03.c_mac(bytes([mac_cla, cmd.ins, cmd.p1, cmd.p2, len(data) + s03.s_mode]) + data)
-        return apdu.CommandApdu(cmd.cla | Cla.SECURE_MESSAGING, cmd.ins, cmd.p1, cmd.p2, data + mac,
-                                cmd.le).encode()
+        return _protected(cmd, data + mac)
 
     def unwrap(self, rapdu: bytes) -> bytes:
         """Verify the R-MAC (MacMismatch) and decrypt R-ENC data; returns data || SW."""
         self._require(State.OPEN)
-        data, sw = apdu.status(rapdu)
+        with gp_input():
+            response = ResponseApdu.from_bytes(rapdu)
+        data, sw = response.data, rapdu[-2:]
         if not self.security_level & SecurityLevel.R_MAC:
             return rapdu
         if self._s03 is not None:
@@ -260,7 +233,7 @@ class SecureChannel:
     def _unwrap03(self, data: bytes, sw: bytes) -> bytes:
         s03 = self._s03
         assert s03 is not None
-        if not apdu.is_success(sw):
+        if not is_protected_response(int.from_bytes(sw, "big")):
             return sw
         if len(data) < s03.s_mode:
             raise MacMismatch("the response carries no R-MAC")
@@ -326,3 +299,10 @@ class SecureChannel:
             self._card_keys = None
         if self.state is not State.FAILED:
             self.state = State.CLOSED
+
+
+def _protected(cmd: CommandApdu, data: bytes) -> bytes:
+    """The command with the secure-messaging CLA bit and its protected data (short APDUs only)."""
+    if len(data) > SHORT_NC_MAX:
+        raise InvalidInput(f"protected command data of {len(data)} bytes does not fit a short APDU")
+    return CommandApdu(cmd.cla | Cla.SECURE_MESSAGING, cmd.ins, cmd.p1, cmd.p2, data, cmd.le).to_bytes()

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum, unique
 from typing import Final
 
-from keyservice.errors import InvalidInput
+from globalplatform.initupdate import KDD_LENGTH
+from globalplatform.keys import KeyAlgorithm, KeyPurpose, check_length
+from keyservice.errors import InvalidInput, gp_input
 from keyservice.gp import hsmops
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.hsm import Hsm
-
-KDD_LENGTH: Final = 10
+from keyservice.strategy import CryptoStep
 
 
 @unique
@@ -36,15 +36,6 @@ class DivMethod(StrEnum):
     VISA2 = "visa2"
     VISA = "visa"
     KDF3 = "kdf3"
-
-
-@unique
-class KeyPurpose(IntEnum):
-    """Key identifier within a GP key set (GPCS 2.3.1 §E.1.1: 1 ENC, 2 MAC, 3 DEK)."""
-
-    ENC = 1
-    MAC = 2
-    DEK = 3
 
 
 @unique
@@ -101,7 +92,9 @@ def diversify_key(hsm: Hsm, master: int, method: DivMethod, kdd: bytes, purpose:
     the 3DES methods). `wrappable` makes the key wrappable under a DEK (PUT KEY), still sensitive.
     """
     algorithm = ALGORITHM[method]
-    hsmops.check_length(algorithm, master_length)
+    hsm.strategy(CryptoStep.DIVERSIFY_KDF3 if algorithm is KeyAlgorithm.AES else CryptoStep.DIVERSIFY_3DES)
+    with gp_input():
+        check_length(algorithm, master_length)
     if algorithm is KeyAlgorithm.AES:
         template = hsmops.session_template(algorithm, master_length, wrappable=wrappable)
         return hsmops.cmac_derive(hsm, master, algorithm, kdf3_messages(kdd, purpose, master_length), template)
@@ -137,7 +130,8 @@ class KeySet:
     def from_labels(cls, hsm: Hsm, algorithm: KeyAlgorithm, length: int, enc: str, mac: str,
                     dek: str | None = None) -> KeySet:
         """A static key set from token labels (per-process session copies: faster, PLATFORM.md)."""
-        hsmops.check_length(algorithm, length)
+        with gp_input():
+            check_length(algorithm, length)
         return cls(algorithm, length, hsm.hot_handle(enc), hsm.hot_handle(mac),
                    None if dek is None else hsm.hot_handle(dek))
 

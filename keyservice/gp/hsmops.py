@@ -19,25 +19,17 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum, unique
+from enum import IntEnum, unique
 from typing import Final
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_unwrap_with_padding
 from pkcs11.constants import Attribute
 from pkcs11.mechanisms import KeyType, Mechanism
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
-from keyservice.errors import InvalidInput
 from keyservice.hsm import Hsm
 from keyservice.p11raw import Template
-
-
-@unique
-class KeyAlgorithm(StrEnum):
-    """Block cipher of a GP key (GPCS 2.3.1 §11.1.8 key types '80' DES, '88' AES)."""
-
-    DES3 = "des3"
-    AES = "aes"
 
 
 @unique
@@ -76,28 +68,9 @@ CIPHERS: Final[dict[KeyAlgorithm, Cipher]] = {
                               Mechanism.DES3_CBC_ENCRYPT_DATA, Mechanism.DES3_CMAC, CmacRb.BLOCK64),
 }
 
-AES_LENGTHS: Final = frozenset({16, 24, 32})
-DES3_LENGTHS: Final = frozenset({16, 24})
-
-
-def check_length(algorithm: KeyAlgorithm, length: int) -> None:
-    """Refuse a key length the algorithm does not have (InvalidInput)."""
-    allowed = AES_LENGTHS if algorithm is KeyAlgorithm.AES else DES3_LENGTHS
-    if length not in allowed:
-        raise InvalidInput(f"a {algorithm.value} key is {sorted(allowed)} bytes long, not {length}")
-
-
-def key_type(algorithm: KeyAlgorithm, length: int) -> KeyType:
-    """The PKCS#11 key type for a key of `length` bytes."""
-    check_length(algorithm, length)
-    if algorithm is KeyAlgorithm.AES:
-        return KeyType.AES
-    return KeyType.DES2 if length == 16 else KeyType.DES3
-
-
 def session_template(algorithm: KeyAlgorithm, length: int, *, wrappable: bool = False) -> Template:
     """Template of a derived session object (AES needs CKA_VALUE_LEN, DES refuses it)."""
-    ktype = key_type(algorithm, length)
+    ktype = templates.key_type(algorithm, length)
     size = length if algorithm is KeyAlgorithm.AES else None
     if wrappable:
         return templates.wrappable_session_key(ktype, size)

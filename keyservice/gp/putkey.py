@@ -2,7 +2,9 @@
 
 Command (§11.8.2): CLA 80, INS D8, P1 = old KVN (00: new key set), P2 = 80 | first key id (several keys),
 data = new KVN || key data field per key. Key data field (§11.8.2.3, Table 11-70/11-71):
-- SCP02 (3DES): '80' || '10' || 3DES-ECB(session DEK, key) || '03' || KCV (3DES over 8 zero bytes);
+- SCP02 (3DES): '80' || '10' || 3DES-ECB(session DEK, key) || '03' || KCV (3DES over 8 zero bytes); the key
+  bytes are encrypted as they are, parity bits included, as the published traces of GlobalPlatformPro and NXP
+  JCShell show (tests/vectors/put_key_gpp.json, put_key_parity_jcshell.json);
 - SCP03 (AES): '88' || L || key length || AES-CBC(static DEK, ICV 0, key) || '03' || KCV (AES over 16 x 01),
   L = 1 + length of the encrypted key (GlobalPlatformPro's and the Amd D layout).
 The response (§11.8.3) is the new KVN followed by the KCVs; `check_response` verifies them.
@@ -20,24 +22,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, unique
+from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
-from keyservice.errors import InvalidInput, KcvMismatch
+from globalplatform.apdu import SHORT_NC_MAX, Cla, CommandApdu, Ins
+from globalplatform.kcv import DEFAULT_LENGTH, KcvMethod
+from globalplatform.keys import GpKeyType, KeyAlgorithm, check_length
+from globalplatform.scp import Scp
+from keyservice.errors import InvalidInput, KcvMismatch, gp_input
 from keyservice.gp import hsmops
-from keyservice.gp.apdu import Cla, CommandApdu, Ins
-from keyservice.gp.channel import Scp, SecureChannel
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.kcv import DEFAULT_LENGTH, KcvMethod, kcv
+from keyservice.gp.channel import SecureChannel
+from keyservice.gp.kcv import kcv
 from keyservice.hsm import Hsm
+from keyservice.strategy import CryptoStep
 
-
-@unique
-class GpKeyType(IntEnum):
-    """Key type coding (GPCS 2.3.1 Table 11-16)."""
-
-    DES3 = 0x80
-    AES = 0x88
+SCP02_KEY_LENGTH: Final = 16
 
 
 @unique
@@ -68,16 +68,19 @@ class PutKeyCommand:
 
 def key_data_field(hsm: Hsm, scp: Scp, dek: int, key: NewKey) -> tuple[bytes, bytes]:
     """One key data field (§11.8.2.3) and the key's KCV."""
-    hsmops.check_length(key.algorithm, key.length)
+    with gp_input():
+        check_length(key.algorithm, key.length)
     check = kcv(hsm, key.handle, key.algorithm, KcvMethod.GP, DEFAULT_LENGTH)
     if scp is Scp.SCP02:
-        if key.algorithm is not KeyAlgorithm.DES3 or key.length != hsmops.CIPHERS[KeyAlgorithm.AES].block:
+        hsm.strategy(CryptoStep.PUT_KEY_SCP02)
+        if key.algorithm is not KeyAlgorithm.DES3 or key.length != SCP02_KEY_LENGTH:
             raise InvalidInput("SCP02 PUT KEY carries 16-byte 3DES keys")
         clear = hsmops.clear_value(hsm, key.handle)[: key.length]
         cgram = hsmops.ecb(hsm, dek, KeyAlgorithm.DES3, clear)
         del clear
-        field = bytes([GpKeyType.DES3, len(cgram)]) + cgram
+        field = bytes([GpKeyType.DES, len(cgram)]) + cgram
     else:
+        hsm.strategy(CryptoStep.PUT_KEY_SCP03)
         if key.algorithm is not KeyAlgorithm.AES:
             raise InvalidInput("SCP03 PUT KEY carries AES keys")
         with hsm.lock:
@@ -104,8 +107,9 @@ def build_put_key(hsm: Hsm, scp: Scp, dek: int, old_kvn: int, new_kvn: int, keys
         kcvs.append(check)
     p2 = (PutKeyP2.MULTIPLE_KEYS if len(keys) > 1 else 0) | key_id
     data = bytes([new_kvn]) + b"".join(fields)
-    return PutKeyCommand(CommandApdu(Cla.PROPRIETARY, Ins.PUT_KEY, old_kvn, p2, data, None).encode(), new_kvn,
-                         tuple(kcvs))
+    if len(data) > SHORT_NC_MAX:
+        raise InvalidInput(f"PUT KEY data of {len(data)} bytes does not fit a short APDU")
+    return PutKeyCommand(CommandApdu(Cla.GP, Ins.PUT_KEY, old_kvn, p2, data).to_bytes(), new_kvn, tuple(kcvs))
 
 
 def put_key(channel: SecureChannel, hsm: Hsm, old_kvn: int, new_kvn: int, keys: Sequence[NewKey],

@@ -16,14 +16,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag, unique
+from enum import IntEnum, unique
 from typing import Final
 
+from globalplatform.keys import KeyAlgorithm
+from globalplatform.scp import Scp02Option
 from keyservice.errors import InvalidInput
 from keyservice.gp import hsmops
 from keyservice.gp.diversify import KeySet
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.hsm import Hsm
+from keyservice.strategy import CryptoStep
 
 DES: Final = KeyAlgorithm.DES3
 BLOCK: Final = 8
@@ -44,19 +46,6 @@ class Scp02Constant(IntEnum):
     S_ENC = 0x0182
 
 
-@unique
-class Scp02Option(IntFlag):
-    """Bits of the SCP02 "i" parameter (GPCS 2.3.1 Table E-1)."""
-
-    THREE_KEYS = 0x01
-    CMAC_ON_UNMODIFIED_APDU = 0x02
-    EXPLICIT_INITIATION = 0x04
-    ICV_MAC_OVER_AID = 0x08
-    ICV_ENCRYPTION = 0x10
-    RMAC_SUPPORT = 0x20
-    PSEUDO_RANDOM_CHALLENGE = 0x40
-
-
 def derivation_data(constant: Scp02Constant, counter: bytes) -> bytes:
     """constant (2) || sequence counter (2) || 12 zero bytes (§E.4.1)."""
     if len(counter) != COUNTER_LENGTH:
@@ -66,6 +55,7 @@ def derivation_data(constant: Scp02Constant, counter: bytes) -> bytes:
 
 def derive_session_key(hsm: Hsm, static: int, constant: Scp02Constant, counter: bytes) -> int:
     """One session key (16-byte 3DES) as a session object."""
+    hsm.strategy(CryptoStep.SCP02_SESSION_KEYS)
     template = hsmops.session_template(DES, SESSION_KEY_LENGTH)
     with hsm.lock:
         return hsm.raw.derive_encrypt_data(static, hsmops.CIPHERS[DES].cbc_derive,
@@ -135,6 +125,7 @@ class Scp02Session:
             raise InvalidInput("SCP02 needs 3DES static keys")
         if not options & Scp02Option.THREE_KEYS or options & Scp02Option.ICV_MAC_OVER_AID:
             raise InvalidInput(f"SCP02 i = {int(options):02X} (one base key / implicit ICV) is not supported")
+        hsm.strategy(CryptoStep.SCP02_CMAC)
         session = cls(hsm, static, counter, options)
         try:
             session.s_enc = session._keep(derive_session_key(hsm, static.enc, Scp02Constant.S_ENC, counter))

@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from enum import IntEnum, unique
 from typing import Final
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import InvalidInput
 from keyservice.gp import hsmops
 from keyservice.gp.diversify import KeySet
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.hsm import Hsm
+from keyservice.strategy import CryptoStep
 
 AES: Final = KeyAlgorithm.AES
 BLOCK: Final = 16
@@ -46,15 +47,6 @@ class Scp03Constant(IntEnum):
     S_ENC = 0x04
     S_MAC = 0x06
     S_RMAC = 0x07
-
-
-@unique
-class Scp03Option(IntEnum):
-    """Bits of the SCP03 "i" parameter (Amd D §5.1, Table 5-1)."""
-
-    PSEUDO_RANDOM_CHALLENGE = 0x10
-    RMAC_SUPPORT = 0x20
-    RENC_SUPPORT = 0x40
 
 
 def kdf_messages(constant: Scp03Constant, context: bytes, bits: int) -> list[bytes]:
@@ -112,6 +104,8 @@ class Scp03Session:
         """Derive the three session keys (Amd D §6.2.1) with 2 ECB calls and 3 derives."""
         if static.algorithm is not KeyAlgorithm.AES:
             raise InvalidInput("SCP03 needs AES static keys")
+        hsm.strategy(CryptoStep.SCP03_SESSION_KEYS)
+        hsm.strategy(CryptoStep.SCP03_CRYPTOGRAMS)
         check_challenge(host_challenge, "host challenge")
         check_challenge(card_challenge, "card challenge")
         if len(host_challenge) != len(card_challenge):

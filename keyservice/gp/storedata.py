@@ -14,16 +14,20 @@ from enum import IntEnum, unique
 
 from pkcs11.mechanisms import Mechanism
 
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import KeyAlgorithm
+from globalplatform.scp import Scp
 from keyservice.errors import InvalidInput
 from keyservice.gp import hsmops
-from keyservice.gp.channel import Scp, SecureChannel
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.kcv import KcvMethod, kcv
+from keyservice.gp.channel import SecureChannel
+from keyservice.gp.kcv import kcv
 from keyservice.hsm import Hsm
+from keyservice.strategy import CryptoStep
 
 
 def encrypt_sensitive(hsm: Hsm, scp: Scp, dek: int, data: bytes, *, pad: bool = False) -> bytes:
     """Encrypt one DGI value under the DEK handle appropriate for `scp`."""
+    hsm.strategy(CryptoStep.STORE_DATA_DEK)
     algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
     block = hsmops.CIPHERS[algorithm].block
     plain = hsmops.pad80(data, block) if pad else data

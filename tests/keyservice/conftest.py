@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
-from keyservice.gp import hsmops
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.hsm import Hsm
 from softhsm import bootstrap
 
@@ -50,7 +49,7 @@ class KeyFactory:
     def token(self, algorithm: KeyAlgorithm, value: bytes) -> int:
         label = f"t-{uuid.uuid4().hex}"
         self.labels.append(label)
-        return self.hsm.create(label, b"t", hsmops.key_type(algorithm, len(value)), value,
+        return self.hsm.create(label, b"t", templates.key_type(algorithm, len(value)), value,
                                templates.ALL_CAPABILITIES)
 
     def cleanup(self) -> None:

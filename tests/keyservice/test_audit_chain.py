@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select, update
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice.audit import ANCHOR_APPLICATION
 from keyservice.errors import AuditChainBroken, AuditFailure
-from keyservice.inventory import Algorithm, KeyUsage
+from keyservice.identity import Caller, CallerKind
+from keyservice.inventory import KeyUsage
 from keyservice.models import AuditHead, AuditRecord
-from keyservice.policy import Caller, CallerKind, Purpose, Request
-from keyservice.service import NewKey
+from keyservice.policy import Purpose, Request
+from keyservice.views import NewKey
 
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "tests")
 
@@ -18,8 +20,8 @@ OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "
 @pytest.fixture
 def chain(keyservice):
     for i in range(4):
-        keyservice.generate(OFFICER, NewKey(f"k{i}", Algorithm.AES, 16, KeyUsage.KEK, "x"))
-    assert keyservice.verify_audit().records == 5  # audit key + 4 keys
+        keyservice.keys.generate(OFFICER, NewKey(f"k{i}", KeyAlgorithm.AES, 16, KeyUsage.KEK, "x"))
+    assert keyservice.audit.verify().records == 5  # audit key + 4 keys
     return keyservice
 
 
@@ -30,7 +32,7 @@ def _exec(service, stmt):
 
 def _broken_at(service) -> int:
     with pytest.raises(AuditChainBroken) as info:
-        service.verify_audit()
+        service.audit.verify()
     return info.value.seq
 
 
@@ -102,8 +104,8 @@ def test_audit_failure_fails_the_operation(chain):
     handle = chain.hsm.handle("tsm.audit-key")
     chain.hsm._handles["tsm.audit-key"] = handle + 100000  # an invalid handle: the MAC cannot be computed
     with pytest.raises(AuditFailure):
-        chain.generate(OFFICER, NewKey("lost", Algorithm.AES, 16, KeyUsage.KEK, "x"))
+        chain.keys.generate(OFFICER, NewKey("lost", KeyAlgorithm.AES, 16, KeyUsage.KEK, "x"))
     chain.hsm._handles["tsm.audit-key"] = handle
-    assert [k.label for k in chain.list_keys() if k.label == "lost"] == []
+    assert [k.label for k in chain.keys.list_keys() if k.label == "lost"] == []
     assert "lost" not in {o.label for o in chain.hsm.objects()}
-    assert chain.verify_audit().records == 5
+    assert chain.audit.verify().records == 5

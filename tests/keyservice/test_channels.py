@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from cardsim.state import new_card
+from globalplatform.keys import KeyAlgorithm
+from keyservice.channels import ChannelSpec
 from keyservice.errors import CryptogramMismatch, InvalidInput, PolicyDenied
 from keyservice.gp.channel import SecurityLevel
 from keyservice.gp.diversify import DivMethod
-from keyservice.inventory import Algorithm, KeyUsage
-from keyservice.policy import Caller, CallerKind, Purpose, Request
-from keyservice.scoped import ChannelSpec
-from keyservice.service import NewKey
+from keyservice.identity import Caller, CallerKind
+from keyservice.inventory import KeyUsage
+from keyservice.policy import Purpose, Request
+from keyservice.views import NewKey
 
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
 TSM = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "se-1")
@@ -23,9 +25,9 @@ OK = b"\x90\x00"
 
 @pytest.fixture
 def lab(keyservice):
-    keyservice.import_test_key(OFFICER, NewKey("gp-aes", Algorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
-    keyservice.import_test_key(OFFICER, NewKey("gp-des", Algorithm.DES3, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
-    keyservice.import_test_key(OFFICER, NewKey("kmc-des", Algorithm.DES3, 16, KeyUsage.KMC, "lab"), GP_KEY)
+    keyservice.keys.import_test(OFFICER, NewKey("gp-aes", KeyAlgorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
+    keyservice.keys.import_test(OFFICER, NewKey("gp-des", KeyAlgorithm.DES3, 16, KeyUsage.ISD_KEYSET, "lab"), GP_KEY)
+    keyservice.keys.import_test(OFFICER, NewKey("kmc-des", KeyAlgorithm.DES3, 16, KeyUsage.KMC, "lab"), GP_KEY)
     return keyservice
 
 
@@ -41,7 +43,7 @@ def _open(card, session):
 def test_scp03_channel_against_the_simulator(lab, level):
     card = new_card(None)  # default profile: SCP03 i=70, GP test key
     card.power_on()
-    with lab.open_channel(TSM, ChannelSpec(("gp-aes",), security_level=level)) as session:
+    with lab.channels.open(TSM, ChannelSpec(("gp-aes",), security_level=level)) as session:
         _open(card, session)
         plain = session.unwrap(card.transmit(session.wrap(GET_STATUS_ISD)))
         assert plain[-2:] == OK and plain[0] == 0xE3
@@ -53,7 +55,7 @@ def test_scp02_emv_diversified_channel(lab):
     card = new_card("scp02-emv")
     card.power_on()
     spec = ChannelSpec(("kmc-des",), diversification=DivMethod.EMV, i=0x15)
-    with lab.open_channel(TSM, spec) as session:
+    with lab.channels.open(TSM, spec) as session:
         _open(card, session)
         assert session.unwrap(card.transmit(session.wrap(GET_STATUS_ISD)))[-2:] == OK
 
@@ -61,7 +63,7 @@ def test_scp02_emv_diversified_channel(lab):
 def test_wrong_key_never_sends_external_authenticate(lab):
     card = new_card("scp02-emv")
     card.power_on()
-    session = lab.open_channel(TSM, ChannelSpec(("gp-des",)))  # no diversification: wrong card keys
+    session = lab.channels.open(TSM, ChannelSpec(("gp-des",)))  # no diversification: wrong card keys
     card.transmit(SELECT_ISD)
     response = card.transmit(session.initialize_update())
     with pytest.raises(CryptogramMismatch):
@@ -74,7 +76,7 @@ def test_wrong_key_never_sends_external_authenticate(lab):
 
 def test_policy_refuses_wrong_purpose(lab):
     with pytest.raises(PolicyDenied):
-        lab.open_channel(Request(TSM.caller, Purpose.VENDOR_EXPORT, "se-1"), ChannelSpec(("gp-aes",)))
+        lab.channels.open(Request(TSM.caller, Purpose.VENDOR_EXPORT, "se-1"), ChannelSpec(("gp-aes",)))
 
 
 def test_diagnose_names_the_matching_combination(lab):
@@ -84,11 +86,11 @@ def test_diagnose_names_the_matching_combination(lab):
     host = bytes.fromhex("0102030405060708")
     response = card.transmit(bytes.fromhex("8050000008") + host + b"\x00")[:-2]
     req = Request(OFFICER.caller, Purpose.DIAGNOSTIC, "card-under-test")
-    trials = lab.diagnose(req, ["gp-des", "kmc-des", "gp-aes"], response, host)
+    trials = lab.channels.diagnose(req, ["gp-des", "kmc-des", "gp-aes"], response, host)
     assert [(t.key, t.diversification) for t in trials if t.matched] == [("gp-des", "emv"), ("kmc-des", "emv")]
     assert any(t.key == "gp-aes" and not t.matched for t in trials)
     # the card saw no EXTERNAL AUTHENTICATE: a correct one still works afterwards
-    with lab.open_channel(TSM, ChannelSpec(("kmc-des",), diversification=DivMethod.EMV)) as session:
+    with lab.channels.open(TSM, ChannelSpec(("kmc-des",), diversification=DivMethod.EMV)) as session:
         _open(card, session)
 
 
@@ -96,23 +98,23 @@ ROTATE = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.KEY_ROTATION, "
 
 
 @pytest.mark.parametrize(("profile", "master", "algorithm", "method", "i"), [
-    ("default", "5051525354555657585960616263646F", Algorithm.AES, DivMethod.KDF3, None),
-    ("scp02-emv", "5051525354555657585960616263646F", Algorithm.DES3, DivMethod.EMV, 0x15),
+    ("default", "5051525354555657585960616263646F", KeyAlgorithm.AES, DivMethod.KDF3, None),
+    ("scp02-emv", "5051525354555657585960616263646F", KeyAlgorithm.DES3, DivMethod.EMV, 0x15),
 ])
 def test_put_key_rotates_the_card_onto_a_new_kmc(lab, profile, master, algorithm, method, i):
     """The independent card accepts the key service's PUT KEY, and the new key set then opens a channel."""
     card = new_card(None if profile == "default" else profile)
     card.power_on()
-    lab.import_test_key(OFFICER, NewKey("kmc-new", algorithm, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(master))
+    lab.keys.import_test(OFFICER, NewKey("kmc-new", algorithm, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(master))
     old = ChannelSpec(("gp-aes",), i=i) if profile == "default" else ChannelSpec(("kmc-des",), DivMethod.EMV, i=i)
-    with lab.open_channel(ROTATE, old) as session:
+    with lab.channels.open(ROTATE, old) as session:
         _open(card, session)
         command = session.put_key(ChannelSpec(("kmc-new",), diversification=method), old_kvn=0, new_kvn=0x30)
         response = session.unwrap(card.transmit(session.wrap(command.apdu)))
         assert response[-2:] == OK
         session.check_put_key(command, response[:-2])
     assert lab.audit.records(1)[0].operation == "put-key"
-    with lab.open_channel(TSM, ChannelSpec(("kmc-new",), diversification=method, kvn=0x30, i=i)) as session:
+    with lab.channels.open(TSM, ChannelSpec(("kmc-new",), diversification=method, kvn=0x30, i=i)) as session:
         _open(card, session)
 
 
@@ -121,8 +123,8 @@ def test_put_key_response_with_wrong_kcv_is_refused(lab):
 
     card = new_card(None)
     card.power_on()
-    lab.import_test_key(OFFICER, NewKey("kmc-new", Algorithm.AES, 16, KeyUsage.KMC, "issuer"), GP_KEY)
-    with lab.open_channel(ROTATE, ChannelSpec(("gp-aes",))) as session:
+    lab.keys.import_test(OFFICER, NewKey("kmc-new", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer"), GP_KEY)
+    with lab.channels.open(ROTATE, ChannelSpec(("gp-aes",))) as session:
         _open(card, session)
         command = session.put_key(ChannelSpec(("kmc-new",), diversification=DivMethod.KDF3), 0, 0x31)
         with pytest.raises(KcvMismatch):
@@ -146,7 +148,7 @@ def test_bank_card_personalised_with_encrypted_dgis(lab, profile, spec):
     card = new_card(None if profile == "default" else profile)
     card.power_on()
     holder = dgi(0x0101, bytes.fromhex("5F200D") + b"A. CARDHOLDER" + bytes.fromhex("5F2403291231"))
-    with lab.open_channel(PERSO, spec) as session:
+    with lab.channels.open(PERSO, spec) as session:
         _open(card, session)
         secret = session.encrypt_dgi(0x8101, bytes.fromhex("5A08" + PAN)) + \
             session.encrypt_dgi(0x8000, bytes(range(16)))
@@ -159,7 +161,7 @@ def test_bank_card_personalised_with_encrypted_dgis(lab, profile, spec):
     record = card.transmit(bytes.fromhex("00B2010C00"))
     assert b"************0119" in record and bytes.fromhex(PAN) not in record
     assert lab.audit.records(2)[0].detail == "dgi=8000"
-    with pytest.raises(PolicyDenied), lab.open_channel(TSM, spec) as other:  # SE_MANAGEMENT may not personalise
+    with pytest.raises(PolicyDenied), lab.channels.open(TSM, spec) as other:  # SE_MANAGEMENT may not personalise
         _open(new_card(None if profile == "default" else profile), other)
         other.encrypt_dgi(0x8101, b"x")
 
@@ -169,11 +171,11 @@ def test_pseudo_random_card_challenge_is_checked_with_the_sd_aid(lab):
     card = new_card(None)
     card.power_on()
     isd = bytes.fromhex("A000000151000000")
-    with lab.open_channel(TSM, ChannelSpec(("gp-aes",), aid=isd)) as session:
+    with lab.channels.open(TSM, ChannelSpec(("gp-aes",), aid=isd)) as session:
         _open(card, session)
     card.power_on()
     card.transmit(SELECT_ISD)
-    session = lab.open_channel(TSM, ChannelSpec(("gp-aes",), aid=bytes.fromhex("A000000151000001")))
+    session = lab.channels.open(TSM, ChannelSpec(("gp-aes",), aid=bytes.fromhex("A000000151000001")))
     response = card.transmit(session.initialize_update())
     with pytest.raises(CryptogramMismatch):
         session.authenticate(response[:-2])

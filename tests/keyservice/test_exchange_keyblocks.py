@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from pkcs11.mechanisms import KeyType
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
 from keyservice.errors import KcvMismatch, MacMismatch, UnwrapFailed
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import hsmops
-from keyservice.gp.hsmops import KeyAlgorithm
 from keyservice.gp.kcv import kcv
 
 from .conftest import count_objects

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import CryptogramMismatch, InvalidInput, KcvMismatch, MacMismatch
 from keyservice.gp import hsmops, putkey, storedata
 from keyservice.gp.channel import Scp, SecureChannel, SecurityLevel
 from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, KeySet, diversify_key
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.gp.kcv import KcvMethod, check_kcv, kcv
-from keyservice.gp.strategy import SOFTHSM2, STRATEGIES, Operation, host_memory_operations, possible
+from keyservice.gp.kcv import check_kcv, kcv
+from keyservice.strategy import SOFTHSM2, STRATEGIES, Operation, host_memory_operations, possible
 
 from .conftest import count_objects
 
@@ -102,7 +103,7 @@ def test_sessions_do_not_leak_objects(gp_hsm, keys) -> None:
     baseline = count_objects(gp_hsm)
     for _ in range(10):
         ks = Diversifier(kmc, DivMethod.KDF3, 16).keyset(gp_hsm, bytes(10))
-        ks.destroy(gp_hsm)
+        ks.keys.destroy(gp_hsm)
     assert count_objects(gp_hsm) == baseline
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import InvalidInput, KcvMismatch, MacMismatch, PolicyDenied, UnwrapFailed
-from keyservice.inventory import Algorithm, KeyUsage
-from keyservice.policy import Caller, CallerKind, Purpose, Request
-from keyservice.service import NewKey
+from keyservice.identity import Caller, CallerKind
+from keyservice.inventory import KeyUsage
+from keyservice.policy import Purpose, Request
 from keyservice.vendor import KeyBlockHeader, Received
+from keyservice.views import NewKey
 
 VECTORS = Path(__file__).parents[1] / "vectors"
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
@@ -28,22 +30,22 @@ def vendor(keyservice):
     b1 = _vector("tr31.json", "tr31-B1")
     kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
     ks = keyservice
-    ks.import_test_key(OFFICER, NewKey("kbpk", Algorithm.DES3, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(b1["kbpk"]))
-    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    ks.keys.import_test(OFFICER, NewKey("kbpk", KeyAlgorithm.DES3, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(b1["kbpk"]))
+    ks.keys.import_test(OFFICER, NewKey("kek", KeyAlgorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
     # the published clear keys, imported as test keys, give the KCVs a vendor would send along
-    clear_b = ks.import_test_key(OFFICER, NewKey("clear-b", Algorithm.DES3, 16, KeyUsage.KMC, "lab"),
+    clear_b = ks.keys.import_test(OFFICER, NewKey("clear-b", KeyAlgorithm.DES3, 16, KeyUsage.KMC, "lab"),
                                  bytes.fromhex(b1["expect_key"]))
-    clear_kw = ks.import_test_key(OFFICER, NewKey("clear-kw", Algorithm.AES, 16, KeyUsage.KMC, "lab"),
+    clear_kw = ks.keys.import_test(OFFICER, NewKey("clear-kw", KeyAlgorithm.AES, 16, KeyUsage.KMC, "lab"),
                                   bytes.fromhex(kw["key"]))
     return ks, b1, kw, clear_b.kcv, clear_kw.kcv
 
 
 def test_tr31_block_becomes_a_recorded_key(vendor):
     ks, b1, _, kcv, _ = vendor
-    view = ks.import_key_block(VENDOR_IMPORT, "kbpk", b1["key_block"], Received("pin-key", "bank-a", KeyUsage.KEK),
+    view = ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", b1["key_block"], Received("pin-key", "bank-a", KeyUsage.KEK),
                                kcv)
     assert (view.kcv, view.provenance, view.state, view.usage) == (kcv, "imported-wrapped", "pre-activation", "KEK")
-    assert ks.check_token().consistent
+    assert ks.keys.check().consistent
     assert ks.audit.records(1)[0].operation == "import-wrapped"
     assert "kbpk" in ks.audit.records(1)[0].keys
 
@@ -53,35 +55,35 @@ def test_tr31_refusals_leave_nothing(vendor):
     block = b1["key_block"]
     flipped = block[:-1] + ("0" if block[-1] != "0" else "1")
     with pytest.raises(MacMismatch):
-        ks.import_key_block(VENDOR_IMPORT, "kbpk", flipped, Received("x1", "bank-a", KeyUsage.KEK), kcv)
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", flipped, Received("x1", "bank-a", KeyUsage.KEK), kcv)
     with pytest.raises(KcvMismatch):
-        ks.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x2", "bank-a", KeyUsage.KEK), "000000")
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x2", "bank-a", KeyUsage.KEK), "000000")
     with pytest.raises(InvalidInput):  # P0 (PIN encryption) has no place in the TSM hierarchy unless named
-        ks.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x3", "bank-a"), kcv)
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("x3", "bank-a"), kcv)
     with pytest.raises(PolicyDenied):  # a KMC is no key-block protection key
-        ks.import_key_block(VENDOR_IMPORT, "clear-b", block, Received("x4", "bank-a", KeyUsage.KEK), kcv)
+        ks.vendor.import_key_block(VENDOR_IMPORT, "clear-b", block, Received("x4", "bank-a", KeyUsage.KEK), kcv)
     with pytest.raises(PolicyDenied):  # wrong purpose
-        ks.import_key_block(OFFICER, "kbpk", block, Received("x5", "bank-a", KeyUsage.KEK), kcv)
-    assert ks.check_token().consistent
-    assert not [k for k in ks.list_keys() if k.label.startswith("x")]
+        ks.vendor.import_key_block(OFFICER, "kbpk", block, Received("x5", "bank-a", KeyUsage.KEK), kcv)
+    assert ks.keys.check().consistent
+    assert not [k for k in ks.keys.list_keys() if k.label.startswith("x")]
     assert [r.outcome for r in ks.audit.records(5)] == ["refused"] * 5
-    assert ks.verify_audit().records > 5
+    assert ks.audit.verify().records > 5
 
 
 def test_aes_key_wrap_import(vendor):
     ks, _, kw, _, kcv = vendor
-    view = ks.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, Algorithm.AES,
+    view = ks.vendor.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, KeyAlgorithm.AES,
                              Received("isd-master", "issuer", KeyUsage.KMC), kcv)
     assert (view.kcv, view.length, view.algorithm) == (kcv, 16, "aes")
     wrapped = bytearray(bytes.fromhex(kw["expect"]))
     wrapped[3] ^= 0x01
     with pytest.raises(UnwrapFailed):
-        ks.import_wrapped(VENDOR_IMPORT, "kek", bytes(wrapped), False, Algorithm.AES,
+        ks.vendor.import_wrapped(VENDOR_IMPORT, "kek", bytes(wrapped), False, KeyAlgorithm.AES,
                           Received("bad", "issuer", KeyUsage.KMC), kcv)
     with pytest.raises(KcvMismatch):
-        ks.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, Algorithm.AES,
+        ks.vendor.import_wrapped(VENDOR_IMPORT, "kek", bytes.fromhex(kw["expect"]), False, KeyAlgorithm.AES,
                           Received("bad2", "issuer", KeyUsage.KMC), "123456")
-    assert ks.check_token().consistent
+    assert ks.keys.check().consistent
 
 
 VENDOR_EXPORT = Request(OFFICER.caller, Purpose.VENDOR_EXPORT, "vendor-batch-2")
@@ -90,10 +92,10 @@ VENDOR_EXPORT = Request(OFFICER.caller, Purpose.VENDOR_EXPORT, "vendor-batch-2")
 def test_export_wrapped_gives_the_published_rfc3394_blob(keyservice):
     kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
     ks = keyservice
-    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
-    ks.import_test_key(OFFICER, NewKey("to-send", Algorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+    ks.keys.import_test(OFFICER, NewKey("kek", KeyAlgorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    ks.keys.import_test(OFFICER, NewKey("to-send", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
                        bytes.fromhex(kw["key"]))
-    assert ks.export_wrapped(VENDOR_EXPORT, "to-send", "kek", padding=False) == bytes.fromhex(kw["expect"])
+    assert ks.vendor.export_wrapped(VENDOR_EXPORT, "to-send", "kek", padding=False) == bytes.fromhex(kw["expect"])
     assert ks.audit.records(1)[0].operation == "export-wrapped"
 
 
@@ -103,34 +105,34 @@ def test_export_key_block_is_read_by_an_independent_tr31_implementation(keyservi
     b1 = _vector("tr31.json", "tr31-B1")
     d1 = _vector("tr31.json", "tr31-D1")
     ks = keyservice
-    ks.import_test_key(OFFICER, NewKey("kbpk-b", Algorithm.DES3, 16, KeyUsage.KEK, "v"), bytes.fromhex(b1["kbpk"]))
-    ks.import_test_key(OFFICER, NewKey("kbpk-d", Algorithm.AES, 32, KeyUsage.KEK, "v"), bytes.fromhex(d1["kbpk"]))
-    ks.import_test_key(OFFICER, NewKey("kmc-x", Algorithm.DES3, 16, KeyUsage.KMC, "issuer", exportable=True),
+    ks.keys.import_test(OFFICER, NewKey("kbpk-b", KeyAlgorithm.DES3, 16, KeyUsage.KEK, "v"), bytes.fromhex(b1["kbpk"]))
+    ks.keys.import_test(OFFICER, NewKey("kbpk-d", KeyAlgorithm.AES, 32, KeyUsage.KEK, "v"), bytes.fromhex(d1["kbpk"]))
+    ks.keys.import_test(OFFICER, NewKey("kmc-x", KeyAlgorithm.DES3, 16, KeyUsage.KMC, "issuer", exportable=True),
                        bytes.fromhex(b1["expect_key"]))
     for kbpk, version, vector in (("kbpk-b", "B", b1), ("kbpk-d", "D", d1)):
-        block = ks.export_key_block(VENDOR_EXPORT, "kmc-x", kbpk, KeyBlockHeader("E6", "N", "01", "N"))
+        block = ks.vendor.export_key_block(VENDOR_EXPORT, "kmc-x", kbpk, KeyBlockHeader("E6", "N", "01", "N"))
         header, key = psec.tr31.unwrap(bytes.fromhex(vector["kbpk"]), block)
         assert (header.version_id, header.key_usage, header.algorithm) == (version, "E6", "T")
         assert key == bytes.fromhex(b1["expect_key"])
         # and it comes back in through the key service's own import, KCV checked
-        view = ks.import_key_block(VENDOR_IMPORT, kbpk, block, Received(f"back-{version}", "issuer"),
-                                   ks.show("kmc-x").kcv)
+        view = ks.vendor.import_key_block(VENDOR_IMPORT, kbpk, block, Received(f"back-{version}", "issuer"),
+                                   ks.keys.show("kmc-x").kcv)
         assert view.usage == "KMC"
 
 
 def test_only_exportable_keys_leave(keyservice):
     kw = _vector("aes_key_wrap.json", "kw-rfc3394-4.1")
     ks = keyservice
-    ks.import_test_key(OFFICER, NewKey("kek", Algorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
-    ks.import_test_key(OFFICER, NewKey("stays", Algorithm.AES, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(kw["key"]))
-    ks.import_test_key(OFFICER, NewKey("goes", Algorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+    ks.keys.import_test(OFFICER, NewKey("kek", KeyAlgorithm.AES, 16, KeyUsage.KEK, "vendor"), bytes.fromhex(kw["kek"]))
+    ks.keys.import_test(OFFICER, NewKey("stays", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer"), bytes.fromhex(kw["key"]))
+    ks.keys.import_test(OFFICER, NewKey("goes", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
                        bytes.fromhex(kw["key"]))
     with pytest.raises(PolicyDenied):
-        ks.export_wrapped(VENDOR_EXPORT, "stays", "kek", padding=False)
+        ks.vendor.export_wrapped(VENDOR_EXPORT, "stays", "kek", padding=False)
     with pytest.raises(PolicyDenied):  # the wrapping key must be a KEK
-        ks.export_wrapped(VENDOR_EXPORT, "goes", "stays", padding=False)
+        ks.vendor.export_wrapped(VENDOR_EXPORT, "goes", "stays", padding=False)
     with pytest.raises(PolicyDenied):  # officers only
-        ks.export_wrapped(Request(Caller("tsm", CallerKind.SERVICE), Purpose.VENDOR_EXPORT, "x"), "goes", "kek",
+        ks.vendor.export_wrapped(Request(Caller("tsm", CallerKind.SERVICE), Purpose.VENDOR_EXPORT, "x"), "goes", "kek",
                           padding=False)
     with pytest.raises(InvalidInput):
         KeyBlockHeader("E")

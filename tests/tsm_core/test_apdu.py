@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tsm_core.gp.apdu import ApduCase, CommandApdu, ResponseApdu
-from tsm_core.gp.errors import ApduFormatError, InvalidParameter
+from globalplatform.apdu import ApduCase, CommandApdu, ResponseApdu
+from globalplatform.errors import ApduFormatError, InvalidParameter
 
 CASES = [
     # (hex, cla, ins, p1, p2, data, le, case, extended)

@@ -8,9 +8,10 @@ import pytest
 
 from cardsim.state import new_card
 from cardsim.vpcd import serve
+from globalplatform import sw
+from globalplatform.apdu import ResponseApdu
 from tests.tsm_core.conftest import READER, wait_for_card, wait_for_removal
-from tsm_core.gp import commands, sw
-from tsm_core.gp.apdu import ResponseApdu
+from tsm_core.gp import commands
 from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcsc import PcscTransport
 

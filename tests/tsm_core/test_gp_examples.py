@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tsm_core.gp import commands, install, storedata, tlv
-from tsm_core.gp.apdu import CommandApdu
+from globalplatform import tlv
+from globalplatform.apdu import CommandApdu
+from tsm_core.gp import commands, install, storedata
 from tsm_core.gp.commands import BuilderExample
 
 BUILDER_MODULES = (commands, install, storedata)

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from cardsim.state import load_card, new_card, save_card
+from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import InvalidInput
 from tests.cardsim import gp
 from tests.cardsim.host import Host
 from tests.tsm_core.conftest import READER, wait_for_card, wait_for_removal
 from tsm_core.flows.errors import CardCryptogramMismatch
-from tsm_core.flows.list_registry import list_registry
-from tsm_core.gp.registry import StatusSubset
+from tsm_core.flows.list_content import list_content
+from tsm_core.gp.getstatus import StatusSubset
 from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcscd import stop_process
 
@@ -185,23 +186,25 @@ class PickyCard:
 
 @pytest.fixture
 def service(settings_factory, tmp_path):
-    from keyservice.inventory import Algorithm, KeyUsage
-    from keyservice.policy import Caller, CallerKind, Purpose, Request
-    from keyservice.service import NewKey
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.inventory import KeyUsage
+    from keyservice.policy import Purpose, Request
+    from keyservice.views import NewKey
     from tests.conftest import make_service
 
     svc = make_service(*settings_factory(f"sqlite:///{tmp_path / 'tsm.db'}"))
     req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
-    svc.import_test_key(req, NewKey("gp", Algorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), bytes.fromhex(GP_KEY))
+    svc.keys.import_test(req, NewKey("gp", KeyAlgorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), bytes.fromhex(GP_KEY))
     return svc
 
 
 def _session(service, *labels: str):
-    from keyservice.policy import Caller, CallerKind, Purpose, Request
-    from keyservice.scoped import ChannelSpec
+    from keyservice.channels import ChannelSpec
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.policy import Purpose, Request
 
     req = Request(Caller("alice", CallerKind.OFFICER), Purpose.SE_MANAGEMENT, "card-under-test")
-    return service.open_channel(req, ChannelSpec(labels or ("gp",)))
+    return service.channels.open(req, ChannelSpec(labels or ("gp",)))
 
 
 def test_flow_falls_back_to_p1_20(service):
@@ -209,7 +212,7 @@ def test_flow_falls_back_to_p1_20(service):
     card.card.identity.quirks.get_status_page = SMALL_PAGE
     session = _session(service)
     with LocalTransport(card) as transport:
-        found = list_registry(transport, session)
+        found = list_content(transport, session)
     with pytest.raises(InvalidInput):  # the flow closed the channel: its session keys are gone
         session.wrap(bytes.fromhex("80F28002024F0000"))
     assert found.load_file_subset is StatusSubset.LOAD_FILES and found.tlv_format
@@ -223,25 +226,26 @@ def test_flow_falls_back_to_p1_20(service):
 def test_flow_uses_the_legacy_format_when_tlv_is_refused(service):
     card = PickyCard(refuse_tlv=True)
     with LocalTransport(card) as transport:
-        found = list_registry(transport, _session(service))
+        found = list_content(transport, _session(service))
     assert not found.tlv_format and found.load_file_subset is StatusSubset.LOAD_FILES_AND_MODULES
     assert found.isd[0].aid == bytes.fromhex(ISD)
     assert [m.hex().upper() for e in found.load_files for m in e.modules] == ["F000000001010101", "F000000002010101"]
 
 
 def test_flow_wrong_key_closes_and_sends_nothing_more(service):
-    from keyservice.inventory import Algorithm, KeyUsage
-    from keyservice.policy import Caller, CallerKind, Purpose, Request
-    from keyservice.service import NewKey
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.inventory import KeyUsage
+    from keyservice.policy import Purpose, Request
+    from keyservice.views import NewKey
 
     req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
-    service.import_test_key(req, NewKey("other", Algorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), bytes(16))
+    service.keys.import_test(req, NewKey("other", KeyAlgorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), bytes(16))
     card = PickyCard()
     sent: list[bytes] = []
     transmit = card.transmit
     card.transmit = lambda apdu: sent.append(apdu) or transmit(apdu)  # type: ignore[method-assign]
     with LocalTransport(card) as transport, pytest.raises(CardCryptogramMismatch) as caught:
-        list_registry(transport, _session(service, "other"))
+        list_content(transport, _session(service, "other"))
     assert caught.value.code == "cryptogram_mismatch"
     assert [apdu[1] for apdu in sent] == [0xA4, 0x50]  # SELECT, INITIALIZE UPDATE; no EXTERNAL AUTHENTICATE
     refused = service.audit.records(1)[0]

@@ -9,7 +9,7 @@ import pytest
 
 from tests.tsm_core.cards import ATR, CHAINED, ISD_STATUS
 from tests.tsm_core.conftest import EMPTY_READER, READER
-from tsm_core.gp import commands, registry
+from tsm_core.gp import commands, getstatus
 from tsm_core.transport.errors import CardRemoved, NoCard, NoReader, NotConnected
 from tsm_core.transport.pcsc import PcscTransport, list_readers, select_reader
 
@@ -29,12 +29,12 @@ def test_ambiguous_substring_is_no_reader(pcscd):
 
 
 def test_transmit_parses(served_card):
-    apdu = commands.get_status(registry.StatusSubset.ISD, le=None).to_bytes()
+    apdu = commands.get_status(getstatus.StatusSubset.ISD, le=None).to_bytes()
     with PcscTransport(0) as transport:
         response = transport.transmit(apdu)
     assert response == ISD_STATUS + b"\x90\x00"
-    (isd,) = registry.parse_tlv(registry.StatusSubset.ISD, response[:-2])
-    assert isd.state is registry.CardLifeCycle.INITIALIZED
+    (isd,) = getstatus.parse_tlv(getstatus.StatusSubset.ISD, response[:-2])
+    assert isd.state is getstatus.CardLifeCycle.INITIALIZED
     assert served_card.card.apdus[-1] == apdu
     assert served_card.changes[-1] == len(served_card.card.apdus)
 

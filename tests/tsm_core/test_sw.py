@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from globalplatform import errors, sw
 from tsm_core.errors import TsmCoreError
-from tsm_core.gp import errors, sw
 
 
 @pytest.mark.parametrize(

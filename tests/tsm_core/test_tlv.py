@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tsm_core.gp import tlv
-from tsm_core.gp.errors import TlvError
+from globalplatform import tlv
+from globalplatform.errors import TlvError
 
 
 @pytest.mark.parametrize(

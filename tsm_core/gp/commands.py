@@ -12,35 +12,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag, unique
 from typing import Any
 
-from tsm_core.gp import tlv
-from tsm_core.gp.apdu import SHORT_NC_MAX, SHORT_NE_MAX, CommandApdu
-from tsm_core.gp.errors import InvalidParameter
-from tsm_core.gp.registry import StatusSubset
-
-
-@unique
-class Cla(IntEnum):
-    """Class bytes (ISO 7816-4 §5.4.1; GPCS 2.3.1 §11.1.4)."""
-
-    ISO = 0x00
-    GP = 0x80
-    """Proprietary class used by GlobalPlatform commands, no secure messaging."""
-
-
-@unique
-class Ins(IntEnum):
-    """Instruction bytes (GPCS 2.3.1 §11.1.5 Table 11-11)."""
-
-    SELECT = 0xA4
-    GET_DATA = 0xCA
-    GET_STATUS = 0xF2
-    INSTALL = 0xE6
-    LOAD = 0xE8
-    DELETE = 0xE4
-    SET_STATUS = 0xF0
-    STORE_DATA = 0xE2
-    PUT_KEY = 0xD8
-    GET_RESPONSE = 0xC0
+from globalplatform import tlv
+from globalplatform.apdu import SHORT_NC_MAX, SHORT_NE_MAX, Cla, CommandApdu, Ins
+from globalplatform.errors import InvalidParameter
+from tsm_core.gp.getstatus import StatusSubset
 
 
 @unique

@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum, IntFlag, unique
 
-from tsm_core.gp import tlv
-from tsm_core.gp.apdu import SHORT_NE_MAX, CommandApdu
+from globalplatform import tlv
+from globalplatform.apdu import SHORT_NE_MAX, Cla, CommandApdu, Ins
 from tsm_core.gp.commands import (
     DEFAULT_BLOCK_SIZE,
     BuilderExample,
-    Cla,
-    Ins,
     aid_field,
     block_number,
     lv,
     split_blocks,
 )
-from tsm_core.gp.registry import Privilege
+from tsm_core.gp.getstatus import Privilege
 
 
 @unique

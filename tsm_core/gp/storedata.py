@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from enum import IntFlag, unique
 
-from tsm_core.gp import tlv
-from tsm_core.gp.apdu import SHORT_NE_MAX, CommandApdu
+from globalplatform import tlv
+from globalplatform.apdu import SHORT_NE_MAX, Cla, CommandApdu, Ins
+from globalplatform.errors import InvalidParameter
 from tsm_core.gp.commands import (
     DEFAULT_BLOCK_SIZE,
     BuilderExample,
-    Cla,
-    Ins,
     block_number,
     split_blocks,
 )
-from tsm_core.gp.errors import InvalidParameter
 
 
 @unique

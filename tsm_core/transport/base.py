@@ -12,10 +12,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
-from tsm_core.gp.apdu import SHORT_NE_MAX, SW_LEN, CommandApdu, ResponseApdu
+from globalplatform.apdu import SHORT_NE_MAX, SW_LEN, CommandApdu, ResponseApdu
+from globalplatform.errors import ApduFormatError
+from globalplatform.sw import Sw1
 from tsm_core.gp.commands import get_response
-from tsm_core.gp.errors import ApduFormatError
-from tsm_core.gp.sw import Sw1
 from tsm_core.transport.errors import TransmitFailed
 
 _CHAINING_SW1 = frozenset((Sw1.BYTES_REMAINING, Sw1.WRONG_LE))

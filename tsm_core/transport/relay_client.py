@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from tsm_core.gp.sw import SwCategory, lookup
+from globalplatform.sw import SwCategory, lookup
 from tsm_core.transport.base import Transport
 from tsm_core.transport.errors import (
     RelayError,

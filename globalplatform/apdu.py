@@ -9,9 +9,9 @@ Ne <= 256 and the extended form otherwise (ISO 7816-4 §5.1, Table 1 "cases 1 to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, unique
+from enum import IntEnum, IntFlag, unique
 
-from tsm_core.gp.errors import ApduFormatError, InvalidParameter
+from globalplatform.errors import ApduFormatError, InvalidParameter
 
 SHORT_NC_MAX = 255
 SHORT_NE_MAX = 256
@@ -19,6 +19,37 @@ EXTENDED_NC_MAX = 65535
 EXTENDED_NE_MAX = 65536
 HEADER_LEN = 4
 SW_LEN = 2
+
+
+@unique
+class Cla(IntFlag):
+    """Class byte values and bits (ISO 7816-4 §5.4.1; GPCS 2.3.1 §11.1.4)."""
+
+    ISO = 0x00
+    GP = 0x80
+    """Proprietary class used by GlobalPlatform commands, no secure messaging."""
+    SECURE_MESSAGING = 0x04
+    """b3: the command is protected by the secure channel (GPCS 2.3.1 §11.1.4.1)."""
+    CHANNEL_MASK = 0x03
+    """b2..b1: the logical channel number (ISO 7816-4 §5.4.1)."""
+
+
+@unique
+class Ins(IntEnum):
+    """Instruction bytes (GPCS 2.3.1 §11.1.5 Table 11-11)."""
+
+    SELECT = 0xA4
+    GET_DATA = 0xCA
+    GET_STATUS = 0xF2
+    INSTALL = 0xE6
+    LOAD = 0xE8
+    DELETE = 0xE4
+    SET_STATUS = 0xF0
+    STORE_DATA = 0xE2
+    PUT_KEY = 0xD8
+    GET_RESPONSE = 0xC0
+    INITIALIZE_UPDATE = 0x50
+    EXTERNAL_AUTHENTICATE = 0x82
 
 
 @unique

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum, unique
 from typing import Final
 
-from tsm_core.gp.errors import (
+from globalplatform.errors import (
     CardExecutionError,
     CardMemoryError,
     CardStatusError,
@@ -154,3 +154,9 @@ def check(sw: int, *, accept: tuple[int, ...] = (Sw.SUCCESS,)) -> None:
         return
     info = lookup(sw)
     raise (info.error or CardExecutionError)(sw, info.meaning)
+
+
+def is_protected_response(sw: int) -> bool:
+    """'9000' or a warning ('62xx', '63xx'): the status words whose response carries R-MAC / R-ENC
+    (Amd D §6.2.5; an error status word comes alone)."""
+    return sw == Sw.SUCCESS or sw >> 8 in (Sw1.WARNING_NV_UNCHANGED, Sw1.WARNING_NV_CHANGED)

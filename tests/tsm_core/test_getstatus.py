@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tsm_core.gp import registry
-from tsm_core.gp.errors import RegistryParseError
-from tsm_core.gp.registry import (
+from globalplatform.errors import StatusParseError
+from globalplatform.sw import Sw
+from tsm_core.gp import getstatus
+from tsm_core.gp.getstatus import (
     ApplicationLifeCycle,
     CardLifeCycle,
     LoadFileLifeCycle,
@@ -24,7 +25,6 @@ from tsm_core.gp.registry import (
     SecurityDomainLifeCycle,
     StatusSubset,
 )
-from tsm_core.gp.sw import Sw
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 OMFGP_PRIVILEGES = (
@@ -60,7 +60,7 @@ def _omfgp_responses():
 def test_omfgp_isd_tlv(response, isd, state):
     raw = bytes.fromhex(response)
     assert int.from_bytes(raw[-2:], "big") == Sw.SUCCESS
-    (entry,) = registry.parse_tlv(StatusSubset.ISD, raw[:-2])
+    (entry,) = getstatus.parse_tlv(StatusSubset.ISD, raw[:-2])
     assert entry.aid == bytes.fromhex(isd)
     assert entry.state is state
     assert entry.privileges == OMFGP_PRIVILEGES
@@ -72,7 +72,7 @@ def test_omfgp_isd_tlv(response, isd, state):
 
 def test_gppro_parse_isd():
     raw = bytes.fromhex("E3144F07A00000015100009F700107C50180EA028000")
-    (entry,) = registry.parse_tlv(StatusSubset.ISD, raw)
+    (entry,) = getstatus.parse_tlv(StatusSubset.ISD, raw)
     assert entry.aid == bytes.fromhex("A0000001510000")
     assert entry.privileges == Privilege.SECURITY_DOMAIN
     assert entry.state is CardLifeCycle.INITIALIZED
@@ -83,7 +83,7 @@ def test_gppro_parse_partial_isd_with_repeated_implicit_selection():
         "E3464F08A0000000030000009F700101C5039EFE80CF0140CF0141CF0142CF0143CF0180CF0181CF0182CF0183"
         "C40BD276000005AAFFCAFE0001CE020001CC08A000000003000000"
     )
-    (entry,) = registry.parse_tlv(StatusSubset.ISD, raw)
+    (entry,) = getstatus.parse_tlv(StatusSubset.ISD, raw)
     assert entry.state is CardLifeCycle.OP_READY
     assert entry.implicit_selection == tuple(bytes((b,)) for b in (0x40, 0x41, 0x42, 0x43, 0x80, 0x81, 0x82, 0x83))
     assert entry.elf_aid == bytes.fromhex("D276000005AAFFCAFE0001")
@@ -106,11 +106,11 @@ def test_gppro_privileges(hex_text, expected, count):
 def test_privileges_short_form():
     assert Privilege.decode(b"\x80") == Privilege.SECURITY_DOMAIN
     assert Privilege.SECURITY_DOMAIN.encode(short=True) == b"\x80"
-    with pytest.raises(RegistryParseError):
+    with pytest.raises(StatusParseError):
         (Privilege.SECURITY_DOMAIN | Privilege.GLOBAL_DELETE).encode(short=True)
-    with pytest.raises(RegistryParseError):
+    with pytest.raises(StatusParseError):
         Privilege.decode(b"\x00\x00\x01")  # RFU bit
-    with pytest.raises(RegistryParseError):
+    with pytest.raises(StatusParseError):
         Privilege.decode(b"\x00\x00")
 
 
@@ -119,7 +119,7 @@ def test_legacy_applications():
     raw = bytes.fromhex(
         "07A0000001510001 07 00" + "08A000000151000001 0F 80" + "07A0000001510002 83 00" + "07A0000001510003 3F 00"
     )
-    entries = registry.parse_legacy(StatusSubset.APPLICATIONS, raw)
+    entries = getstatus.parse_legacy(StatusSubset.APPLICATIONS, raw)
     assert [e.aid.hex().upper() for e in entries] == [
         "A0000001510001",
         "A000000151000001",
@@ -135,7 +135,7 @@ def test_legacy_applications():
 
 def test_legacy_load_files_and_modules():
     raw = bytes.fromhex("07A0000000620001 01 00 02 08A000000062000101 08A000000062000102" + "05A000000063 01 00 00")
-    first, second = registry.parse_legacy(StatusSubset.LOAD_FILES_AND_MODULES, raw)
+    first, second = getstatus.parse_legacy(StatusSubset.LOAD_FILES_AND_MODULES, raw)
     assert first.state is LoadFileLifeCycle.LOADED
     assert first.modules == (bytes.fromhex("A000000062000101"), bytes.fromhex("A000000062000102"))
     assert second.modules == ()
@@ -150,8 +150,8 @@ def test_legacy_load_files_and_modules():
     ],
 )
 def test_legacy_truncated(subset, hex_text):
-    with pytest.raises(RegistryParseError):
-        registry.parse_legacy(subset, bytes.fromhex(hex_text.replace(" ", "")))
+    with pytest.raises(StatusParseError):
+        getstatus.parse_legacy(subset, bytes.fromhex(hex_text.replace(" ", "")))
 
 
 @pytest.mark.parametrize(
@@ -166,11 +166,11 @@ def test_legacy_truncated(subset, hex_text):
     ],
 )
 def test_tlv_malformed(hex_text):
-    with pytest.raises(RegistryParseError):
-        registry.parse_tlv(StatusSubset.APPLICATIONS, bytes.fromhex(hex_text))
+    with pytest.raises(StatusParseError):
+        getstatus.parse_tlv(StatusSubset.APPLICATIONS, bytes.fromhex(hex_text))
 
 
 def test_invalid_life_cycle_for_isd():
-    (entry,) = registry.parse_tlv(StatusSubset.ISD, bytes.fromhex("E30E4F05A0000001519F700103C50180"))
-    with pytest.raises(RegistryParseError):
+    (entry,) = getstatus.parse_tlv(StatusSubset.ISD, bytes.fromhex("E30E4F05A0000001519F700103C50180"))
+    with pytest.raises(StatusParseError):
         _ = entry.state

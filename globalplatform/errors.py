@@ -1,12 +1,13 @@
-"""Typed errors of the GlobalPlatform layer: bad encodings in, bad responses out."""
+"""Typed errors of the GlobalPlatform vocabulary: bad encodings in, bad responses out.
+
+Each error carries a stable `code` (the RFC 9457 `type` suffix of the API, the `error[<code>]` tag of the CLI).
+"""
 
 from __future__ import annotations
 
-from tsm_core.errors import TsmCoreError
 
-
-class GpError(TsmCoreError):
-    """Base of every error in `tsm_core.gp`."""
+class GpError(Exception):
+    """Base of every error of `globalplatform` and of the TSM's GP builders and parsers (`tsm_core.gp`)."""
 
     code = "gp_error"
 
@@ -30,16 +31,16 @@ class TlvError(GpError):
     code = "gp_tlv_format"
 
 
-class RegistryParseError(GpError):
+class StatusParseError(GpError):
     """A GET STATUS response that does not follow GPCS 2.3.1 §11.4.3 (TLV or legacy format)."""
 
-    code = "gp_registry_parse"
+    code = "gp_status_parse"
 
 
 class CardStatusError(GpError):
     """The card answered with a status word other than success; `sw` holds it (e.g. 0x6A88).
 
-    Subclasses group the status words by meaning; see `tsm_core.gp.sw` for the table.
+    Subclasses group the status words by meaning; see `globalplatform.sw` for the table.
     """
 
     code = "card_status"

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from enum import IntEnum, unique
 from typing import Final, Protocol
 
+from globalplatform import sw
+from globalplatform.apdu import CommandApdu, ResponseApdu
+from globalplatform.errors import CardExecutionError, FunctionNotSupported, WrongLengthOrParameters
 from keyservice.errors import CryptogramMismatch
 from tsm_core.flows.errors import CardCryptogramMismatch, EndlessPaging
-from tsm_core.gp import commands, registry, sw
-from tsm_core.gp.apdu import CommandApdu, ResponseApdu
-from tsm_core.gp.errors import CardExecutionError, FunctionNotSupported, WrongLengthOrParameters
-from tsm_core.gp.registry import RegistryEntry, StatusSubset
+from tsm_core.gp import commands, getstatus
+from tsm_core.gp.getstatus import StatusEntry, StatusSubset
 from tsm_core.transport.base import Transport
 
 SCP03_ID: Final = 0x03
@@ -87,12 +88,12 @@ class ChannelSessionLike(Protocol):
 
 
 @dataclass(frozen=True)
-class CardRegistry:
+class CardContent:
     """The Registry as GET STATUS showed it: ISD, applications and SDs, load files (with modules if listed)."""
 
-    isd: tuple[RegistryEntry, ...]
-    applications: tuple[RegistryEntry, ...]
-    load_files: tuple[RegistryEntry, ...]
+    isd: tuple[StatusEntry, ...]
+    applications: tuple[StatusEntry, ...]
+    load_files: tuple[StatusEntry, ...]
     load_file_subset: StatusSubset
     """P1 '10' when the modules were listed, P1 '20' when the card refused '10'."""
     tlv_format: bool
@@ -139,7 +140,7 @@ def _exchange(transport: Transport, session: ChannelSessionLike, command: Comman
 
 
 def get_status(transport: Transport, session: ChannelSessionLike, subset: StatusSubset,
-               tlv_format: bool) -> list[RegistryEntry]:
+               tlv_format: bool) -> list[StatusEntry]:
     """Every entry of one subset, following '6310' pages (GPCS 2.3.1 §11.4.2.2, §11.4.3)."""
     data = b""
     step = f"GET STATUS P1 {subset:02X}"
@@ -151,13 +152,13 @@ def get_status(transport: Transport, session: ChannelSessionLike, subset: Status
         _check(response.sw, step, (sw.Sw.SUCCESS, sw.Sw.MORE_DATA))
         data += response.data
         if response.sw == sw.Sw.SUCCESS:
-            parse = registry.parse_tlv if tlv_format else registry.parse_legacy
+            parse = getstatus.parse_tlv if tlv_format else getstatus.parse_legacy
             return parse(subset, data)
         command = commands.get_status(subset, tlv_format=tlv_format, next_occurrence=True)
     raise EndlessPaging(f"{step}: the card still answered 6310 after {MAX_PAGES} pages")
 
 
-def read_registry(transport: Transport, session: ChannelSessionLike) -> CardRegistry:
+def read_registry(transport: Transport, session: ChannelSessionLike) -> CardContent:
     """Step 4 on an authenticated channel: the ISD, applications/SDs and load files."""
     tlv_format = True
     try:
@@ -172,10 +173,10 @@ def read_registry(transport: Transport, session: ChannelSessionLike) -> CardRegi
     except (WrongLengthOrParameters, FunctionNotSupported):
         subset = StatusSubset.LOAD_FILES
         load_files = get_status(transport, session, subset, tlv_format)
-    return CardRegistry(tuple(isd), tuple(applications), tuple(load_files), subset, tlv_format)
+    return CardContent(tuple(isd), tuple(applications), tuple(load_files), subset, tlv_format)
 
 
-def list_registry(transport: Transport, session: ChannelSessionLike) -> CardRegistry:
+def list_content(transport: Transport, session: ChannelSessionLike) -> CardContent:
     """Authenticate to the ISD of the card behind `transport` and read its Registry; closes `session`."""
     try:
         authenticate(transport, session)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag, unique
 
-from tsm_core.gp import tlv
-from tsm_core.gp.errors import RegistryParseError, TlvError
+from globalplatform import tlv
+from globalplatform.errors import StatusParseError, TlvError
 
 
 @unique
@@ -112,11 +112,11 @@ class Privilege(IntFlag):
     def decode(cls, raw: bytes) -> Privilege:
         """Decode the 1-byte (legacy, byte 1 only) or 3-byte privileges field; RFU bits are rejected."""
         if len(raw) not in (1, 3):
-            raise RegistryParseError(f"privileges are 1 or 3 bytes, got {len(raw)}")
+            raise StatusParseError(f"privileges are 1 or 3 bytes, got {len(raw)}")
         value = int.from_bytes(raw.ljust(3, b"\x00"), "big")
         unknown = value & ~sum(cls)
         if unknown:
-            raise RegistryParseError(f"RFU privilege bits set: {unknown:06X}")
+            raise StatusParseError(f"RFU privilege bits set: {unknown:06X}")
         return cls(value)
 
     @property
@@ -129,13 +129,13 @@ class Privilege(IntFlag):
         raw = int(self).to_bytes(3, "big")
         if short:
             if not self.fits_byte1:
-                raise RegistryParseError("privileges beyond byte 1 need the 3-byte form")
+                raise StatusParseError("privileges beyond byte 1 need the 3-byte form")
             return raw[:1]
         return raw
 
 
 @dataclass(frozen=True)
-class RegistryEntry:
+class StatusEntry:
     """One Registry entry from GET STATUS: an ISD, application/SD, or Executable Load File."""
 
     subset: StatusSubset
@@ -167,7 +167,7 @@ class RegistryEntry:
                 return SecurityDomainLifeCycle(self._base_state())
             return ApplicationLifeCycle(self._base_state())
         except ValueError:
-            raise RegistryParseError(
+            raise StatusParseError(
                 f"life-cycle byte {self.life_cycle:02X} is not valid for {self.subset.name}"
             ) from None
 
@@ -188,14 +188,14 @@ class RegistryEntry:
 def _one(entry: tlv.Decoded, name: str, *, required: bool) -> bytes | None:
     found = tlv.find(entry, name)
     if len(found) > 1:
-        raise RegistryParseError(f"'{name}' appears {len(found)} times in one E3 entry")
+        raise StatusParseError(f"'{name}' appears {len(found)} times in one E3 entry")
     if not found:
         if required:
-            raise RegistryParseError(f"E3 entry without '{name}'")
+            raise StatusParseError(f"E3 entry without '{name}'")
         return None
     value = found[0]
     if not isinstance(value, bytes):
-        raise RegistryParseError(f"'{name}' is not a primitive data object")
+        raise StatusParseError(f"'{name}' is not a primitive data object")
     return value
 
 
@@ -203,20 +203,20 @@ def _all(entry: tlv.Decoded, name: str) -> tuple[bytes, ...]:
     return tuple(value for value in tlv.find(entry, name) if isinstance(value, bytes))
 
 
-def parse_tlv(subset: StatusSubset, data: bytes) -> list[RegistryEntry]:
+def parse_tlv(subset: StatusSubset, data: bytes) -> list[StatusEntry]:
     """Parse a TLV-format GET STATUS response: concatenated 'E3' templates (GPCS 2.3.1 Table 11-36)."""
-    entries: list[RegistryEntry] = []
+    entries: list[StatusEntry] = []
     try:
         items = tlv.decode_all(data)
         decoded = [tlv.REGISTRY_DATA.decode_value(item) for item in items]
     except TlvError as exc:
-        raise RegistryParseError(f"GET STATUS TLV response: {exc}") from exc
+        raise StatusParseError(f"GET STATUS TLV response: {exc}") from exc
     for entry in decoded:
         aid = _one(entry, "aid", required=True)
         lc = _one(entry, "life_cycle_state", required=True)
         privileges = _one(entry, "privileges", required=False)
         entries.append(
-            RegistryEntry(
+            StatusEntry(
                 subset=subset,
                 aid=aid or b"",
                 life_cycle=lc[0] if lc else 0,
@@ -231,31 +231,31 @@ def parse_tlv(subset: StatusSubset, data: bytes) -> list[RegistryEntry]:
     return entries
 
 
-def parse_legacy(subset: StatusSubset, data: bytes) -> list[RegistryEntry]:
+def parse_legacy(subset: StatusSubset, data: bytes) -> list[StatusEntry]:
     """Parse a legacy-format GET STATUS response (GPCS 2.3.1 §11.4.3.2, Tables 11-37 and 11-38)."""
-    entries: list[RegistryEntry] = []
+    entries: list[StatusEntry] = []
     offset = 0
     while offset < len(data):
         aid_len = data[offset]
         head_end = offset + 1 + aid_len + 2
         if head_end > len(data):
-            raise RegistryParseError(f"legacy GET STATUS: entry at {offset} is truncated")
+            raise StatusParseError(f"legacy GET STATUS: entry at {offset} is truncated")
         aid = data[offset + 1 : offset + 1 + aid_len]
         life_cycle, privileges = data[head_end - 2], data[head_end - 1]
         offset = head_end
         modules: list[bytes] = []
         if subset == StatusSubset.LOAD_FILES_AND_MODULES:
             if offset >= len(data):
-                raise RegistryParseError("legacy GET STATUS: missing number of Executable Modules")
+                raise StatusParseError("legacy GET STATUS: missing number of Executable Modules")
             count = data[offset]
             offset += 1
             for _ in range(count):
                 if offset >= len(data) or offset + 1 + data[offset] > len(data):
-                    raise RegistryParseError("legacy GET STATUS: Executable Module AID truncated")
+                    raise StatusParseError("legacy GET STATUS: Executable Module AID truncated")
                 modules.append(data[offset + 1 : offset + 1 + data[offset]])
                 offset += 1 + data[offset]
         entries.append(
-            RegistryEntry(
+            StatusEntry(
                 subset=subset,
                 aid=aid,
                 life_cycle=life_cycle,

@@ -1,4 +1,5 @@
-"""Purpose-scoped views of the barrier: MAC contexts, secure channels, card-cryptogram diagnosis.
+"""Purpose-scoped views of the barrier (`KeyService.channels`): MAC contexts, secure channels, card-cryptogram
+diagnosis.
 
 A `MacContext` checks policy and writes audit records at open and close, with lean calls between. A
 `ChannelSession` checks policy for every key it uses when it is opened and writes one audit record when the
@@ -11,47 +12,47 @@ cryptogram and never builds an EXTERNAL AUTHENTICATE.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
-from keyservice.audit import AuditEntry
-from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError
+from globalplatform import initupdate
+from globalplatform.initupdate import HOST_CHALLENGE_LENGTH, KEY_INFO_OFFSET
+from globalplatform.keys import KeyAlgorithm
+from globalplatform.scp import Scp, SecurityLevel
+from keyservice.audit import AUDIT_KEY_LABEL
+from keyservice.core import Core
+from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError, PolicyDenied, gp_input
 from keyservice.gp import putkey, storedata
-from keyservice.gp.channel import HOST_CHALLENGE_LENGTH, Scp, SecureChannel, SecurityLevel
-from keyservice.gp.diversify import ALGORITHM, KDD_LENGTH, Diversifier, DivMethod, KeySet
-from keyservice.gp.hsmops import KeyAlgorithm
-from keyservice.inventory import Algorithm
+from keyservice.gp.channel import SecureChannel
+from keyservice.gp.diversify import ALGORITHM, Diversifier, DivMethod, KeySet
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request
 
-__all__ = ["ChannelSession", "ChannelSpec", "DivMethod", "MacContext", "Scp", "SecurityLevel", "Trial"]
+__all__ = ["ChannelSession", "ChannelSpec", "Channels", "DivMethod", "MacContext", "Scp", "SecurityLevel", "Trial"]
 
-if TYPE_CHECKING:
-    from keyservice.service import KeyService
-
-SCP_ID_OFFSET: Final = KDD_LENGTH + 1
 _SCP_ALGORITHM: Final = {Scp.SCP02: KeyAlgorithm.DES3, Scp.SCP03: KeyAlgorithm.AES}
-
-
-_MAC_MECHANISM = {Algorithm.AES: Mechanism.AES_CMAC, Algorithm.DES3: Mechanism.DES3_CMAC,
-                  Algorithm.HMAC: Mechanism.SHA256_HMAC}
+_MAC_MECHANISM: Final = {KeyAlgorithm.AES: Mechanism.AES_CMAC, KeyAlgorithm.DES3: Mechanism.DES3_CMAC,
+                         KeyAlgorithm.HMAC: Mechanism.SHA256_HMAC}
 
 
 class MacContext:
     """MACs with one key for one caller, purpose and target (Vault-style scoped view of the barrier)."""
 
-    def __init__(self, service: KeyService, req: Request, rec: KeyRecord, handle: int) -> None:
-        self._service, self._req, self._label, self._kcv = service, req, rec.label, rec.kcv
+    def __init__(self, core: Core, req: Request, rec: KeyRecord, handle: int) -> None:
+        self._core, self._req, self._label, self._kcv = core, req, rec.label, rec.kcv
         self._handle = handle
-        self._mechanism = _MAC_MECHANISM[Algorithm(rec.algorithm)]
+        self._mechanism = _MAC_MECHANISM[KeyAlgorithm(rec.algorithm)]
         self.count = 0
+
+    def __repr__(self) -> str:
+        return f"MacContext({self._label}, {self._req.target}, count={self.count})"
 
     def mac(self, data: bytes) -> bytes:
         """The full-length CMAC/HMAC of `data`."""
-        hsm = self._service.hsm
+        hsm = self._core.hsm
         with hsm.lock:
             out = hsm.raw.sign(self._handle, self._mechanism, data)
         self.count += 1
@@ -59,9 +60,8 @@ class MacContext:
 
     def close(self) -> None:
         """Write the closing audit record (how many MACs were made)."""
-        self._service.audit.append(AuditEntry(str(self._req.caller), "mac-close", self._req.purpose.value,
-                                              self._req.target, [(self._label, self._kcv)], "ok",
-                                              f"count={self.count}"))
+        self._core.audit.append(self._core.entry(self._req, "mac-close", [(self._label, self._kcv)], "ok",
+                                                 f"count={self.count}"))
 
     def __enter__(self) -> MacContext:
         return self
@@ -96,23 +96,23 @@ class ChannelSpec:
 
 def scp_of(response: bytes) -> Scp:
     """The SCP named in the key information of an INITIALIZE UPDATE response."""
-    if len(response) <= SCP_ID_OFFSET:
-        raise InvalidInput(f"an INITIALIZE UPDATE response is at least 28 bytes, not {len(response)}")
-    scp_id = f"{response[SCP_ID_OFFSET]:02X}"
+    with gp_input():
+        number = initupdate.scp_id(response)
     try:
-        return Scp(scp_id)
+        return Scp(f"{number:02X}")
     except ValueError:
-        raise InvalidInput(f"the card answered for SCP{scp_id}, which this key service does not implement") from None
+        raise InvalidInput(f"the card answered for SCP{number:02X}, which this key service does not implement") \
+            from None
 
 
-def _channel(service: KeyService, records: Sequence[KeyRecord], scp: Scp, method: DivMethod | None,
+def _channel(core: Core, records: Sequence[KeyRecord], scp: Scp, method: DivMethod | None,
              security_level: int, i: int | None, aid: bytes | None = None) -> SecureChannel:
     """A host-side channel over the keys of `records` (never key values: handles only)."""
     algorithm = _SCP_ALGORITHM[scp]
     for rec in records:
         if rec.algorithm != algorithm.value:
             raise InvalidInput(f"SCP{scp.value} needs {algorithm.value} keys; {rec.label} is {rec.algorithm}")
-    hsm = service.hsm
+    hsm = core.hsm
     if method is not None:
         if ALGORITHM[method] is not algorithm:
             raise InvalidInput(f"{method} diversification does not fit SCP{scp.value}")
@@ -126,25 +126,24 @@ def _channel(service: KeyService, records: Sequence[KeyRecord], scp: Scp, method
 class ChannelSession:
     """One secure channel for one caller, purpose and target (create with `KeyService.open_channel`)."""
 
-    def __init__(self, service: KeyService, req: Request, spec: ChannelSpec, records: list[KeyRecord]) -> None:
-        self._service, self._req, self._spec, self._records = service, req, spec, records
+    def __init__(self, core: Core, req: Request, spec: ChannelSpec, records: list[KeyRecord]) -> None:
+        self._core, self._req, self._spec, self._records = core, req, spec, records
         self._channel: SecureChannel | None = None
         self._host_challenge = b""
 
     def __repr__(self) -> str:
         return f"ChannelSession({self._req.target}, {len(self._records)} key(s))"
 
-    def _entry(self, operation: str, outcome: str, detail: str = "") -> AuditEntry:
-        return AuditEntry(str(self._req.caller), operation, self._req.purpose.value, self._req.target,
-                          [(r.label, r.kcv) for r in self._records], outcome, detail)
+    def _used(self) -> list[tuple[str, str]]:
+        return [(r.label, r.kcv) for r in self._records]
 
     def initialize_update(self, host_challenge: bytes | None = None) -> bytes:
         """INITIALIZE UPDATE (CLA 80 INS 50 P1 = KVN, GPCS 2.3.1 §11.14.2), random host challenge by default."""
         challenge = secrets.token_bytes(HOST_CHALLENGE_LENGTH) if host_challenge is None else host_challenge
-        if len(challenge) != HOST_CHALLENGE_LENGTH:
-            raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(challenge)}")
+        with gp_input():
+            command = initupdate.command(self._spec.kvn, challenge)
         self._host_challenge = challenge
-        return bytes([0x80, 0x50, self._spec.kvn, 0x00, HOST_CHALLENGE_LENGTH]) + challenge + b"\x00"
+        return command
 
     def authenticate(self, response: bytes) -> bytes:
         """Verify the card cryptogram (response without SW) and return the EXTERNAL AUTHENTICATE APDU.
@@ -155,16 +154,16 @@ class ChannelSession:
         if not self._host_challenge or self._channel is not None:
             raise InvalidInput("authenticate follows exactly one initialize_update")
         scp = scp_of(response)
-        self._channel = channel = _channel(self._service, self._records, scp, self._spec.diversification,
-                                           self._spec.security_level, self._spec.i, self._spec.aid)
-        channel.initialize_update(self._spec.kvn, self._host_challenge)
+        core = self._core
         try:
+            self._channel = channel = _channel(core, self._records, scp, self._spec.diversification,
+                                               self._spec.security_level, self._spec.i, self._spec.aid)
+            channel.initialize_update(self._spec.kvn, self._host_challenge)
             channel.verify_card_response(response)
         except KeyServiceError as exc:
-            self._service.audit.append(self._entry(Operation.SECURE_CHANNEL.value, "refused", exc.code))
-            raise
-        with self._service.audit.transaction(self._entry(Operation.SECURE_CHANNEL.value, "ok",
-                                                         f"scp={scp.value} kvn={channel.kvn:02X}")):
+            raise core.refuse(self._req, Operation.SECURE_CHANNEL, self._used(), exc) from None
+        with core.audit.transaction(core.entry(self._req, Operation.SECURE_CHANNEL, self._used(), "ok",
+                                               f"scp={scp.value} kvn={channel.kvn:02X}")):
             command = channel.external_authenticate()
         return command
 
@@ -193,8 +192,9 @@ class ChannelSession:
         exportable. Policy `put-key` is checked for each source key; the record lists their labels and KCVs.
         """
         channel = self._open()
-        records = [self._service.authorise(self._req, Operation.PUT_KEY, label) for label in source.keys]
-        hsm = self._service.hsm
+        core = self._core
+        records = [core.authorise(self._req, Operation.PUT_KEY, label) for label in source.keys]
+        hsm = core.hsm
         if source.diversification is not None:
             keys = Diversifier(hsm.hot_handle(records[0].label), source.diversification,
                                records[0].length).keyset(hsm, channel.kdd, wrappable=True)
@@ -207,12 +207,10 @@ class ChannelSession:
             new = [putkey.NewKey(h, keys.algorithm, keys.length) for h in (keys.enc, keys.mac, keys.dek or keys.enc)]
             command = putkey.put_key(channel, hsm, old_kvn, new_kvn, new)
         except KeyServiceError as exc:
-            raise self._service.refuse(self._req, Operation.PUT_KEY, used, exc) from None
+            raise core.refuse(self._req, Operation.PUT_KEY, used, exc) from None
         finally:
             keys.destroy(hsm)
-        self._service.audit.append(AuditEntry(str(self._req.caller), Operation.PUT_KEY.value,
-                                              self._req.purpose.value, self._req.target, used, "ok",
-                                              f"kvn {old_kvn:02X}->{new_kvn:02X}"))
+        core.audit.append(core.entry(self._req, Operation.PUT_KEY, used, "ok", f"kvn {old_kvn:02X}->{new_kvn:02X}"))
         return command
 
     def encrypt_dgi(self, dgi: int, value: bytes) -> bytes:
@@ -222,16 +220,15 @@ class ChannelSession:
         Policy `store-data` is checked for the channel's keys; one record per DGI names its tag, never its value.
         """
         channel = self._open()
+        core = self._core
         for rec in self._records:
-            self._service.authorise(self._req, Operation.STORE_DATA, rec.label)
-        used = [(r.label, r.kcv) for r in self._records]
+            core.authorise(self._req, Operation.STORE_DATA, rec.label)
+        used = self._used()
         try:
-            encrypted = storedata.encrypt_dgi(channel, self._service.hsm, dgi, value)
+            encrypted = storedata.encrypt_dgi(channel, core.hsm, dgi, value)
         except KeyServiceError as exc:
-            raise self._service.refuse(self._req, Operation.STORE_DATA, used, exc) from None
-        self._service.audit.append(AuditEntry(str(self._req.caller), Operation.STORE_DATA.value,
-                                              self._req.purpose.value, self._req.target, used, "ok",
-                                              f"dgi={dgi:04X}"))
+            raise core.refuse(self._req, Operation.STORE_DATA, used, exc) from None
+        core.audit.append(core.entry(self._req, Operation.STORE_DATA, used, "ok", f"dgi={dgi:04X}"))
         return encrypted
 
     @staticmethod
@@ -270,29 +267,63 @@ def _methods(algorithm: str) -> list[DivMethod | None]:
     return [None, *fits]
 
 
-def diagnose(service: KeyService, records: Sequence[KeyRecord], response: bytes,
-             host_challenge: bytes) -> list[Trial]:
+def _diagnose(core: Core, records: Sequence[KeyRecord], response: bytes, host_challenge: bytes) -> list[Trial]:
     """Every key × diversification method against the card cryptogram (GPCS §E.4.2.1, Amd D §6.2.2.2)."""
     if len(host_challenge) != HOST_CHALLENGE_LENGTH:
         raise InvalidInput(f"the host challenge is {HOST_CHALLENGE_LENGTH} bytes, not {len(host_challenge)}")
     scp = scp_of(response)
     trials: list[Trial] = []
     for rec in records:
-        if rec.algorithm not in (Algorithm.AES.value, Algorithm.DES3.value):
+        if rec.algorithm not in (KeyAlgorithm.AES.value, KeyAlgorithm.DES3.value):
             trials.append(Trial(rec.label, "-", f"not a {_SCP_ALGORITHM[scp].value} key"))
             continue
         for method in _methods(rec.algorithm):
             name = method.value if method else "none"
             try:
-                channel = _channel(service, [rec], scp, method, SecurityLevel.C_MAC, None)
+                channel = _channel(core, [rec], scp, method, SecurityLevel.C_MAC, None)
             except InvalidInput as exc:
                 trials.append(Trial(rec.label, name, str(exc)))
                 break
             with channel:
-                channel.initialize_update(response[KDD_LENGTH], host_challenge)
+                channel.initialize_update(response[KEY_INFO_OFFSET], host_challenge)
                 try:
                     channel.verify_card_response(response)
                     trials.append(Trial(rec.label, name, "match"))
                 except CryptogramMismatch:
                     trials.append(Trial(rec.label, name, "no match"))
     return trials
+
+
+class Channels:
+    """Secure channels, MAC contexts and diagnosis, each for one caller, purpose and target."""
+
+    def __init__(self, core: Callable[[], Core]) -> None:
+        self._core = core
+
+    def open(self, req: Request, spec: ChannelSpec) -> ChannelSession:
+        """A secure channel with the keys of `spec`; policy is checked for each key now."""
+        core = self._core()
+        records = [core.authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
+        return ChannelSession(core, req, spec, records)
+
+    def mac(self, req: Request, label: str) -> MacContext:
+        """A purpose-scoped MAC handle on one key: policy and audit at open and close, lean calls between.
+
+        CMAC for DES3/AES keys, HMAC-SHA256 for HMAC keys (the audit key is never reachable here).
+        """
+        if label == AUDIT_KEY_LABEL:
+            raise PolicyDenied("the audit key MACs audit records only")
+        core = self._core()
+        rec = core.authorise(req, Operation.MAC, label)
+        with core.audited(req, Operation.MAC, [(rec.label, rec.kcv)]):
+            handle = core.hsm.hot_handle(label)
+        return MacContext(core, req, rec, handle)
+
+    def diagnose(self, req: Request, labels: Sequence[str], response: bytes, host_challenge: bytes) -> list[Trial]:
+        """Which key and diversification produce the card cryptogram (never an EXTERNAL AUTHENTICATE)."""
+        if not labels:
+            raise InvalidInput("diagnose needs at least one key label")
+        core = self._core()
+        records = [core.authorise(req, Operation.DIAGNOSE, label) for label in labels]
+        with core.audited(req, Operation.DIAGNOSE, [(r.label, r.kcv) for r in records]):
+            return _diagnose(core, records, response, host_challenge)

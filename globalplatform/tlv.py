@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from tsm_core.gp.errors import TlvError
+from globalplatform.errors import TlvError
 
 Decoded: TypeAlias = "bytes | list[tuple[str, Decoded]]"
 

@@ -1,10 +1,12 @@
-"""Strategy table: how each GP / key-exchange operation is done on a given HSM, as data.
+"""Strategy table: how each cryptographic step of the GP / key-exchange operations is done on a given HSM.
 
-The HSM profile TOML (hsm_profiles/, owned by the lead) names per operation one of `STRATEGIES`; this module
-says what each strategy needs (mechanisms) and whether a *session-class* key (session key, diversified card
-key) or an imported key's clear value transits host memory. Static/master keys never do, under any strategy.
-`possible(operation, mechanisms)` filters by what a token really reports; `SOFTHSM2` is the table this code
-implements and the KAT proves on SoftHSM2 2.6.1.
+The HSM profile (hsm_profiles/) names per step one of `STRATEGIES`; the key service loads that table when it
+opens the token and every step asks it (`Hsm.strategy`) which implementation to run, so a profile changes
+behaviour: a step the profile marks `unsupported` is refused, and where the code implements several strategies
+(RFC 5649 wrap of unaligned keys) the profile chooses. This module also says what each strategy needs
+(mechanisms) and whether a *session-class* key (session key, diversified card key) or an imported key's clear
+value transits host memory. Static/master keys never do, under any strategy. `SOFTHSM2` is the table the KAT
+proves on SoftHSM2 2.6.1.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
-from keyservice.errors import ConfigurationError
+from keyservice.errors import ConfigurationError, HsmMechanismUnsupported
 
 
 @unique
-class Operation(StrEnum):
-    """Operations that need a strategy decision."""
+class CryptoStep(StrEnum):
+    """Cryptographic steps that need a strategy decision (keys of a profile's `[strategies]` table)."""
 
     KCV = "kcv"
     DIVERSIFY_3DES = "diversify_3des"            # emv, visa2, visa
@@ -54,6 +56,8 @@ def _m(*mechs: Mechanism) -> frozenset[int]:
     return frozenset(int(m) for m in mechs)
 
 
+NATIVE_WRAP: Final = "native_wrap"
+
 STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
     Strategy("native_cipher", "C_Encrypt / C_Sign (ECB, CBC, CMAC) with the key object in the HSM",
              _m(Mechanism.AES_ECB, Mechanism.DES3_ECB, Mechanism.AES_CMAC), False),
@@ -84,41 +88,41 @@ STRATEGIES: Final[dict[str, Strategy]] = {s.name: s for s in (
 )}
 
 # What this code does on SoftHSM2 2.6.1 (the embedded default); profiles may override per operation.
-SOFTHSM2: Final[dict[Operation, str]] = {
-    Operation.KCV: "native_cipher",
-    Operation.DIVERSIFY_3DES: "native_derive",
-    Operation.DIVERSIFY_KDF3: "cmac_emulation",
-    Operation.SCP02_SESSION_KEYS: "native_derive",
-    Operation.SCP02_CMAC: "derive_twice",
-    Operation.SCP03_SESSION_KEYS: "cmac_emulation",
-    Operation.SCP03_CRYPTOGRAMS: "native_cipher",
-    Operation.PUT_KEY_SCP02: "host_memory_card_key",
-    Operation.PUT_KEY_SCP03: "native_wrap",
-    Operation.STORE_DATA_DEK: "native_cipher",
-    Operation.TR31_IMPORT: "host_memory_key_transit",
-    Operation.TR31_EXPORT: "host_memory_key_transit",
-    Operation.AES_KW: "native_wrap",
-    Operation.AES_KWP_UNALIGNED_WRAP: "host_memory_key_transit",
+SOFTHSM2: Final[dict[CryptoStep, str]] = {
+    CryptoStep.KCV: "native_cipher",
+    CryptoStep.DIVERSIFY_3DES: "native_derive",
+    CryptoStep.DIVERSIFY_KDF3: "cmac_emulation",
+    CryptoStep.SCP02_SESSION_KEYS: "native_derive",
+    CryptoStep.SCP02_CMAC: "derive_twice",
+    CryptoStep.SCP03_SESSION_KEYS: "cmac_emulation",
+    CryptoStep.SCP03_CRYPTOGRAMS: "native_cipher",
+    CryptoStep.PUT_KEY_SCP02: "host_memory_card_key",
+    CryptoStep.PUT_KEY_SCP03: "native_wrap",
+    CryptoStep.STORE_DATA_DEK: "native_cipher",
+    CryptoStep.TR31_IMPORT: "host_memory_key_transit",
+    CryptoStep.TR31_EXPORT: "host_memory_key_transit",
+    CryptoStep.AES_KW: "native_wrap",
+    CryptoStep.AES_KWP_UNALIGNED_WRAP: "host_memory_key_transit",
 }
 
 # Strategies the code implements per operation (first = preferred). An HSM whose RFC 5649 wrap is right
 # for key lengths that are not a multiple of 8 takes `native_wrap` there (aeskw `native_unaligned`); SoftHSM2
 # 2.6.1 encodes the padded length, so there the key value transits host memory and the KEK does the AES.
-IMPLEMENTED: Final[dict[Operation, tuple[str, ...]]] = {
+IMPLEMENTED: Final[dict[CryptoStep, tuple[str, ...]]] = {
     **{op: (name, "unsupported") if name != "unsupported" else ("unsupported",) for op, name in SOFTHSM2.items()},
-    Operation.AES_KWP_UNALIGNED_WRAP: ("native_wrap", "host_memory_key_transit", "unsupported"),
+    CryptoStep.AES_KWP_UNALIGNED_WRAP: ("native_wrap", "host_memory_key_transit", "unsupported"),
 }
 
 
-def profile_table(strategies: dict[str, str], profile: str) -> dict[Operation, str]:
+def profile_table(strategies: dict[str, str], profile: str) -> dict[CryptoStep, str]:
     """Validate an HSM profile's `[strategies]` table: every operation named once, with a strategy the code
     implements for it (ConfigurationError otherwise)."""
-    names = {op.value for op in Operation}
+    names = {op.value for op in CryptoStep}
     missing, unknown = names - strategies.keys(), strategies.keys() - names
     if missing or unknown:
         raise ConfigurationError(f"profile {profile}: strategies missing for {sorted(missing)}, "
                                  f"unknown operations {sorted(unknown)}")
-    table = {Operation(op): name for op, name in strategies.items()}
+    table = {CryptoStep(op): name for op, name in strategies.items()}
     for op, name in table.items():
         if name not in IMPLEMENTED[op]:
             raise ConfigurationError(f"profile {profile}: {op} cannot use {name!r} "
@@ -126,18 +130,22 @@ def profile_table(strategies: dict[str, str], profile: str) -> dict[Operation, s
     return table
 
 
-def strategy_for(operation: Operation, table: dict[Operation, str] | None = None) -> Strategy:
-    """The strategy a table (default: SoftHSM2's) assigns to `operation`."""
-    return STRATEGIES[(table or SOFTHSM2)[operation]]
+def select(table: dict[CryptoStep, str], step: CryptoStep, profile: str) -> str:
+    """The strategy `table` names for `step`; HsmMechanismUnsupported when it is `unsupported`."""
+    name = table[step]
+    if not STRATEGIES[name].supported:
+        raise HsmMechanismUnsupported(f"the HSM profile {profile} does not support {step.value} "
+                                      "(its [strategies] table says unsupported)")
+    return name
 
 
-def possible(operation: Operation, mechanisms: Iterable[int]) -> list[Strategy]:
+def possible(operation: CryptoStep, mechanisms: Iterable[int]) -> list[Strategy]:
     """Implemented strategies for `operation` whose mechanisms the token reports (CKM_* values)."""
     have = frozenset(int(m) for m in mechanisms)
     return [STRATEGIES[name] for name in IMPLEMENTED[operation] if STRATEGIES[name].mechanisms <= have]
 
 
-def host_memory_operations(table: dict[Operation, str] | None = None) -> list[Operation]:
-    """Operations where a session-class or imported key transits host memory under `table`."""
+def host_memory_operations(table: dict[CryptoStep, str] | None = None) -> list[CryptoStep]:
+    """CryptoSteps where a session-class or imported key transits host memory under `table`."""
     tbl = table or SOFTHSM2
     return [op for op, name in tbl.items() if STRATEGIES[name].session_key_in_host_memory]

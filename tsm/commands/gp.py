@@ -1,8 +1,8 @@
-"""`tsm gp ...`, `tsm readers` and `tsm relay-client`: thin commands over `tsm_core.gp`, the flows and the
-transports.
+"""`tsm gp ...`: thin commands over the GP vocabulary, `tsm_core.gp`, the flows and the transports
+(docs/cli.md).
 
-Typed errors (`TsmCoreError`, `KeyServiceError`, `CardSimError`, each with a `code`) propagate to the root
-group, which prints one line.
+Typed errors (`GpError`, `TsmCoreError`, `KeyServiceError`, `CardSimError`, each with a `code`) propagate to
+the root group, which prints one line.
 """
 
 from __future__ import annotations
@@ -14,20 +14,27 @@ from typing import Final
 
 import click
 
-from tsm_core.flows.list_registry import CardRegistry, list_registry
-from tsm_core.gp import registry, sw, tlv
-from tsm_core.gp.apdu import SW_LEN
-from tsm_core.gp.registry import Privilege, RegistryEntry
+from globalplatform import sw, tlv
+from globalplatform.apdu import SW_LEN
+from keyservice.channels import ChannelSpec, DivMethod
+from keyservice.policy import Purpose, Request
+from tsm.commands.keys import parse_hex
+from tsm.commands.pcsc import reader_choice
+from tsm.identity import console_officer
+from tsm.output import HexByte, table
+from tsm.service import key_service
+from tsm_core.flows.list_content import CardContent, list_content
+from tsm_core.gp import getstatus
+from tsm_core.gp.getstatus import Privilege, StatusEntry
 from tsm_core.transport.base import Transport
 from tsm_core.transport.local import LocalTransport
-from tsm_core.transport.pcsc import PcscTransport, list_readers
-from tsm_core.transport.relay_client import RelayClient
+from tsm_core.transport.pcsc import PcscTransport
 
 SUBSETS = {
-    "isd": registry.StatusSubset.ISD,
-    "apps": registry.StatusSubset.APPLICATIONS,
-    "files": registry.StatusSubset.LOAD_FILES,
-    "modules": registry.StatusSubset.LOAD_FILES_AND_MODULES,
+    "isd": getstatus.StatusSubset.ISD,
+    "apps": getstatus.StatusSubset.APPLICATIONS,
+    "files": getstatus.StatusSubset.LOAD_FILES,
+    "modules": getstatus.StatusSubset.LOAD_FILES_AND_MODULES,
 }
 
 
@@ -61,11 +68,6 @@ class SecurityLevelParam(click.ParamType[int]):
         if len(raw) != 1:
             self.fail(f"{text!r} is not one hex byte (e.g. 01, 03, 13, 33)", param, ctx)
         return raw[0]
-
-
-def reader_choice(value: str) -> str | int:
-    """A reader given as an index ("0") or a name substring."""
-    return int(value) if value.isdecimal() else value
 
 
 @click.group("gp")
@@ -121,31 +123,12 @@ def tlv_command(data: bytes) -> None:
 @click.argument("response", type=HexBytes())
 def parse_status_command(subset: str, legacy: bool, response: bytes) -> None:
     """Decode a GET STATUS response (data field, without SW) into Registry entries."""
-    parse = registry.parse_legacy if legacy else registry.parse_tlv
+    parse = getstatus.parse_legacy if legacy else getstatus.parse_tlv
     for entry in parse(SUBSETS[subset], response):
         privileges = ",".join(p.name or "" for p in entry.privileges) or "-"
         click.echo(f"{entry.aid.hex().upper()}  {entry.state.name}  {privileges}")
         for module in entry.modules:
             click.echo(f"  module {module.hex().upper()}")
-
-
-@click.command("readers")
-def readers_command() -> None:
-    """List PC/SC readers with their index."""
-    for index, name in enumerate(list_readers()):
-        click.echo(f"{index}: {name}")
-
-
-@click.command("relay-client")
-@click.option("--url", required=True, help="Base URL of the TSM relay endpoint.")
-@click.option("--session", "session_id", required=True, help="Relay session id given by the TSM.")
-@click.option("--reader", "-r", required=True, help="Reader name substring or index (see `tsm readers`).")
-@click.option("--poll-interval", type=float, default=0.2, show_default=True, help="Seconds between polls.")
-def relay_client_command(url: str, session_id: str, reader: str, poll_interval: float) -> None:
-    """Act as the phone app: run the TSM's APDU batches on the card in READER until the session closes."""
-    client = RelayClient(url, session_id, PcscTransport(reader_choice(reader)), poll_interval=poll_interval)
-    executed = client.run()
-    click.echo(f"session closed after {executed} batches")
 
 
 DIVERSIFICATIONS: Final = ("emv", "visa2", "visa", "kdf3", "none")
@@ -171,7 +154,7 @@ PRIVILEGE_NAMES: Final[dict[Privilege, str]] = {
     Privilege.CONTACTLESS_ACTIVATION: "ContactlessActivation",
     Privilege.CONTACTLESS_SELF_ACTIVATION: "ContactlessSelfActivation",
 }
-"""GlobalPlatformPro's spelling of each privilege (its `GPRegistryEntry.Privilege` names)."""
+"""GlobalPlatformPro's spelling of each privilege (its `GPStatusEntry.Privilege` names)."""
 INDENT: Final = "     "
 
 
@@ -196,14 +179,14 @@ def _hex(aid: bytes | None) -> str:
     return aid.hex().upper() if aid else ""
 
 
-def _state(entry: RegistryEntry) -> str:
+def _state(entry: StatusEntry) -> str:
     state = entry.state
-    if state is registry.ApplicationLifeCycle.SELECTABLE and entry.application_specific_state:
+    if state is getstatus.ApplicationLifeCycle.SELECTABLE and entry.application_specific_state:
         return f"{state.name}, application-specific {entry.life_cycle:02X}"
     return state.name
 
 
-def _print_entry(kind: str, entry: RegistryEntry) -> None:
+def _print_entry(kind: str, entry: StatusEntry) -> None:
     click.echo(f"{kind}: {_hex(entry.aid)} ({_state(entry)})")
     if entry.associated_sd_aid:
         click.echo(f"{INDENT}Parent:  {_hex(entry.associated_sd_aid)}")
@@ -221,7 +204,7 @@ def _print_entry(kind: str, entry: RegistryEntry) -> None:
     click.echo()
 
 
-def _print_registry(found: CardRegistry) -> None:
+def _print_registry(found: CardContent) -> None:
     """The Registry the way GlobalPlatformPro's `gp -l` prints it: ISD, then APP (SDs too), then PKG."""
     for entry in found.isd:
         _print_entry("ISD", entry)
@@ -239,23 +222,40 @@ def _print_registry(found: CardRegistry) -> None:
               help="Key label: once (ENC = MAC = DEK, or the KMC with --div) or three times (ENC MAC DEK).")
 @click.option("--div", "div", type=click.Choice(DIVERSIFICATIONS), default="none", show_default=True,
               help="Diversify the card keys from the KMC given with --key.")
-@click.option("--kvn", type=click.IntRange(0, 0xFF), default=0, show_default=True,
-              help="Key version number for INITIALIZE UPDATE (0: the card's default key set).")
+@click.option("--kvn", type=HexByte(), default="00", show_default=True,
+              help="Key version number for INITIALIZE UPDATE, hex (00: the card's default key set).")
 @click.option("--level", type=SecurityLevelParam(), default="01", show_default=True,
               help="Security level, hex: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03).")
 def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
                  level: int) -> None:
     """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`)."""
-    from keyservice.policy import Purpose, Request, console_officer
-    from keyservice.runtime import open_service
-    from keyservice.scoped import ChannelSpec, DivMethod
-    from storage.config import load_settings
-
     if (reader is None) == (card_path is None):
         raise click.UsageError("give exactly one of --reader and --card")
     spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
     target = f"reader:{reader}" if card_path is None else f"card-file:{card_path.name}"
     request = Request(console_officer(), Purpose.SE_MANAGEMENT, target)
     with _card_transport(reader, card_path) as transport:
-        found = list_registry(transport, open_service(load_settings()).open_channel(request, spec))
+        found = list_content(transport, key_service().channels.open(request, spec))
     _print_registry(found)
+
+
+@gp_group.command("diagnose")
+@click.option("--init-update-response", "response_hex", required=True,
+              help="the card's INITIALIZE UPDATE response, without the status word")
+@click.option("--host-challenge", "challenge_hex", required=True, help="the 8-byte host challenge that was sent")
+@click.option("--key", "labels", multiple=True, required=True, help="key label to try (repeatable)")
+def diagnose_command(response_hex: str, challenge_hex: str, labels: tuple[str, ...]) -> None:
+    """Which key and diversification give the card cryptogram. Never sends or builds EXTERNAL AUTHENTICATE."""
+    response = parse_hex(response_hex, "--init-update-response")
+    if response[-2:] == b"\x90\x00" and len(response) in (30, 31, 34, 47, 50):
+        response = response[:-2]  # a pasted response with its status word
+    challenge = parse_hex(challenge_hex, "--host-challenge")
+    trials = key_service().channels.diagnose(Request(console_officer(), Purpose.DIAGNOSTIC, "diagnose"),
+                                             list(labels), response, challenge)
+    table(("", "KEY", "DIVERSIFICATION", "RESULT"),
+          [("MATCH" if t.matched else "", t.key, t.diversification, t.result) for t in trials])
+    matches = [t for t in trials if t.matched]
+    if not matches:
+        click.echo("no key and diversification reproduces the card cryptogram")
+        raise SystemExit(1)
+    click.echo(f"use: --key {matches[0].key} --div {matches[0].diversification}")

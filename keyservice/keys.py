@@ -1,0 +1,136 @@
+"""The key inventory behind the barrier (`KeyService.keys`): generate, import test keys, list, change state,
+destroy, KCVs, and the comparison of inventory and token.
+
+Key states follow NIST SP 800-57 Part 1 Rev. 5 §5.3; generate, import, state changes and destroy are
+privileged (officers; the ceremonies add approval sets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from globalplatform.kcv import KcvMethod
+from globalplatform.keys import KeyAlgorithm
+from keyservice import templates
+from keyservice.audit import AUDIT_KEY_LABEL
+from keyservice.core import Core
+from keyservice.errors import InvalidInput, TestTokenOnly
+from keyservice.hsm import TEST_TOKEN_MARKER
+from keyservice.inventory import CAPABILITIES, KeyState, KeyUsage, Provenance, check_transition
+from keyservice.models import KeyRecord
+from keyservice.policy import Operation, Request
+from keyservice.views import KeyView, NewKey, TokenCheck
+
+
+class Keys:
+    """Key management operations; every one audited, privileged ones reserved by policy."""
+
+    def __init__(self, core: Callable[[], Core]) -> None:
+        self._core = core
+
+    def generate(self, req: Request, spec: NewKey) -> KeyView:
+        """Generate a master key inside the HSM and record it (state pre-activation)."""
+        core = self._core()
+        key_type = templates.key_type(spec.algorithm, spec.length)
+        return core.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
+                               lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
+                                                                 CAPABILITIES[spec.usage], spec.exportable), spec))
+
+    def import_test(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
+        """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
+        core = self._core()
+        if len(value) != spec.length:
+            raise InvalidInput(f"the key value is {len(value)} bytes, the key is declared {spec.length}")
+        if not core.hsm.has_marker(TEST_TOKEN_MARKER):
+            raise core.refuse(req, Operation.IMPORT_TEST, [(spec.label, "")],
+                              TestTokenOnly("clear-key import is refused: this is not a test token"))
+        key_type = templates.key_type(spec.algorithm, spec.length)
+        return core.create_key(req, Operation.IMPORT_TEST, spec.label, spec.usage, Provenance.IMPORTED_TEST,
+                               lambda cka_id: (core.hsm.create(spec.label, cka_id, key_type, value,
+                                                               CAPABILITIES[spec.usage], spec.exportable), spec),
+                               state=KeyState.ACTIVE)
+
+    def list_keys(self, usage: KeyUsage | None = None, owner: str | None = None,
+                  include_destroyed: bool = False) -> list[KeyView]:
+        """Inventory records, filtered."""
+        query = select(KeyRecord).order_by(KeyRecord.label)
+        if usage is not None:
+            query = query.where(KeyRecord.usage == usage.value)
+        if owner is not None:
+            query = query.where(KeyRecord.owner == owner)
+        if not include_destroyed:
+            query = query.where(KeyRecord.state != KeyState.DESTROYED.value)
+        with self._core().sessions() as db:
+            return [KeyView.of(r) for r in db.execute(query).scalars()]
+
+    def show(self, label: str) -> KeyView:
+        """One inventory record."""
+        core = self._core()
+        with core.sessions() as db:
+            return KeyView.of(core.record(db, label))
+
+    def change_state(self, req: Request, label: str, new_state: KeyState) -> KeyView:
+        """Move a key through the SP 800-57 states (destroy has its own call)."""
+        if new_state is KeyState.DESTROYED:
+            raise InvalidInput("use destroy to destroy a key")
+        core = self._core()
+        rec = core.authorise(req, Operation.CHANGE_STATE, label)
+        with core.audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)],
+                          f"{rec.state}->{new_state.value}") as db:
+            rec = core.record(db, label)
+            check_transition(KeyState(rec.state), new_state)
+            rec.state, rec.state_changed_at = new_state.value, datetime.now(UTC)
+        return KeyView.of(rec)
+
+    def destroy(self, req: Request, label: str) -> KeyView:
+        """Destroy the token object; the record stays, in state destroyed (SP 800-57 §5.3.6)."""
+        if label == AUDIT_KEY_LABEL:
+            raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
+        core = self._core()
+        rec = core.authorise(req, Operation.DESTROY, label)
+        with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as db:
+            rec = core.record(db, label)
+            check_transition(KeyState(rec.state), KeyState.DESTROYED)
+            rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
+        core.hsm.destroy(label)
+        return KeyView.of(rec)
+
+    def kcv(self, req: Request, label: str, method: KcvMethod | None = None, length: int = 3) -> str:
+        """The key check value of a key, by method (GP, AES over zeros, AES-CMAC, HMAC)."""
+        core = self._core()
+        rec = core.authorise(req, Operation.KCV, label)
+        with core.audited(req, Operation.KCV, [(rec.label, rec.kcv)]):
+            return core.kcv(core.hsm.handle(label), KeyAlgorithm(rec.algorithm), method, length)
+
+    def check(self) -> TokenCheck:
+        """Compare inventory and token: every live record needs its object, every object its record, and each
+        object's security attributes must still be those of its template (usage flags, sensitive, extractable,
+        and its real length).
+        """
+        core = self._core()
+        on_token = {o.label: o for o in core.hsm.objects()}
+        with core.sessions() as db:
+            live = {r.label: r for r in db.execute(select(KeyRecord).where(
+                KeyRecord.state != KeyState.DESTROYED.value)).scalars()}
+        wrong = [f"{label}: {problem}" for label in sorted(live.keys() & on_token.keys())
+                 for problem in _drift(core, live[label], on_token[label].length)]
+        return TokenCheck(sorted(live.keys() - on_token.keys()), sorted(on_token.keys() - live.keys()), wrong)
+
+
+def _drift(core: Core, rec: KeyRecord, length: int | None) -> list[str]:
+    """How the token object differs from its record and template."""
+    algorithm = KeyAlgorithm(rec.algorithm)
+    expected = templates.master_key(rec.label, b"", templates.key_type(algorithm, rec.length),
+                                    CAPABILITIES[KeyUsage(rec.usage)], rec.exportable)
+    handle = core.hsm.handle(rec.label)
+    problems = [] if length == rec.length else [f"the token object is {length} bytes, the record says {rec.length}"]
+    with core.hsm.lock:
+        for attr, want in expected.items():
+            if isinstance(want, bool):
+                have = core.hsm.raw.get_bool(handle, attr)
+                if have is not want:
+                    problems.append(f"{attr.name} is {have}, its template says {want}")
+    return problems
