@@ -5,6 +5,10 @@ non-extractable token object with an inventory record (provenance imported-wrapp
 its KCV checked against the one the vendor supplied. TR-31 header usages map onto inventory usages
 (TR-31:2018 Table 6); other usages need an explicit one. Only keys created exportable can be sent, under an
 active KEK, by an officer with purpose VENDOR_EXPORT; every export is audited.
+
+Checked before the HSM is touched, each refusal an audited InvalidInput: TR-31 header codes against the
+X9.143 tables (`exchange.tr31_header`, both ways); the KEK's algorithm against the method: RFC 3394 §2.2 /
+RFC 5649 §4 wrap with AES, a version B key block binds with a TDEA KBPK and D with an AES one (X9.143 Table 1).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from keyservice.audit import AuditEntry
 from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied
-from keyservice.exchange import aeskw, tr31
+from keyservice.exchange import aeskw, tr31, tr31_header
 from keyservice.gp.hsmops import clear_value, same
 from keyservice.inventory import CAPABILITIES, PKCS11_TYPE, Algorithm, KcvMethod, KeyUsage, Provenance
 from keyservice.kcv import compute
@@ -29,7 +33,10 @@ TR31_USAGES: Final[dict[str, KeyUsage]] = {
     "K0": KeyUsage.KEK, "K1": KeyUsage.KEK,  # key encryption / key block protection keys
     "E5": KeyUsage.KMC, "E6": KeyUsage.KMC,  # EMV card personalisation / other master keys
 }
-_TR31_ALGORITHMS: Final = {"T": Algorithm.DES3, "A": Algorithm.AES}
+_TR31_ALGORITHMS: Final[dict[str, Algorithm]] = {tr31_header.Algorithm.TDES: Algorithm.DES3,
+                                                  tr31_header.Algorithm.AES: Algorithm.AES}
+_TR31_LETTERS: Final = {algorithm: letter for letter, algorithm in _TR31_ALGORITHMS.items()}
+_TR31_VERSIONS: Final = {Algorithm.DES3: tr31_header.VersionId.B, Algorithm.AES: tr31_header.VersionId.D}
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,21 @@ class Received:
 def _kek(service: KeyService, req: Request, label: str) -> KeyRecord:
     """The unwrapping key: policy allows `unwrap` on active KEKs only (policy.RULES)."""
     return service.authorise(req, Operation.UNWRAP, label)
+
+
+def _aes_kek(kek: KeyRecord) -> None:
+    """RFC 3394 §2.2 / RFC 5649 §4: the key-encryption key is an AES key."""
+    if kek.algorithm != Algorithm.AES:
+        raise InvalidInput(f"RFC 3394/5649 key wrap needs an AES KEK; {kek.label} is {kek.algorithm}")
+
+
+def _kbpk_for(version: str, kbpk: KeyRecord) -> None:
+    """The KBPK binds with the algorithm of the block's version (X9.143 Table 1: B TDEA, D AES)."""
+    need = _TR31_ALGORITHMS[tr31_header.KBPK_ALGORITHM[tr31_header.VersionId(version)]]
+    if kbpk.algorithm != need:
+        article = "an" if need is Algorithm.AES else "a"
+        raise InvalidInput(f"a TR-31 version {version} key block needs {article} {need} KBPK; "
+                           f"{kbpk.label} is {kbpk.algorithm}")
 
 
 def _expected(kcv_hex: str) -> bytes:
@@ -66,6 +88,7 @@ def import_key_block(service: KeyService, req: Request, kbpk: str, block: str, t
     kek = _kek(service, req, kbpk)
     try:
         header, _ = tr31.parse_header(block)
+        _kbpk_for(header.version, kek)
         usage = to.usage or TR31_USAGES.get(header.usage)
         if usage is None:
             raise InvalidInput(f"TR-31 usage {header.usage} ({header.inventory_usage}) has no inventory usage: "
@@ -97,6 +120,7 @@ def import_wrapped(service: KeyService, req: Request, kek_label: str, wrapped: b
 
     kek = _kek(service, req, kek_label)
     try:
+        _aes_kek(kek)
         if to.usage is None:
             raise InvalidInput("a wrapped key carries no usage: name one with --usage")
         usage = to.usage
@@ -136,11 +160,7 @@ class KeyBlockHeader:
     exportability: str = "N"
 
     def __post_init__(self) -> None:
-        fields = (("usage", self.usage, 2), ("mode", self.mode, 1), ("key version", self.key_version, 2),
-                  ("exportability", self.exportability, 1))
-        for name, value, size in fields:
-            if len(value) != size or not value.isascii() or not value.isalnum():
-                raise InvalidInput(f"TR-31 {name} is {size} alphanumeric character(s), not {value!r}")
+        tr31_header.check_choices(self.usage, self.mode, self.key_version, self.exportability)
 
 
 def _exportable(service: KeyService, req: Request, label: str, kek_label: str) -> tuple[KeyRecord, KeyRecord]:
@@ -157,6 +177,7 @@ def export_wrapped(service: KeyService, req: Request, label: str, kek_label: str
     rec, kek = _exportable(service, req, label, kek_label)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
     try:
+        _aes_kek(kek)
         blob = aeskw.wrap_key(service.hsm, service.hsm.hot_handle(kek_label), service.hsm.handle(label),
                               padding=padding, key_length=rec.length)
     except KeyServiceError as exc:
@@ -174,10 +195,15 @@ def export_key_block(service: KeyService, req: Request, label: str, kbpk: str, h
     """
     rec, kek = _exportable(service, req, label, kbpk)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
-    version = {Algorithm.DES3.value: "B", Algorithm.AES.value: "D"}[kek.algorithm]
-    letter = {Algorithm.DES3.value: "T", Algorithm.AES.value: "A"}[rec.algorithm]
-    full = tr31.Header(version, header.usage, letter, header.mode, header.key_version, header.exportability)
     try:
+        version = _TR31_VERSIONS.get(Algorithm(kek.algorithm))
+        letter = _TR31_LETTERS.get(Algorithm(rec.algorithm))
+        if version is None:
+            raise InvalidInput(f"a TR-31 KBPK is des3 (version B) or aes (version D); {kbpk} is {kek.algorithm}")
+        if letter is None:
+            raise InvalidInput(f"TR-31 export carries des3 (T) or aes (A) keys; {label} is {rec.algorithm}")
+        full = tr31.Header(str(version), header.usage, str(letter), header.mode, header.key_version,
+                           header.exportability)
         value = clear_value(service.hsm, service.hsm.handle(label))
         block = tr31.export_key_block(service.hsm, service.hsm.hot_handle(kbpk), kek.length, full, value)
         del value
