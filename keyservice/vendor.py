@@ -5,6 +5,10 @@ non-extractable token object with an inventory record (provenance imported-wrapp
 its KCV checked against the one the vendor supplied. TR-31 header usages map onto inventory usages
 (TR-31:2018 Table 6); other usages need an explicit one. Only keys created exportable can be sent, under an
 active KEK, by an officer with purpose VENDOR_EXPORT; every export is audited.
+
+Checked before the HSM is touched, each refusal an audited InvalidInput: TR-31 header codes against the
+X9.143 tables (`exchange.tr31_header`, both ways); the KEK's algorithm against the method: RFC 3394 §2.2 /
+RFC 5649 §4 wrap with AES, a version B key block binds with a TDEA KBPK and D with an AES one (X9.143 Table 1).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
 from keyservice.core import Core
 from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied, gp_input
-from keyservice.exchange import aeskw, tr31
+from keyservice.exchange import aeskw, tr31, tr31_header
 from keyservice.gp.hsmops import clear_value, same
 from keyservice.gp.kcv import kcv as kcv_of
 from keyservice.inventory import CAPABILITIES, KeyUsage, Provenance
@@ -31,7 +35,10 @@ TR31_USAGES: Final[dict[str, KeyUsage]] = {
     "K0": KeyUsage.KEK, "K1": KeyUsage.KEK,  # key encryption / key block protection keys
     "E5": KeyUsage.KMC, "E6": KeyUsage.KMC,  # EMV card personalisation / other master keys
 }
-_TR31_ALGORITHMS: Final = {"T": KeyAlgorithm.DES3, "A": KeyAlgorithm.AES}
+_TR31_ALGORITHMS: Final[dict[str, KeyAlgorithm]] = {tr31_header.Algorithm.TDES: KeyAlgorithm.DES3,
+                                                     tr31_header.Algorithm.AES: KeyAlgorithm.AES}
+_TR31_LETTERS: Final = {algorithm: letter for letter, algorithm in _TR31_ALGORITHMS.items()}
+_TR31_VERSIONS: Final = {KeyAlgorithm.DES3: tr31_header.VersionId.B, KeyAlgorithm.AES: tr31_header.VersionId.D}
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,21 @@ def _kek(core: Core, req: Request, label: str) -> KeyRecord:
     return core.authorise(req, Operation.UNWRAP, label)
 
 
+def _aes_kek(kek: KeyRecord) -> None:
+    """RFC 3394 §2.2 / RFC 5649 §4: the key-encryption key is an AES key."""
+    if kek.algorithm != KeyAlgorithm.AES:
+        raise InvalidInput(f"RFC 3394/5649 key wrap needs an AES KEK; {kek.label} is {kek.algorithm}")
+
+
+def _kbpk_for(version: str, kbpk: KeyRecord) -> None:
+    """The KBPK binds with the algorithm of the block's version (X9.143 Table 1: B TDEA, D AES)."""
+    need = _TR31_ALGORITHMS[tr31_header.KBPK_ALGORITHM[tr31_header.VersionId(version)]]
+    if kbpk.algorithm != need:
+        article = "an" if need is KeyAlgorithm.AES else "a"
+        raise InvalidInput(f"a TR-31 version {version} key block needs {article} {need} KBPK; "
+                           f"{kbpk.label} is {kbpk.algorithm}")
+
+
 def _expected(kcv_hex: str) -> bytes:
     try:
         value = bytes.fromhex(kcv_hex)
@@ -66,6 +88,7 @@ def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Receiv
     kek = _kek(core, req, kbpk)
     try:
         header, _ = tr31.parse_header(block)
+        _kbpk_for(header.version, kek)
         usage = to.usage or TR31_USAGES.get(header.usage)
         if usage is None:
             raise InvalidInput(f"TR-31 usage {header.usage} ({header.inventory_usage}) has no inventory usage: "
@@ -95,6 +118,7 @@ def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, pad
     """Unwrap an RFC 3394 (`padding` false) or RFC 5649 blob into a recorded token key, KCV checked (GP)."""
     kek = _kek(core, req, kek_label)
     try:
+        _aes_kek(kek)
         if to.usage is None:
             raise InvalidInput("a wrapped key carries no usage: name one with --usage")
         usage = to.usage
@@ -135,11 +159,7 @@ class KeyBlockHeader:
     exportability: str = "N"
 
     def __post_init__(self) -> None:
-        fields = (("usage", self.usage, 2), ("mode", self.mode, 1), ("key version", self.key_version, 2),
-                  ("exportability", self.exportability, 1))
-        for name, value, size in fields:
-            if len(value) != size or not value.isascii() or not value.isalnum():
-                raise InvalidInput(f"TR-31 {name} is {size} alphanumeric character(s), not {value!r}")
+        tr31_header.check_choices(self.usage, self.mode, self.key_version, self.exportability)
 
 
 def _exportable(core: Core, req: Request, label: str, kek_label: str) -> tuple[KeyRecord, KeyRecord]:
@@ -156,6 +176,7 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     rec, kek = _exportable(core, req, label, kek_label)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
     try:
+        _aes_kek(kek)
         blob = aeskw.wrap_key(core.hsm, core.hsm.hot_handle(kek_label), core.hsm.handle(label),
                               padding=padding, key_length=rec.length)
     except KeyServiceError as exc:
@@ -173,10 +194,15 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     """
     rec, kek = _exportable(core, req, label, kbpk)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
-    version = {KeyAlgorithm.DES3.value: "B", KeyAlgorithm.AES.value: "D"}[kek.algorithm]
-    letter = {KeyAlgorithm.DES3.value: "T", KeyAlgorithm.AES.value: "A"}[rec.algorithm]
-    full = tr31.Header(version, header.usage, letter, header.mode, header.key_version, header.exportability)
     try:
+        version = _TR31_VERSIONS.get(KeyAlgorithm(kek.algorithm))
+        letter = _TR31_LETTERS.get(KeyAlgorithm(rec.algorithm))
+        if version is None:
+            raise InvalidInput(f"a TR-31 KBPK is des3 (version B) or aes (version D); {kbpk} is {kek.algorithm}")
+        if letter is None:
+            raise InvalidInput(f"TR-31 export carries des3 (T) or aes (A) keys; {label} is {rec.algorithm}")
+        full = tr31.Header(str(version), header.usage, str(letter), header.mode, header.key_version,
+                           header.exportability)
         value = clear_value(core.hsm, core.hsm.handle(label))
         block = tr31.export_key_block(core.hsm, core.hsm.hot_handle(kbpk), kek.length, full, value)
         del value

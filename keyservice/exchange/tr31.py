@@ -9,6 +9,9 @@
 - MAC (§A.3.1 B: TDES-CMAC, 8 bytes; §A.3.2 D: AES-CMAC, 16 bytes) over header || clear payload; the MAC
   is the IV of the CBC encryption of the payload (2-byte key length in bits || key || padding).
 
+Header codes are checked against the X9.143 tables (`tr31_header`) on import, before the MAC, and on export:
+a code no table defines, or one the key usage does not allow, is InvalidInput naming field and allowed values.
+
 SoftHSM2 gap: no TR-31 mechanism and no CBC *unwrap*, so the payload is decrypted with C_Decrypt and the
 clear key transits host memory before it is created as a non-extractable token object (strategy
 `host_memory_key_transit` in strategy.py; a profile may forbid it). Export takes the key value from the
@@ -28,6 +31,7 @@ from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
 from keyservice.errors import InvalidInput, MacMismatch, UnwrapFailed
+from keyservice.exchange import tr31_header
 from keyservice.gp import hsmops
 from keyservice.gp.kcv import check_kcv
 from keyservice.hsm import Hsm
@@ -102,7 +106,7 @@ class Header:
 
 
 def parse_header(block: str) -> tuple[Header, int]:
-    """Parse the header; returns it and the offset where the encrypted key begins."""
+    """Parse the header and check it against the tables; returns it and where the encrypted key begins."""
     if len(block) < HEADER_LENGTH or not block.isascii() or not block[1:5].isdigit():
         raise UnwrapFailed("the key block header is malformed")
     if int(block[1:5]) != len(block):
@@ -121,6 +125,7 @@ def parse_header(block: str) -> tuple[Header, int]:
         blocks.append((block[pos: pos + 2], block[pos + OPT_HEADER_LENGTH: pos + length]))
         pos += length
     header = Header(block[0], block[5:7], block[7], block[8], block[9:11], block[11], block[14:16], tuple(blocks))
+    tr31_header.check_header(header)
     return header, pos
 
 
@@ -225,6 +230,7 @@ def export_key_block(hsm: Hsm, kbpk: int, kbpk_length: int, header: Header, key_
                      padding: bytes | None = None) -> str:
     """Build a version B/D key block for `key_value` (supplied by the caller: strategy host memory)."""
     hsm.strategy(CryptoStep.TR31_EXPORT)
+    tr31_header.check_header(header)
     version = _version(header.version)
     algorithm = _ALGORITHM[version]
     bsz = hsmops.CIPHERS[algorithm].block

@@ -1,4 +1,5 @@
-"""TR-31 (B, D) and AES key wrap: round trips and refusal of altered blocks.
+"""TR-31 (B, D) and AES key wrap: round trips, refusal of altered blocks and of header codes outside the
+X9.143 tables (blocks with such codes are built, correctly MACed, by the independent psec implementation).
 
 Vectors: TR-31:2018 A.7.2.2 / A.7.4 via openemv/tr31 (tests/vectors/tr31.json); RFC 3394 §4.1.
 """
@@ -10,7 +11,7 @@ from pkcs11.mechanisms import KeyType
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
-from keyservice.errors import KcvMismatch, MacMismatch, UnwrapFailed
+from keyservice.errors import InvalidInput, KcvMismatch, MacMismatch, UnwrapFailed
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import hsmops
 from keyservice.gp.kcv import kcv
@@ -39,7 +40,7 @@ def test_tr31_changed_character_refused(gp_hsm, keys, pos) -> None:
     c = BLOCK_B[pos]
     bad = BLOCK_B[:pos] + ("A" if c != "A" else "B") + BLOCK_B[pos + 1:]
     before = count_objects(gp_hsm)
-    with pytest.raises((MacMismatch, UnwrapFailed)):
+    with pytest.raises((MacMismatch, UnwrapFailed, InvalidInput)):  # InvalidInput: a code the tables refuse
         tr31.import_key_block(gp_hsm, kbpk, 16, bad)
     assert count_objects(gp_hsm) == before
 
@@ -56,6 +57,50 @@ def test_tr31_round_trip(gp_hsm, keys, version, kbpk_len, alg) -> None:
     ref = keys.token(key_alg, KEY)
     assert hsmops.ecb(gp_hsm, got.handle, key_alg, bytes(16)) == hsmops.ecb(gp_hsm, ref, key_alg, bytes(16))
     hsmops.destroy(gp_hsm, got.handle)
+
+
+KBPK_D = bytes(range(32))
+
+
+@pytest.mark.parametrize(("header", "refused"), [
+    (tr31.Header("D", "ZZ", "A", "Q", exportability="Q"), "key usage 'ZZ'"),
+    (tr31.Header("D", "K0", "A", "Q"), "mode of use 'Q'"),
+    (tr31.Header("D", "K0", "A", "B", exportability="Q"), "exportability 'Q'"),
+    (tr31.Header("D", "K0", "A", "B", key_version="!!"), "key version '!!'"),
+    (tr31.Header("D", "42", "A", "N"), "key usage '42' is reserved for proprietary use"),
+    (tr31.Header("D", "K0", "A", "X"), "mode of use 'X' is not allowed for key usage K0"),
+    (tr31.Header("D", "E6", "A", "E"), "mode of use 'E' is not allowed for key usage E6"),
+    (tr31.Header("D", "K0", "R", "B"), "algorithm 'R' is not allowed for key usage K0"),
+    (tr31.Header("D", "M0", "A", "C"), "algorithm 'A' is not allowed for key usage M0"),
+    (tr31.Header("Z", "K0", "A", "B"), "version ID 'Z'"),
+])
+def test_tr31_export_refuses_codes_outside_the_tables(gp_hsm, keys, header, refused) -> None:
+    kbpk = keys.token(KeyAlgorithm.AES, KBPK_D)
+    before = count_objects(gp_hsm)
+    with pytest.raises(InvalidInput, match=refused) as err:
+        tr31.export_key_block(gp_hsm, kbpk, 32, header, KEY)
+    assert "allowed: " in str(err.value) and "\n" not in str(err.value)
+    assert count_objects(gp_hsm) == before
+
+
+@pytest.mark.parametrize(("header", "refused"), [
+    ("D0000ZZAN00N0000", "key usage 'ZZ'"),
+    ("D0000K0AQ00N0000", "mode of use 'Q'"),
+    ("D0000K0AB00Q0000", "exportability 'Q'"),
+    ("D000099AN00N0000", "key usage '99' is reserved for proprietary use"),
+    ("D0000E6AB00N0000", "mode of use 'B' is not allowed for key usage E6"),
+    ("D0000P0HE00N0000", "algorithm 'H' is not allowed for key usage P0"),
+])
+def test_tr31_import_refuses_codes_outside_the_tables(gp_hsm, keys, header, refused) -> None:
+    import psec.tr31
+
+    block = psec.tr31.KeyBlock(KBPK_D, header).wrap(KEY)
+    assert psec.tr31.unwrap(KBPK_D, block)[1] == KEY  # a well-formed block: the MAC verifies
+    kbpk = keys.token(KeyAlgorithm.AES, KBPK_D)
+    before = count_objects(gp_hsm)
+    with pytest.raises(InvalidInput, match=refused):
+        tr31.import_key_block(gp_hsm, kbpk, 32, block)
+    assert count_objects(gp_hsm) == before
 
 
 def test_aes_kw_flipped_bit_and_token_import(gp_hsm, keys) -> None:

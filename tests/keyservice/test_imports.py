@@ -137,3 +137,73 @@ def test_only_exportable_keys_leave(keyservice):
     with pytest.raises(InvalidInput):
         KeyBlockHeader("E")
     assert [r.outcome for r in ks.audit.records(3)] == ["refused"] * 3
+
+
+def test_export_key_block_refuses_header_codes_outside_the_tables(keyservice):
+    b1 = _vector("tr31.json", "tr31-B1")
+    ks = keyservice
+    ks.keys.import_test(OFFICER, NewKey("kbpk-b", KeyAlgorithm.DES3, 16, KeyUsage.KEK, "v"), bytes.fromhex(b1["kbpk"]))
+    ks.keys.import_test(OFFICER, NewKey("aes-x", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+                       bytes(range(16)))
+    with pytest.raises(InvalidInput, match=r"key usage 'ZZ'.*allowed: B0, B1") as err:
+        ks.vendor.export_key_block(VENDOR_EXPORT, "aes-x", "kbpk-b", KeyBlockHeader("ZZ", "Q", "00", "Q"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidInput, match=r"mode of use 'Q'.*allowed: B, C, D, E, G, N, S, T, V, X, Y"):
+        KeyBlockHeader("E6", "Q")
+    with pytest.raises(InvalidInput, match=r"exportability 'Q'.*allowed: E, N, S"):
+        KeyBlockHeader("E6", "N", "00", "Q")
+    with pytest.raises(InvalidInput, match=r"mode of use 'B' is not allowed for key usage E6.*allowed: N, X"):
+        KeyBlockHeader("E6", "B")
+    with pytest.raises(InvalidInput, match="algorithm 'A' is not allowed for key usage M0"):  # ISO 16609: TDEA
+        ks.vendor.export_key_block(VENDOR_EXPORT, "aes-x", "kbpk-b", KeyBlockHeader("M0", "C"))
+    assert [r.outcome for r in ks.audit.records(1)] == ["refused"]
+    block = ks.vendor.export_key_block(VENDOR_EXPORT, "aes-x", "kbpk-b", KeyBlockHeader("K0", "E", "c1", "E"))
+    assert block[5:12] == "K0AEc1E"
+
+
+def test_import_key_block_refuses_header_codes_outside_the_tables(vendor):
+    import psec.tr31
+
+    ks, b1, _, kcv, _ = vendor
+    # a well-formed block (psec computes a correct MAC) whose usage is in no table
+    block = psec.tr31.KeyBlock(bytes.fromhex(b1["kbpk"]), "B0000ZZTN00N0000").wrap(bytes.fromhex(b1["expect_key"]))
+    with pytest.raises(InvalidInput, match=r"key usage 'ZZ'.*allowed: B0"):
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", block, Received("zz", "bank-a", KeyUsage.KEK), kcv)
+    assert ks.audit.records(1)[0].outcome == "refused"
+    assert "zz" not in [k.label for k in ks.keys.list_keys()] and ks.keys.check().consistent
+
+
+def test_kek_of_the_wrong_algorithm_is_refused_before_the_hsm(vendor):
+    ks, b1, kw, kcv_b, kcv_kw = vendor
+    d1 = _vector("tr31.json", "tr31-D1")
+    ks.keys.import_test(OFFICER, NewKey("goes", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer", exportable=True),
+                       bytes.fromhex(kw["key"]))
+    rule = "RFC 3394/5649 key wrap needs an AES KEK; kbpk is des3"
+    with pytest.raises(InvalidInput, match=rule):  # an AES key wrapped under a 3DES KEK
+        ks.vendor.import_wrapped(VENDOR_IMPORT, "kbpk", bytes.fromhex(kw["expect"]), False, KeyAlgorithm.AES,
+                          Received("w1", "issuer", KeyUsage.KMC), kcv_kw)
+    with pytest.raises(InvalidInput, match=rule):
+        ks.vendor.import_wrapped(VENDOR_IMPORT, "kbpk", bytes.fromhex(kw["expect"]), True, KeyAlgorithm.AES,
+                          Received("w2", "issuer", KeyUsage.KMC), kcv_kw)
+    with pytest.raises(InvalidInput, match=rule):
+        ks.vendor.export_wrapped(VENDOR_EXPORT, "goes", "kbpk", padding=False)
+    with pytest.raises(InvalidInput, match="version D key block needs an aes KBPK; kbpk is des3"):
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kbpk", d1["key_block"], Received("w3", "bank-a", KeyUsage.KEK), kcv_b)
+    with pytest.raises(InvalidInput, match="version B key block needs a des3 KBPK; kek is aes"):
+        ks.vendor.import_key_block(VENDOR_IMPORT, "kek", b1["key_block"], Received("w4", "bank-a", KeyUsage.KEK), kcv_b)
+    assert [r.outcome for r in ks.audit.records(5)] == ["refused"] * 5
+    assert all(r.detail == "invalid_input" for r in ks.audit.records(5))
+    assert not [k for k in ks.keys.list_keys() if k.label.startswith("w")] and ks.keys.check().consistent
+
+
+def test_tr31_export_needs_des3_or_aes_keys(keyservice):
+    ks = keyservice
+    ks.keys.import_test(OFFICER, NewKey("hmac-kek", KeyAlgorithm.HMAC, 32, KeyUsage.KEK, "v"), bytes(32))
+    ks.keys.import_test(OFFICER, NewKey("aes-kek", KeyAlgorithm.AES, 16, KeyUsage.KEK, "v"), bytes(16))
+    ks.keys.import_test(OFFICER, NewKey("hmac-x", KeyAlgorithm.HMAC, 32, KeyUsage.KMC, "v", exportable=True), bytes(32))
+    ks.keys.import_test(OFFICER, NewKey("aes-x", KeyAlgorithm.AES, 16, KeyUsage.KMC, "v", exportable=True), bytes(16))
+    with pytest.raises(InvalidInput, match="hmac-x is hmac"):
+        ks.vendor.export_key_block(VENDOR_EXPORT, "hmac-x", "aes-kek", KeyBlockHeader("E6"))
+    with pytest.raises(InvalidInput, match=r"KBPK is des3 \(version B\) or aes \(version D\); hmac-kek is hmac"):
+        ks.vendor.export_key_block(VENDOR_EXPORT, "aes-x", "hmac-kek", KeyBlockHeader("E6"))
+    assert [r.outcome for r in ks.audit.records(2)] == ["refused"] * 2
