@@ -17,6 +17,8 @@ from timing import rate
 
 from globalplatform.keys import KeyAlgorithm
 
+from tests.conftest import core_of
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -39,7 +41,7 @@ def main() -> None:
     data = bytes(range(32))
 
     # Baseline: the bare python-pkcs11 calls on the same token and key, in this process.
-    token = pkcs11.lib(ks.hsm.module).get_token(token_label=ks.hsm.token_label)
+    token = pkcs11.lib(core_of(ks).hsm.module).get_token(token_label=core_of(ks).hsm.token_label)
     with token.open(rw=True) as session:  # the login is per application: the key service logged in
         key: Any = session.get_key(label="mac-key", key_type=KeyType.AES)
         bare_cmac = rate(lambda: key.sign(data, mechanism=Mechanism.AES_CMAC), args.seconds)

@@ -107,14 +107,15 @@ def keyservice(settings_factory, db_url):  # type: ignore[no-untyped-def]
 
 def make_service(settings, test_token: bool):  # type: ignore[no-untyped-def]
     """Mirror of `tsm init` for an in-process token: migrate, mark, create the audit key."""
-    from keyservice.policy import Purpose, Request
     from keyservice.runtime import open_service
     from storage.session import upgrade
-    from tsm.embedded import INIT_CALLER
 
     upgrade(settings.database_url)
     service = open_service(settings)
-    if test_token:
-        service.mark_test_token()
-    service.ensure_audit_key(Request(INIT_CALLER, Purpose.KEY_MANAGEMENT, "audit-chain"))
+    service.initialise(test_token=test_token)
     return service
+
+
+def core_of(service):  # type: ignore[no-untyped-def]
+    """The barrier's internals of an unsealed service, for tests that attack or inspect them directly."""
+    return service._open_core()

@@ -18,7 +18,7 @@ from keyservice.gp import hsmops, putkey, storedata
 from keyservice.gp.channel import Scp, SecureChannel, SecurityLevel
 from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, KeySet, diversify_key
 from keyservice.gp.kcv import check_kcv, kcv
-from keyservice.strategy import SOFTHSM2, STRATEGIES, Operation, host_memory_operations, possible
+from keyservice.strategy import SOFTHSM2, STRATEGIES, CryptoStep, host_memory_operations, possible
 
 from .conftest import count_objects
 
@@ -103,7 +103,7 @@ def test_sessions_do_not_leak_objects(gp_hsm, keys) -> None:
     baseline = count_objects(gp_hsm)
     for _ in range(10):
         ks = Diversifier(kmc, DivMethod.KDF3, 16).keyset(gp_hsm, bytes(10))
-        ks.keys.destroy(gp_hsm)
+        ks.destroy(gp_hsm)
     assert count_objects(gp_hsm) == baseline
 
 
@@ -163,17 +163,17 @@ def test_put_key_and_response_check(gp_hsm, keys, name) -> None:
 
 
 def test_strategy_table() -> None:
-    assert host_memory_operations() == [Operation.PUT_KEY_SCP02, Operation.TR31_IMPORT, Operation.TR31_EXPORT,
-                                        Operation.AES_KWP_UNALIGNED_WRAP]
+    assert host_memory_operations() == [CryptoStep.PUT_KEY_SCP02, CryptoStep.TR31_IMPORT, CryptoStep.TR31_EXPORT,
+                                        CryptoStep.AES_KWP_UNALIGNED_WRAP]
     assert all(name in STRATEGIES for name in SOFTHSM2.values())
     assert not STRATEGIES["cmac_emulation"].session_key_in_host_memory
-    assert [s.name for s in possible(Operation.SCP03_SESSION_KEYS, set())] == ["unsupported"]
+    assert [s.name for s in possible(CryptoStep.SCP03_SESSION_KEYS, set())] == ["unsupported"]
 
 
 def test_strategy_from_token(gp_hsm) -> None:
     mechs = gp_hsm.mechanisms()
-    for op in Operation:
-        if op is Operation.AES_KWP_UNALIGNED_WRAP:
+    for op in CryptoStep:
+        if op is CryptoStep.AES_KWP_UNALIGNED_WRAP:
             # the mechanism is there, but SoftHSM2 2.6.1 encodes the padded length: the table avoids it
             assert possible(op, mechs)[0].name == "native_wrap"
             assert SOFTHSM2[op] == "host_memory_key_transit"

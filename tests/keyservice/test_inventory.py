@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import (
     InvalidInput,
@@ -14,10 +15,10 @@ from keyservice.errors import (
     TestTokenOnly,
 )
 from keyservice.identity import Caller, CallerKind
-from keyservice.inventory import KcvMethod, KeyState, KeyUsage
+from keyservice.inventory import KeyState, KeyUsage
 from keyservice.policy import Purpose, Request
 from keyservice.views import NewKey
-from tests.conftest import make_service
+from tests.conftest import core_of, make_service
 
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "tests")
 GP_TEST_KEY = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
@@ -30,8 +31,8 @@ def test_generate_records_a_non_extractable_key(keyservice):
     assert [k.label for k in keyservice.keys.list_keys(KeyUsage.KMC)] == ["kmc-a"]
     from pkcs11.constants import Attribute
 
-    with keyservice.hsm.lock:
-        obj = next(keyservice.hsm._session.get_objects({Attribute.LABEL: "kmc-a"}))
+    with core_of(keyservice).hsm.lock:
+        obj = next(core_of(keyservice).hsm._session.get_objects({Attribute.LABEL: "kmc-a"}))
         assert obj[Attribute.SENSITIVE] and not obj[Attribute.EXTRACTABLE] and obj[Attribute.NEVER_EXTRACTABLE]
     assert keyservice.keys.check().consistent
 
@@ -105,21 +106,21 @@ def test_policy_is_checked_and_refusals_audited(keyservice):
 
 def test_token_and_inventory_disagreement_is_reported(keyservice):
     keyservice.keys.generate(OFFICER, NewKey("gone", KeyAlgorithm.AES, 16, KeyUsage.KEK, "x"))
-    keyservice.hsm.destroy("gone")  # behind the inventory's back
+    core_of(keyservice).hsm.destroy("gone")  # behind the inventory's back
     assert keyservice.keys.check().missing_on_token == ["gone"]
     from pkcs11.mechanisms import KeyType
 
     from keyservice import templates
 
-    keyservice.hsm.create("stray", b"\x99", KeyType.AES, GP_TEST_KEY, templates.ALL_CAPABILITIES)
+    core_of(keyservice).hsm.create("stray", b"\x99", KeyType.AES, GP_TEST_KEY, templates.ALL_CAPABILITIES)
     assert keyservice.keys.check().missing_in_inventory == ["stray"]
 
 
 def test_selftest_on_the_production_token_leaves_nothing_behind(keyservice):
-    before = keyservice.hsm.objects()
+    before = core_of(keyservice).hsm.objects()
     report = keyservice.run_selftest()
     assert report.ok and report.passed >= 10
-    assert keyservice.hsm.objects() == before
+    assert core_of(keyservice).hsm.objects() == before
     assert keyservice.selftest_status() == {"status": "ok", "vectors": report.passed}
 
 
@@ -128,8 +129,8 @@ def test_attribute_drift_is_reported(keyservice):
 
     keyservice.keys.generate(OFFICER, NewKey("kmc-d", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer"))
     assert keyservice.keys.check().consistent
-    with keyservice.hsm.lock:
-        obj = next(keyservice.hsm._session.get_objects({Attribute.LABEL: "kmc-d"}))
+    with core_of(keyservice).hsm.lock:
+        obj = next(core_of(keyservice).hsm._session.get_objects({Attribute.LABEL: "kmc-d"}))
         obj[Attribute.DECRYPT] = True  # a KMC must not decrypt
     report = keyservice.keys.check()
     assert report.wrong_attributes == ["kmc-d: DECRYPT is True, its template says False"]

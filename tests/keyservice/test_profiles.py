@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hsm_profiles import loader
+from keyservice import strategy
 from keyservice.errors import ConfigurationError
-from keyservice.gp import strategy
 
 
 @pytest.mark.parametrize("name", loader.names())

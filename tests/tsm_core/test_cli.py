@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from tests.tsm_core.cards import ISD_STATUS
 from tests.tsm_core.conftest import READER
 from tests.tsm_core.relay_endpoint import RelayEndpoint
-from tsm_core.cli import gp_group, readers_command, relay_client_command
+from tsm.commands.gp import gp_group
+from tsm.commands.pcsc import readers_command, relay_client_command
 from tsm_core.transport import relay
 from tsm_core.transport.errors import NoReader
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from globalplatform import errors, sw
-from tsm_core.errors import TsmCoreError
 
 
 @pytest.mark.parametrize(
@@ -53,7 +52,7 @@ def test_check_raises_typed_error_with_code():
     assert caught.value.sw == 0x6A88
     assert caught.value.code == "card_not_found"
     assert "6A88" in str(caught.value)
-    assert isinstance(caught.value, TsmCoreError)
+    assert isinstance(caught.value, errors.GpError)
 
 
 def test_unaccepted_warning_raises():
