@@ -16,21 +16,19 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
-from scratch import scratch_service
+from scratch import hsm_of, scratch_service
 from timing import rate
 
-from globalplatform.keys import KeyAlgorithm
+from globalplatform.keys import KeyAlgorithm, KeyPurpose
 from keyservice.channels import ChannelSpec
 from keyservice.gp import hsmops
 from keyservice.gp.channel import Scp, SecureChannel
-from keyservice.gp.diversify import Diversifier, DivMethod, KeyPurpose, kdf3_messages
+from keyservice.gp.diversify import Diversifier, DivMethod, kdf3_messages
 from keyservice.gp.scp03 import Scp03Constant, kdf_messages
 from keyservice.identity import Caller, CallerKind
 from keyservice.inventory import KeyUsage
 from keyservice.policy import Purpose, Request
 from keyservice.views import NewKey
-from tests.conftest import core_of
-
 
 OFFICER = Request(Caller("bench", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bench")
 CHANNEL_CALLER = Request(Caller("bench", CallerKind.SERVICE), Purpose.SE_MANAGEMENT, "bench")
@@ -84,7 +82,7 @@ def sw_wrap(s_enc: bytes, s_mac: bytes) -> Callable[[], bytes]:
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     service = scratch_service()
-    hsm = core_of(service).hsm
+    hsm = hsm_of(service)
     response = card_response()
     for label, algorithm, value in (("kmc-aes", KeyAlgorithm.AES, KMC), ("kmc-des", KeyAlgorithm.DES3, KMC_DES)):
         service.keys.import_test(OFFICER, NewKey(label, algorithm, 16, KeyUsage.KMC, "bench"), value)
@@ -175,7 +173,7 @@ def main() -> None:
 def _scp02_response(hsm: object, kmc_des: int) -> bytes:
     """A valid SCP02 INITIALIZE UPDATE response computed with the key service's own card-cryptogram function."""
     from keyservice.gp import scp02
-    from core_of(keyservice).hsm import Hsm
+    from keyservice.hsm import Hsm
 
     assert isinstance(hsm, Hsm)
     counter, challenge = b"\x00\x2a", CARD[:6]

@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from scratch import scratch_service
+from scratch import hsm_of, scratch_service
 from timing import rate
 
 from globalplatform.keys import KeyAlgorithm
-
-from tests.conftest import core_of
 
 
 def main() -> None:
@@ -41,7 +39,7 @@ def main() -> None:
     data = bytes(range(32))
 
     # Baseline: the bare python-pkcs11 calls on the same token and key, in this process.
-    token = pkcs11.lib(core_of(ks).hsm.module).get_token(token_label=core_of(ks).hsm.token_label)
+    token = pkcs11.lib(hsm_of(ks).module).get_token(token_label=hsm_of(ks).token_label)
     with token.open(rw=True) as session:  # the login is per application: the key service logged in
         key: Any = session.get_key(label="mac-key", key_type=KeyType.AES)
         bare_cmac = rate(lambda: key.sign(data, mechanism=Mechanism.AES_CMAC), args.seconds)

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from keyservice.hsm import Hsm
 from keyservice.runtime import open_service
 from keyservice.service import KeyService
 from storage.config import load_settings, with_overrides
@@ -24,3 +25,9 @@ def scratch_service(label: str = "bench") -> KeyService:
     settings = with_overrides(load_settings({"TSM_HOME": str(home)}), token_label=label)
     initialise(settings, test_token=True)
     return open_service(settings)
+
+
+def hsm_of(service: KeyService) -> Hsm:
+    """The open HSM session behind the facade: the benchmarks measure the layers under it (declared in
+    tests/test_boundaries.py)."""
+    return service._open_core().hsm
