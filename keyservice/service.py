@@ -9,9 +9,10 @@ touched and writes one audit record before a result leaves (a refused or failed 
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
     service.audit      the audit records and the verification of the chain
 
-Other packages import only the public modules named in docs/architecture.md ("What each package may
-import"): this one, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `vendor`, `runtime`,
-`strategy` and `kat`. No public name gives access to a PKCS#11 handle or to the audit log's internals.
+Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
+`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `vendor`, `runtime`, `kat`.
+
+No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
 
 from __future__ import annotations
