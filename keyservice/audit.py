@@ -1,10 +1,22 @@
-"""The audit chain: append-only records linked by SHA-256 and MACed by an HSM-resident key.
+"""The audit chain: append-only records linked by SHA-256, MACed by an HSM-resident key, anchored in the HSM.
 
-Each record's canonical encoding (version 1, below; it never changes) includes its sequence number and the
-previous record's hash; `mac` = HMAC-SHA256 over the record hash with the non-extractable audit key. The
-chain head (seq:hash) is mirrored into a token data object, so truncating the table or restoring an old
-database is detected as well. Records hold labels, KCVs, purposes and targets, never key material.
-An append that fails raises AuditFailure and the covered operation fails with it (fail closed).
+Each record's canonical encoding (version 1, below; it never changes) covers every stored field, the `keys`
+column exactly as stored, its sequence number and the previous record's hash; `mac` = HMAC-SHA256 over the
+record hash with the non-extractable audit key. Records hold labels, KCVs, purposes and targets, never key
+material. An append that fails raises AuditFailure and the covered operation fails with it (fail closed).
+
+The anchor (docs/threat-model.md, "Rollback"): the head `seq:hash` is written into a token data object after
+each commit. Before every append the database head is compared with it:
+
+- the database ends *before* the anchor (a restored copy, deleted newest records): rollback, the service is
+  sealed and the seal is written into the anchor itself, so it stays sealed whatever the database later says,
+  until an officer's reconciliation records what was lost (`reconcile`);
+- the database goes *beyond* the anchor: the anchor write of a commit did not happen (a process killed after
+  its commit). The records beyond are accepted only if they are genuine (hash, link and HSM MAC), which nobody
+  without the HSM can produce; the anchor then rolls forward;
+- the record at the anchored position differs from the anchored hash: a forked chain, sealed.
+
+The anchor only ever moves forward, to a record whose MAC the HSM made.
 """
 
 from __future__ import annotations
@@ -16,33 +28,40 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from pkcs11.mechanisms import Mechanism
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from keyservice.errors import AuditChainBroken, AuditFailure, KeyServiceError
+from keyservice.errors import AuditChainBroken, AuditFailure, AuditSealed, KeyServiceError
 from keyservice.hsm import Hsm
 from keyservice.models import AuditHead, AuditRecord
 from keyservice.views import VerifyReport
 
 AUDIT_KEY_LABEL: Final = "tsm.audit-key"
 ANCHOR_APPLICATION: Final = "tsm.audit-head"
+CHECKPOINT_APPLICATION: Final = "tsm.audit-checkpoint"
+SEALED_PREFIX: Final = "sealed"
+RECONCILE_OPERATION: Final = "reconcile"
 ENCODING_VERSION: Final = 1
 GENESIS: Final = "0" * 64
 _HEAD_ID: Final = 1
-
+WALK_BATCH: Final = 2000
 
 # Statements built once (building and cache-keying them per append cost more than the database work).
 # Bumping the head row first serialises appends (row lock on PostgreSQL, write lock on SQLite) and returns
 # the new sequence number with the previous record's hash, not yet replaced.
 _HEAD = cast(Table, AuditHead.__table__)
+_RECORDS = cast(Table, AuditRecord.__table__)
 _BUMP_HEAD: Final = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEAD.c.seq + 1)
                      .returning(_HEAD.c.seq, _HEAD.c.record_hash))
 _SET_HEAD_HASH: Final = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(record_hash=bindparam("new_hash"))
-_INSERT_RECORD: Final = insert(cast(Table, AuditRecord.__table__))
+_INSERT_RECORD: Final = insert(_RECORDS)
+_RECORD_AT: Final = select(AuditRecord).where(AuditRecord.seq == bindparam("seq"))
+_RANGE: Final = (select(AuditRecord).where(AuditRecord.seq > bindparam("after"))
+                 .where(AuditRecord.seq <= bindparam("upto")).order_by(AuditRecord.seq))
 
 
 @dataclass(frozen=True)
@@ -58,19 +77,63 @@ class AuditEntry:
     detail: str = ""
 
 
-def canonical(seq: int, ts: str, entry: AuditEntry, prev_hash: str) -> bytes:
-    """Encoding version 1 of a record: sorted-key compact JSON, ASCII only."""
-    body = {
-        "v": ENCODING_VERSION, "seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation,
-        "purpose": entry.purpose, "target": entry.target, "keys": [list(k) for k in entry.keys],
-        "outcome": entry.outcome, "detail": entry.detail, "prev": prev_hash,
-    }
+@dataclass(frozen=True)
+class Anchor:
+    """The head as the HSM holds it, and the seal written into it when a discrepancy was found."""
+
+    seq: int
+    hash: str
+    sealed: str = ""
+
+    def encode(self) -> str:
+        head = f"{self.seq}:{self.hash}"
+        return f"{SEALED_PREFIX}:{head}:{self.sealed}" if self.sealed else head
+
+    @classmethod
+    def decode(cls, text: str | None) -> Anchor:
+        """`seq:hash`, or `sealed:seq:hash:reason` (the reason may hold colons)."""
+        if not text:
+            return cls(0, GENESIS)
+        sealed = text.startswith(SEALED_PREFIX + ":")
+        seq, _, rest = text.removeprefix(SEALED_PREFIX + ":").partition(":")
+        digest, _, reason = rest.partition(":") if sealed else (rest, "", "")
+        return cls(int(seq), digest, reason or "sealed" if sealed else "")
+
+
+@dataclass(frozen=True)
+class Txn:
+    """The transaction an audited operation runs in, and the sequence number its record will have."""
+
+    db: Session
+    seq: int
+
+
+def canonical(seq: int, ts: str, actor: str, operation: str, purpose: str, target: str, keys: Any, outcome: str,
+              detail: str, prev_hash: str) -> bytes:
+    """Encoding version 1 of a record: sorted-key compact JSON, ASCII only, every stored field."""
+    body = {"v": ENCODING_VERSION, "seq": seq, "ts": ts, "actor": actor, "operation": operation,
+            "purpose": purpose, "target": target, "keys": keys, "outcome": outcome, "detail": detail,
+            "prev": prev_hash}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _entry(row: AuditRecord) -> AuditEntry:
-    return AuditEntry(row.actor, row.operation, row.purpose, row.target,
-                      [(str(k[0]), str(k[1])) for k in json.loads(row.keys)], row.outcome, row.detail)
+def stored_keys(row: AuditRecord) -> list[list[str]]:
+    """The `keys` column as stored: a list of [label, kcv] pairs (AuditChainBroken when it is not)."""
+    try:
+        keys = json.loads(row.keys)
+    except (ValueError, RecursionError):
+        raise AuditChainBroken(f"record {row.seq} has a malformed keys field", row.seq) from None
+    if not isinstance(keys, list) or not all(
+            isinstance(k, list) and len(k) == 2 and all(isinstance(part, str) for part in k) for k in keys):
+        raise AuditChainBroken(f"record {row.seq} has a malformed keys field", row.seq)
+    return keys
+
+
+def row_hash(row: AuditRecord) -> str:
+    """SHA-256 of the record's canonical encoding, from what is stored."""
+    keys = stored_keys(row)
+    return hashlib.sha256(canonical(row.seq, row.ts, row.actor, row.operation, row.purpose, row.target, keys,
+                                    row.outcome, row.detail, row.prev_hash)).hexdigest()
 
 
 class AuditLog:
@@ -79,98 +142,308 @@ class AuditLog:
     def __init__(self, hsm: Hsm, sessions: sessionmaker[Session]) -> None:
         self._hsm = hsm
         self._sessions = sessions
+        self._rolling = 0  # where the next rolling check of older records starts (status)
 
     def _mac(self, record_hash: bytes) -> bytes:
         with self._hsm.lock:
             return self._hsm.raw.sign(self._hsm.hot_handle(AUDIT_KEY_LABEL), Mechanism.SHA256_HMAC, record_hash)
 
+    def genuine(self, row: AuditRecord, prev: str) -> str | None:
+        """Why `row` is not a record this key service wrote after `prev` (None when it is)."""
+        try:
+            digest = row_hash(row)
+        except AuditChainBroken as exc:
+            return str(exc)
+        if row.prev_hash != prev:
+            return f"record {row.seq} does not link to record {row.seq - 1}"
+        if not hmac.compare_digest(digest, row.record_hash):
+            return f"record {row.seq} was altered (hash mismatch)"
+        if not hmac.compare_digest(self._mac(bytes.fromhex(digest)).hex(), row.mac):
+            return f"record {row.seq} has an invalid MAC"
+        return None
+
+    # ---- the anchor --------------------------------------------------------------------------------------
+
+    def anchor(self) -> Anchor:
+        """The anchor as the HSM holds it."""
+        return Anchor.decode(self._hsm.anchor(ANCHOR_APPLICATION))
+
+    def write_anchor(self, seq: int, digest: str) -> None:
+        """Move the anchor forward to `seq:digest` (never backward, never over a seal)."""
+        current = self.anchor()
+        if current.sealed or current.seq >= seq:
+            return
+        self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
+
+    def seal(self, reason: str) -> AuditSealed:
+        """Write the seal into the anchor (it stays until a reconciliation) and hand back the error to raise."""
+        current = self.anchor()
+        if not current.sealed:
+            self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(current.seq, current.hash, reason).encode())
+        return AuditSealed(f"the key service is sealed: {current.sealed or reason}; an officer must reconcile "
+                           "(tsm keys reconcile)")
+
+    def _check_anchor(self, conn: Connection, head_seq: int, head_hash: str) -> None:
+        """Refuse to append unless the database head continues the anchored chain (module docstring)."""
+        anchored = self.anchor()
+        if anchored.sealed:
+            raise self.seal(anchored.sealed)
+        if anchored.seq > head_seq:
+            raise self.seal(f"rollback: the HSM anchors record {anchored.seq}, the database ends at record "
+                            f"{head_seq}")
+        if anchored.seq == head_seq:
+            if not hmac.compare_digest(anchored.hash, head_hash):
+                raise self.seal(f"the database's record {head_seq} is not the one anchored in the HSM")
+            return
+        prev = anchored.hash
+        if anchored.seq:
+            found = conn.execute(select(_RECORDS.c.record_hash).where(_RECORDS.c.seq == anchored.seq)).scalar()
+            if found is None or not hmac.compare_digest(found, anchored.hash):
+                raise self.seal(f"the database's record {anchored.seq} is not the one anchored in the HSM")
+        with Session(bind=conn) as view:
+            for row in view.execute(_RANGE, {"after": anchored.seq, "upto": head_seq}).scalars():
+                why = self.genuine(row, prev)
+                if why is not None:
+                    raise self.seal(f"beyond the HSM anchor, {why}")
+                prev = row.record_hash
+        if not hmac.compare_digest(prev, head_hash):
+            raise self.seal("the chain head row does not match the records beyond the HSM anchor")
+
+    # ---- appends -----------------------------------------------------------------------------------------
+
     @contextmanager
-    def transaction(self, entry: AuditEntry) -> Iterator[Session]:
+    def transaction(self, entry: AuditEntry) -> Iterator[Txn]:
         """A DB transaction that commits the caller's changes together with the audit record for `entry`.
 
-        Raises AuditFailure if the record cannot be written; the caller's changes are then rolled back.
+        AuditSealed when the chain does not continue the anchored one; AuditFailure if the record cannot be
+        written (the caller's changes are then rolled back). The anchor moves after the commit.
         """
         try:
             with self._sessions() as db, db.begin():
-                yield db
+                conn = db.connection()
+                seq, prev = conn.execute(_BUMP_HEAD).one()
+                self._check_anchor(conn, seq - 1, prev)
+                yield Txn(db, seq)
                 try:
-                    self._append(db, entry)
+                    digest = self._insert(conn, seq, prev, entry)
                 except (KeyServiceError, SQLAlchemyError) as exc:
                     raise AuditFailure(f"audit record could not be written ({type(exc).__name__})") from None
         except SQLAlchemyError as exc:
             raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
+        self.write_anchor(seq, digest)
+
+    def _insert(self, conn: Connection, seq: int, prev: str, entry: AuditEntry) -> str:
+        ts = datetime.now(UTC).isoformat(timespec="microseconds")
+        keys = [list(k) for k in entry.keys]
+        digest = hashlib.sha256(canonical(seq, ts, entry.actor, entry.operation, entry.purpose, entry.target, keys,
+                                          entry.outcome, entry.detail, prev)).digest()
+        conn.execute(_INSERT_RECORD, {
+            "seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation, "purpose": entry.purpose,
+            "target": entry.target, "keys": json.dumps(keys), "outcome": entry.outcome, "detail": entry.detail,
+            "prev_hash": prev, "record_hash": digest.hex(), "mac": self._mac(digest).hex()})
+        conn.execute(_SET_HEAD_HASH, {"new_hash": digest.hex()})
+        return digest.hex()
 
     def append(self, entry: AuditEntry) -> None:
         """Append one record in its own transaction."""
         with self.transaction(entry):
             pass
 
-    def _append(self, db: Session, entry: AuditEntry) -> None:
-        conn = db.connection()
-        seq, prev = conn.execute(_BUMP_HEAD).one()
-        ts = datetime.now(UTC).isoformat(timespec="microseconds")
-        digest = hashlib.sha256(canonical(seq, ts, entry, prev)).digest()
-        mac = self._mac(digest)
-        conn.execute(_INSERT_RECORD, {
-            "seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation, "purpose": entry.purpose,
-            "target": entry.target, "keys": json.dumps([list(k) for k in entry.keys]), "outcome": entry.outcome,
-            "detail": entry.detail, "prev_hash": prev, "record_hash": digest.hex(), "mac": mac.hex()})
-        conn.execute(_SET_HEAD_HASH, {"new_hash": digest.hex()})
-        self._hsm.set_anchor(ANCHOR_APPLICATION, f"{seq}:{digest.hex()}")
+    def reconcile(self, entry: AuditEntry) -> int:
+        """Append the officer's reconciliation record after the database head whatever the anchor says, and
+        anchor it (clearing the seal). The record's detail names what was lost or broken."""
+        try:
+            with self._sessions() as db, db.begin():
+                conn = db.connection()
+                seq, prev = conn.execute(_BUMP_HEAD).one()
+                digest = self._insert(conn, seq, prev, entry)
+        except SQLAlchemyError as exc:
+            raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
+        self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
+        self._hsm.set_anchor(CHECKPOINT_APPLICATION, Anchor(0, GENESIS).encode())
+        return int(seq)
+
+    # ---- reading and verifying ---------------------------------------------------------------------------
 
     def records(self, limit: int = 50) -> list[AuditRecord]:
         """The newest `limit` records, newest first."""
         with self._sessions() as db:
             return list(db.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)).scalars())
 
-    def check_head(self) -> VerifyReport:
-        """The cheap check for health probes: the newest record's hash and MAC, the head row and the HSM anchor
-        agree. `verify` walks the whole chain."""
-        anchor = self._hsm.anchor(ANCHOR_APPLICATION)
-        anchored_seq, _, anchored_hash = (anchor or "0:" + GENESIS).partition(":")
+    def acknowledged(self) -> dict[int, str]:
+        """Breaks an officer acknowledged in a genuine reconciliation record: seq -> what was found."""
+        found: dict[int, str] = {}
         with self._sessions() as db:
-            head = db.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID)).scalar_one()
-            last = db.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).scalar_one_or_none()
-        if last is None:
-            if head.seq or int(anchored_seq):
-                raise AuditChainBroken("the audit table is empty but the chain head is not", 1)
-            return VerifyReport(0, 0, GENESIS)
-        digest = hashlib.sha256(canonical(last.seq, last.ts, _entry(last), last.prev_hash)).digest()
-        if not hmac.compare_digest(digest.hex(), last.record_hash) or \
-                not hmac.compare_digest(self._mac(digest).hex(), last.mac):
-            raise AuditChainBroken(f"record {last.seq} was altered", last.seq)
-        if (head.seq, head.record_hash) != (last.seq, last.record_hash) or int(anchored_seq) != last.seq or \
-                not hmac.compare_digest(anchored_hash, last.record_hash):
-            raise AuditChainBroken(f"the newest record {last.seq} does not match the chain head or the HSM anchor "
-                                   f"(head {head.seq}, anchor {anchored_seq})", last.seq)
-        return VerifyReport(last.seq, last.seq, last.record_hash)
+            rows = db.execute(select(AuditRecord).where(AuditRecord.operation == RECONCILE_OPERATION)).scalars()
+            for row in rows:
+                if self.genuine(row, row.prev_hash) is not None:
+                    continue
+                try:
+                    detail = json.loads(row.detail)
+                except ValueError:
+                    continue
+                for ack in detail.get("acknowledged", []) if isinstance(detail, dict) else []:
+                    if isinstance(ack, dict) and isinstance(ack.get("seq"), int):
+                        found[ack["seq"]] = str(ack.get("finding", ""))
+        return found
 
-    def verify(self) -> VerifyReport:
-        """Check every link, hash and MAC, then the head row and the HSM anchor; name the first bad record."""
-        anchor = self._hsm.anchor(ANCHOR_APPLICATION)
-        anchored_seq, _, anchored_hash = (anchor or "0:").partition(":")
+    def walk(self, acknowledged: dict[int, str] | None = None) -> tuple[VerifyReport, list[tuple[int, str]]]:
+        """Check every link, hash and MAC up to the database head; breaks an officer acknowledged are listed and
+        passed over. AuditChainBroken names the first other bad record."""
+        acks = self.acknowledged() if acknowledged is None else acknowledged
+        passed: list[tuple[int, str]] = []
         expected_seq, prev = 1, GENESIS
         with self._sessions() as db:
             for row in db.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars():
-                if row.seq != expected_seq:
-                    raise AuditChainBroken(f"record {expected_seq} is missing (next stored record is {row.seq})",
-                                           expected_seq)
-                if row.prev_hash != prev:
-                    raise AuditChainBroken(f"record {row.seq} does not link to record {row.seq - 1}", row.seq)
-                digest = hashlib.sha256(canonical(row.seq, row.ts, _entry(row), row.prev_hash)).digest()
-                if not hmac.compare_digest(digest.hex(), row.record_hash):
-                    raise AuditChainBroken(f"record {row.seq} was altered (hash mismatch)", row.seq)
-                if not hmac.compare_digest(self._mac(digest).hex(), row.mac):
-                    raise AuditChainBroken(f"record {row.seq} has an invalid MAC", row.seq)
-                if row.seq == int(anchored_seq) and not hmac.compare_digest(row.record_hash, anchored_hash):
-                    raise AuditChainBroken(f"record {row.seq} differs from the one anchored in the HSM", row.seq)
+                while row.seq != expected_seq:
+                    if expected_seq not in acks or row.seq < expected_seq:
+                        raise AuditChainBroken(f"record {expected_seq} is missing (next stored record is "
+                                               f"{row.seq})", expected_seq)
+                    passed.append((expected_seq, acks[expected_seq]))
+                    expected_seq, prev = expected_seq + 1, row.prev_hash
+                why = self.genuine(row, prev)
+                if why is not None:
+                    if row.seq not in acks:
+                        raise AuditChainBroken(why, row.seq)
+                    passed.append((row.seq, acks[row.seq]))
                 prev = row.record_hash
                 expected_seq += 1
             head = db.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID)).scalar_one()
         last = expected_seq - 1
-        if int(anchored_seq) > last:
-            raise AuditChainBroken(f"the chain was truncated: the HSM anchor names record {anchored_seq}, "
-                                   f"the chain ends at {last}", last + 1)
         if head.seq != last or head.record_hash != prev:
             raise AuditChainBroken(f"the chain ends at record {last} but its head says {head.seq}", last + 1)
-        return VerifyReport(records=last, head_seq=last, head_hash=prev)
+        return VerifyReport(last, last, prev, tuple(seq for seq, _ in passed)), passed
+
+    def verify(self) -> VerifyReport:
+        """The whole chain, then the HSM anchor: a database that ends before the anchor, or a record at the
+        anchored position that is not the anchored one, is a rollback (and seals the service)."""
+        anchored = self.anchor()
+        try:
+            report, _ = self.walk()
+        except AuditChainBroken as exc:
+            self.seal(f"audit record {exc.seq}: {exc}")
+            raise
+        if anchored.sealed:
+            raise AuditChainBroken(f"the key service is sealed: {anchored.sealed}", anchored.seq)
+        if anchored.seq > report.records:
+            self.seal(f"rollback: the HSM anchors record {anchored.seq}, the database ends at record "
+                      f"{report.records}")
+            raise AuditChainBroken(f"rollback: the chain was truncated; the HSM anchor names record {anchored.seq},"
+                                   f" the database ends at {report.records}", report.records + 1)
+        if anchored.seq:
+            with self._sessions() as db:
+                row = db.execute(_RECORD_AT, {"seq": anchored.seq}).scalar_one()
+            if not hmac.compare_digest(row.record_hash, anchored.hash):
+                self.seal(f"the database's record {anchored.seq} is not the one anchored in the HSM")
+                raise AuditChainBroken(f"record {anchored.seq} differs from the one anchored in the HSM",
+                                       anchored.seq)
+        return report
+
+    # ---- the health check --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """For /health, without a full walk per request: the anchor and the newest records (with anything not
+        yet anchored), the whole chain's structure in one query (contiguous sequence numbers, every link),
+        the records appended since the HSM-held checkpoint (hash, link, MAC; then the checkpoint moves), and a
+        rolling window of older records (hash and link). A break found seals the service."""
+        anchored = self.anchor()
+        if anchored.sealed:
+            return {"status": "sealed", "detail": anchored.sealed, "seq": anchored.seq}
+        try:
+            head = self._check_head(anchored)
+            self._check_structure(head)
+            self._advance_checkpoint(head)
+            self._check_window()
+        except AuditChainBroken as exc:
+            self.seal(f"audit record {exc.seq}: {exc}")
+            return {"status": "broken", "detail": str(exc), "seq": exc.seq}
+        except AuditSealed as exc:
+            return {"status": "sealed", "detail": str(exc), "seq": anchored.seq}
+        return {"status": "ok", "records": head}
+
+    def _check_head(self, anchored: Anchor) -> int:
+        with self._sessions() as db, db.begin():
+            conn = db.connection()
+            head = conn.execute(select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)).one()
+            last = conn.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()
+            self._check_anchor(conn, head.seq, head.record_hash)
+            if last is None:
+                if head.seq:
+                    raise AuditChainBroken("the audit table is empty but the chain head is not", 1)
+                return 0
+        record = last[0]
+        if (record.seq, record.record_hash) != (head.seq, head.record_hash):
+            raise AuditChainBroken(f"the newest record {record.seq} does not match the chain head (head {head.seq})",
+                                   record.seq)
+        with self._sessions() as db:
+            row = db.execute(_RECORD_AT, {"seq": record.seq}).scalar_one()
+            prev = row.prev_hash
+        why = self.genuine(row, prev)
+        if why is not None:
+            raise AuditChainBroken(why, row.seq)
+        return int(head.seq or 0)
+
+    def _check_structure(self, head: int) -> None:
+        """Contiguous sequence numbers and every link, for the whole chain, in the database (no hashing)."""
+        acks = self.acknowledged()
+        prev = func.lag(AuditRecord.record_hash).over(order_by=AuditRecord.seq)
+        links = select(AuditRecord.seq, AuditRecord.prev_hash, prev.label("before")).subquery()
+        with self._sessions() as db:
+            count, top = db.execute(select(func.count(), func.coalesce(func.max(AuditRecord.seq), 0))).one()
+            broken = db.execute(select(links.c.seq).where(links.c.before.is_not(None))
+                                .where(links.c.prev_hash != links.c.before).order_by(links.c.seq)).scalars().all()
+        gaps = top - count
+        if top != head or (gaps and not acks):
+            raise AuditChainBroken(f"{gaps} record(s) are missing from the chain", head)
+        for seq in broken:
+            if seq not in acks and seq - 1 not in acks:
+                raise AuditChainBroken(f"record {seq} does not link to the record before it", seq)
+
+    def _advance_checkpoint(self, head: int) -> None:
+        checkpoint = Anchor.decode(self._hsm.anchor(CHECKPOINT_APPLICATION))
+        if checkpoint.seq >= head:
+            return
+        acks = self.acknowledged()
+        upto = min(head, checkpoint.seq + WALK_BATCH)
+        prev = checkpoint.hash
+        with self._sessions() as db:
+            rows = db.execute(_RANGE, {"after": checkpoint.seq, "upto": upto}).scalars().all()
+        for row in rows:
+            why = self.genuine(row, prev)
+            if why is not None and row.seq not in acks:
+                raise AuditChainBroken(why, row.seq)
+            prev = row.record_hash
+        if rows:
+            self._hsm.set_anchor(CHECKPOINT_APPLICATION, Anchor(rows[-1].seq, rows[-1].record_hash).encode())
+
+    def _check_window(self) -> None:
+        """Hash and link of the next WALK_BATCH records from the rolling position (catches an edit whose stored
+        hash was left as it was, in records older than the checkpoint)."""
+        acks = self.acknowledged()
+        start = self._rolling
+        with self._sessions() as db:
+            rows = db.execute(_RANGE, {"after": start, "upto": start + WALK_BATCH}).scalars().all()
+            before = db.execute(_RECORD_AT, {"seq": start}).scalar_one_or_none() if start else None
+        prev = before.record_hash if before is not None else GENESIS
+        for row in rows:
+            if row.seq in acks:
+                prev = row.record_hash
+                continue
+            try:
+                digest = row_hash(row)
+            except AuditChainBroken:
+                raise
+            if not hmac.compare_digest(digest, row.record_hash) or row.prev_hash != prev:
+                raise AuditChainBroken(f"record {row.seq} was altered", row.seq)
+            prev = row.record_hash
+        self._rolling = rows[-1].seq if len(rows) == WALK_BATCH else 0
+
+    def check_head(self) -> VerifyReport:
+        """The cheap check: the newest record, the head row and the HSM anchor agree."""
+        anchored = self.anchor()
+        if anchored.sealed:
+            raise AuditSealed(f"the key service is sealed: {anchored.sealed}")
+        head = self._check_head(anchored)
+        with self._sessions() as db:
+            digest = db.execute(select(_HEAD.c.record_hash)).scalar_one()
+        return VerifyReport(head, head, digest)

@@ -1,9 +1,9 @@
 """Inside the barrier: what every sub-facade of the key service shares (never imported above keyservice).
 
-`Core` owns the open HSM session, the database sessions and the audit log. It loads a key record and checks
-policy before the HSM is touched (`authorise`), runs a body in a transaction that also writes the audit
-record (`audited`), audits refusals (`refuse`), and creates token keys so that nothing is left half-done
-(`create_key`).
+`Core` owns the open HSM session, the database sessions, the audit log and the record signer. It loads a key
+record, checks its signature and policy before the HSM is touched (`authorise`), runs a body in a transaction
+that also writes the audit record (`audited`), audits refusals (`refuse`), and creates token keys so that
+nothing is left half-done (`create_key`: an intent before the token is touched, removed with the record).
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from globalplatform.kcv import KcvMethod, default_method
 from globalplatform.keys import KeyAlgorithm
-from keyservice.audit import AuditEntry, AuditLog
-from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceError
+from keyservice.audit import AuditEntry, AuditLog, Txn
+from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceError, ServiceSealed
 from keyservice.gp.kcv import kcv_hex
 from keyservice.hsm import Hsm
 from keyservice.inventory import KeyState, KeyUsage, Provenance
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request, check
+from keyservice.records import Signer
 from keyservice.views import KeyView, NewKey
 
 _BY_LABEL: Final = select(KeyRecord).where(KeyRecord.label == bindparam("label"))  # built once: a hot path
@@ -41,6 +42,7 @@ class Core:
         self.hsm = hsm
         self.sessions = sessions
         self.audit = AuditLog(hsm, sessions)
+        self.signer = Signer(hsm)
 
     # ---- the envelope of every call ---------------------------------------------------------------------
 
@@ -51,13 +53,14 @@ class Core:
         return AuditEntry(str(req.caller), str(op), req.purpose.value, req.target, list(keys), outcome, detail)
 
     @contextmanager
-    def audited(self, req: Request, op: Operation, keys: Sequence[KeyRef], detail: str = "") -> Iterator[Session]:
-        """Run the body in a transaction that also writes the audit record; a failure is audited instead."""
+    def audited(self, req: Request, op: Operation, keys: Sequence[KeyRef], detail: str = "") -> Iterator[Txn]:
+        """Run the body in a transaction that also writes the audit record; a failure is audited instead (a
+        sealed chain takes no record at all)."""
         try:
-            with self.audit.transaction(self.entry(req, op, keys, "ok", detail)) as db:
-                yield db
+            with self.audit.transaction(self.entry(req, op, keys, "ok", detail)) as txn:
+                yield txn
         except KeyServiceError as exc:
-            if isinstance(exc, AuditFailure):
+            if isinstance(exc, AuditFailure | ServiceSealed):
                 raise
             raise self.refuse(req, op, keys, exc) from None
 
@@ -66,19 +69,20 @@ class Core:
         self.audit.append(self.entry(req, op, keys, _outcome(exc), exc.code))
         return exc
 
-    def record(self, db: Session, label: str) -> KeyRecord:
-        """The inventory record of `label` (KeyNotFound)."""
+    def record(self, db: Session, label: str, *, signed: bool = True) -> KeyRecord:
+        """The inventory record of `label` (KeyNotFound), its signature checked (KeyRecordForged) unless the
+        caller only shows it."""
         rec = db.execute(_BY_LABEL, {"label": label}).scalar_one_or_none()
         if rec is None:
             raise KeyNotFound(f"no key labelled {label!r} in the inventory")
-        return rec
+        return self.signer.check(rec) if signed else rec
 
     def authorise(self, req: Request, op: Operation, label: str) -> KeyRecord:
         """Load the record and check policy before the HSM is touched; a refusal is audited and raised."""
         with self.sessions() as db:
             try:
                 rec = self.record(db, label)
-            except KeyNotFound as exc:
+            except KeyServiceError as exc:
                 raise self.refuse(req, op, [(label, "")], exc) from None
         try:
             check(req, op, KeyUsage(rec.usage), KeyState(rec.state))
@@ -108,32 +112,55 @@ class Core:
 
     def new_key(self, entry: AuditEntry, label: str, usage: KeyUsage, provenance: Provenance,
                 make: Callable[[bytes], tuple[int, NewKey]], state: KeyState,
-                used: Sequence[KeyRef] = ()) -> KeyView:
-        """Create and record a key for the call described by `entry` (actor, operation, purpose, target)."""
+                used: Sequence[KeyRef] = (), *, with_intent: bool = True) -> KeyView:
+        """Create and record a key for the call described by `entry` (actor, operation, purpose, target).
+
+        Steps, each interruption of which `tsm keys reconcile` rolls back: the intent is committed, the token
+        object is made, then the record, its audit record and the intent's removal commit together. The audit
+        key itself, which signs intents, is made without one (`with_intent` false, at initialisation).
+        """
+        cka_id = secrets.token_bytes(8)
+        intent = ""
         try:
-            with self.sessions() as db:
+            with self.sessions() as db, db.begin():
                 if db.execute(select(KeyRecord.id).where(KeyRecord.label == label)).first():
                     raise KeyExists(f"a key labelled {label!r} is already in the inventory")
-            cka_id = secrets.token_bytes(8)
+                if with_intent:
+                    intent = self.signer.begin(db, entry.operation, label, cka_id.hex(), entry.actor)
+        except KeyServiceError as exc:
+            self.audit.append(replace(entry, keys=[*used, (label, "")], outcome=_outcome(exc), detail=exc.code))
+            raise
+        try:
             handle, spec = make(cka_id)
         except KeyServiceError as exc:
+            self._drop_intent(intent)
             self.audit.append(replace(entry, keys=[*used, (label, "")], outcome=_outcome(exc), detail=exc.code))
             raise
         try:
             method = default_method(spec.algorithm)
             kcv = self.kcv(handle, spec.algorithm, method)
             now = datetime.now(UTC)
-            with self.audit.transaction(replace(entry, keys=[*used, (label, kcv)])) as db:
+            with self.audit.transaction(replace(entry, keys=[*used, (label, kcv)])) as txn:
                 rec = KeyRecord(label=label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
                                 length=spec.length, usage=usage.value, owner=spec.owner, kvn=spec.kvn,
                                 key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,
                                 provenance=provenance.value, created_by=entry.actor, created_at=now,
                                 state_changed_at=now, note=spec.note, exportable=spec.exportable)
-                db.add(rec)
+                self.signer.sign(rec, txn.seq)
+                txn.db.add(rec)
+                if intent:
+                    self.signer.finish(txn.db, intent)
         except KeyServiceError:
             self.hsm.destroy(label)  # nothing half-done: no token object without its record
+            self._drop_intent(intent)
             raise
         return KeyView.of(rec)
+
+    def _drop_intent(self, intent: str) -> None:
+        if not intent:
+            return
+        with self.sessions() as db, db.begin():
+            self.signer.finish(db, intent)
 
 
 def _outcome(exc: KeyServiceError) -> str:

@@ -33,6 +33,13 @@ class ServiceSealed(KeyServiceError):
     status = 503
 
 
+class AuditSealed(ServiceSealed):
+    """The audit chain does not continue the one anchored in the HSM (a rollback, a fork) or a break was found:
+    every key operation is refused until an officer reconciles (`tsm keys reconcile`)."""
+
+    code = "audit_sealed"
+
+
 class ConfigurationError(KeyServiceError):
     """The embedded default or the HSM configuration is missing or inconsistent."""
 
@@ -96,6 +103,13 @@ class KeyStateError(KeyServiceError):
     """The key's SP 800-57 state does not allow the operation or the transition."""
 
     code = "key_state"
+    status = 409
+
+
+class KeyRecordForged(KeyServiceError):
+    """A key record's fields are not the ones the key service signed (changed in the database, or unsigned)."""
+
+    code = "key_record_forged"
     status = 409
 
 

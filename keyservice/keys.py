@@ -14,14 +14,14 @@ from sqlalchemy import select
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice import templates
+from keyservice import reconcile, templates
 from keyservice.audit import AUDIT_KEY_LABEL
 from keyservice.core import Core
 from keyservice.errors import InvalidInput, TestTokenOnly
 from keyservice.hsm import TEST_TOKEN_MARKER
 from keyservice.inventory import CAPABILITIES, KeyState, KeyUsage, Provenance, check_transition
 from keyservice.models import KeyRecord
-from keyservice.policy import Operation, Request
+from keyservice.policy import Operation, Request, check_officer
 from keyservice.views import KeyView, NewKey, TokenCheck
 
 
@@ -70,7 +70,7 @@ class Keys:
         """One inventory record."""
         core = self._core()
         with core.sessions() as db:
-            return KeyView.of(core.record(db, label))
+            return KeyView.of(core.record(db, label, signed=False))
 
     def change_state(self, req: Request, label: str, new_state: KeyState) -> KeyView:
         """Move a key through the SP 800-57 states (destroy has its own call)."""
@@ -79,23 +79,35 @@ class Keys:
         core = self._core()
         rec = core.authorise(req, Operation.CHANGE_STATE, label)
         with core.audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)],
-                          f"{rec.state}->{new_state.value}") as db:
-            rec = core.record(db, label)
+                          f"{rec.state}->{new_state.value}") as txn:
+            rec = core.record(txn.db, label)
             check_transition(KeyState(rec.state), new_state)
             rec.state, rec.state_changed_at = new_state.value, datetime.now(UTC)
+            core.signer.sign(rec, txn.seq)
         return KeyView.of(rec)
 
     def destroy(self, req: Request, label: str) -> KeyView:
-        """Destroy the token object; the record stays, in state destroyed (SP 800-57 §5.3.6)."""
+        """Destroy the token object; the record stays, in state destroyed (SP 800-57 §5.3.6).
+
+        Steps: the intent is committed; the record (state destroyed) commits with its audit record; the token
+        object is destroyed; the intent is removed. `tsm keys reconcile` finishes an interrupted one (the
+        object of a record already destroyed) or rolls it back (the record still live).
+        """
         if label == AUDIT_KEY_LABEL:
             raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
         core = self._core()
         rec = core.authorise(req, Operation.DESTROY, label)
-        with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as db:
-            rec = core.record(db, label)
+        check_transition(KeyState(rec.state), KeyState.DESTROYED)
+        with core.sessions() as db, db.begin():
+            intent = core.signer.begin(db, Operation.DESTROY.value, label, rec.cka_id, str(req.caller))
+        with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as txn:
+            rec = core.record(txn.db, label)
             check_transition(KeyState(rec.state), KeyState.DESTROYED)
             rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
+            core.signer.sign(rec, txn.seq)
         core.hsm.destroy(label)
+        with core.sessions() as db, db.begin():
+            core.signer.finish(db, intent)
         return KeyView.of(rec)
 
     def kcv(self, req: Request, label: str, method: KcvMethod | None = None, length: int = 3) -> str:
@@ -117,7 +129,23 @@ class Keys:
                 KeyRecord.state != KeyState.DESTROYED.value)).scalars()}
         wrong = [f"{label}: {problem}" for label in sorted(live.keys() & on_token.keys())
                  for problem in _drift(core, live[label], on_token[label].length)]
-        return TokenCheck(sorted(live.keys() - on_token.keys()), sorted(on_token.keys() - live.keys()), wrong)
+        untrusted = [f"{f.subject}: {f.detail} (tsm keys reconcile will {f.action})"
+                     for f in reconcile.record_findings(core)]
+        interrupted = [f"{f.subject}: {f.detail} (tsm keys reconcile will {f.action})"
+                       for f in reconcile.findings(core) if f.intent]
+        pending = {f.subject.split(" ")[0] for f in reconcile.findings(core) if f.intent}
+        return TokenCheck(sorted(live.keys() - on_token.keys()),
+                          sorted(on_token.keys() - live.keys() - pending), wrong, untrusted, interrupted)
+
+    def reconcile(self, req: Request, *, apply: bool = False) -> list[reconcile.Finding]:
+        """What a crash, a rollback or a tampered database left behind, and (with `apply`) the remedies, taken
+        and recorded in one reconciliation record (keyservice/reconcile.py). Officers only."""
+        core = self._core()
+        check_officer(req, Operation.RECONCILE)
+        found = reconcile.findings(core)
+        if apply and found:
+            reconcile.apply(core, req, found)
+        return found
 
 
 def _drift(core: Core, rec: KeyRecord, length: int | None) -> list[str]:

@@ -34,6 +34,10 @@ class KeyRecord(Base):
     state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text, default="")
     exportable: Mapped[bool] = mapped_column(Boolean, default=False)
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The audit record that produced this version of the record (bound by `mac`)."""
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """HMAC-SHA256 by the HSM-resident audit key over every field (keyservice/records.py)."""
 
 
 class AuditRecord(Base):
@@ -63,3 +67,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Intent(Base):
+    """A key creation or destruction in progress: written before the token is touched, removed when the
+    operation's record commits (`tsm keys reconcile` rolls an interrupted one forward or back)."""
+
+    __tablename__ = "ks_intents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(128))
+    cka_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[str] = mapped_column(String(40))
+    mac: Mapped[str] = mapped_column(String(64))

@@ -59,10 +59,12 @@ class Request:
     target: str
 
     def __post_init__(self) -> None:
-        if not self.target or len(self.target) > 256:
-            raise InvalidInput("a key-service call needs a target (SE id, SD AID, job id), at most 256 chars")
+        if not self.target or len(self.target) > TARGET_MAX or not self.target.isprintable():
+            raise InvalidInput(f"a key-service call needs a target (SE id, SD AID, job id): 1 to {TARGET_MAX} "
+                               "printable characters")
 
 
+TARGET_MAX: Final = 256
 _MANAGE: Final = frozenset({Purpose.KEY_MANAGEMENT})
 _CHANNEL: Final = frozenset({Purpose.SE_PERSO, Purpose.SE_MANAGEMENT, Purpose.KEY_ROTATION, Purpose.DIAGNOSTIC,
                              Purpose.SELFTEST})
@@ -129,3 +131,9 @@ def check(request: Request, operation: Operation, usage: KeyUsage, state: KeySta
     if state not in usable:
         needed = " or ".join(sorted(s.value for s in usable))
         raise KeyStateError(f"{operation} needs a key that is {needed}; this key is {state}")
+
+
+def check_officer(request: Request, operation: Operation) -> None:
+    """Raise PolicyDenied unless the caller is a security officer (operations on the key service itself)."""
+    if request.caller.kind is not CallerKind.OFFICER:
+        raise PolicyDenied(f"{operation} is reserved to security officers (caller is {request.caller.kind})")

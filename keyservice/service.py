@@ -129,9 +129,13 @@ class KeyService:
         key_type = templates.key_type(spec.algorithm, spec.length)
         entry = AuditEntry(SERVICE_ACTOR, Operation.GENERATE.value, Purpose.KEY_MANAGEMENT.value, "audit-chain", [],
                            "ok")
+        if any(o.label == AUDIT_KEY_LABEL for o in core.hsm.objects()):
+            raise ConfigurationError("the token holds an audit key but the database has no record of it: this "
+                                     "database does not belong to this token (a new TSM_HOME starts afresh)")
         return core.new_key(entry, spec.label, spec.usage, Provenance.GENERATED,
                             lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
-                                                              CAPABILITIES[spec.usage]), spec), KeyState.ACTIVE)
+                                                              CAPABILITIES[spec.usage]), spec), KeyState.ACTIVE,
+                            with_intent=False)
 
     # ---- self-test ----------------------------------------------------------------------------------------
 

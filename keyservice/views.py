@@ -70,15 +70,18 @@ class NewKey:
 
 @dataclass(frozen=True)
 class TokenCheck:
-    """Differences between the inventory and the token (`tsm keys check`)."""
+    """Differences between the inventory and the token (`tsm keys check`); each entry names its remedy."""
 
     missing_on_token: list[str]
     missing_in_inventory: list[str]
     wrong_attributes: list[str]
+    untrusted_records: list[str]
+    interrupted: list[str]
 
     @property
     def consistent(self) -> bool:
-        return not (self.missing_on_token or self.missing_in_inventory or self.wrong_attributes)
+        return not (self.missing_on_token or self.missing_in_inventory or self.wrong_attributes
+                    or self.untrusted_records or self.interrupted)
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class VerifyReport:
     records: int
     head_seq: int
     head_hash: str
+    acknowledged: tuple[int, ...] = ()
+    """Records whose break an officer acknowledged in a reconciliation record (still reported)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""Key records and intents bound to the HSM, so that an administrator of the database cannot forge them.
+
+A key record is signed with HMAC-SHA256 by the HSM-resident audit key over its canonical encoding: every
+field, including the sequence number of the audit record that produced this version (`audit_seq`). The
+signature is checked before every use of the key (`check`); a record changed in the database is refused with
+KeyRecordForged and reported by `tsm keys check`, which also catches a whole row replayed from a backup by
+comparing `audit_seq` with the last audit record that changed the key.
+
+An intent (`ks_intents`) is written before the token is touched by a key creation or destruction and removed
+with the record's commit; each is signed the same way, so a forged intent cannot make `tsm keys reconcile`
+destroy a key. Domain separation: each signed form starts with its own label.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Final
+
+from pkcs11.mechanisms import Mechanism
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from keyservice.audit import AUDIT_KEY_LABEL
+from keyservice.errors import KeyRecordForged
+from keyservice.hsm import Hsm
+from keyservice.models import Intent, KeyRecord
+
+RECORD_DOMAIN: Final = b"tsm.key-record.v1\x00"
+INTENT_DOMAIN: Final = b"tsm.intent.v1\x00"
+
+
+def _utc(value: datetime) -> str:
+    """A timestamp as stored by either backend (SQLite drops the zone: naive means UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def record_encoding(rec: KeyRecord) -> bytes:
+    """Canonical encoding of every field of a key record (sorted-key compact JSON)."""
+    body = {"label": rec.label, "cka_id": rec.cka_id, "algorithm": rec.algorithm, "length": rec.length,
+            "usage": rec.usage, "owner": rec.owner, "kvn": rec.kvn, "key_id": rec.key_id, "state": rec.state,
+            "kcv": rec.kcv, "kcv_method": rec.kcv_method, "provenance": rec.provenance,
+            "created_by": rec.created_by, "created_at": _utc(rec.created_at),
+            "state_changed_at": _utc(rec.state_changed_at), "note": rec.note, "exportable": bool(rec.exportable),
+            "audit_seq": rec.audit_seq}
+    return RECORD_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def intent_encoding(intent: Intent) -> bytes:
+    """Canonical encoding of an intent."""
+    body = {"id": intent.id, "operation": intent.operation, "label": intent.label, "cka_id": intent.cka_id,
+            "actor": intent.actor, "created_at": intent.created_at}
+    return INTENT_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+class Signer:
+    """Signs and checks key records and intents with the audit key, inside the HSM."""
+
+    def __init__(self, hsm: Hsm) -> None:
+        self._hsm = hsm
+
+    def _mac(self, data: bytes) -> str:
+        with self._hsm.lock:
+            return self._hsm.raw.sign(self._hsm.hot_handle(AUDIT_KEY_LABEL), Mechanism.SHA256_HMAC, data).hex()
+
+    def sign(self, rec: KeyRecord, audit_seq: int) -> None:
+        """Bind the record, as it now is, to the audit record `audit_seq` that produced it."""
+        rec.audit_seq = audit_seq
+        rec.mac = self._mac(record_encoding(rec))
+
+    def forged(self, rec: KeyRecord) -> str | None:
+        """Why the record is not the one the key service signed (None when it is)."""
+        if not rec.mac:
+            return "the record is not signed (written before signing existed, or its signature was removed)"
+        if not hmac.compare_digest(self._mac(record_encoding(rec)), rec.mac):
+            return "the record's fields are not the ones the key service signed"
+        return None
+
+    def check(self, rec: KeyRecord) -> KeyRecord:
+        """The record, or KeyRecordForged naming what to do."""
+        why = self.forged(rec)
+        if why is not None:
+            raise KeyRecordForged(f"key {rec.label!r}: {why}; it is not used (tsm keys check, tsm keys reconcile)")
+        return rec
+
+    # ---- intents ------------------------------------------------------------------------------------------
+
+    def begin(self, db: Session, operation: str, label: str, cka_id: str, actor: str) -> str:
+        """Add the intent to create or destroy `label` (the caller commits it before the token is touched)."""
+        intent = Intent(id=secrets.token_hex(16), operation=operation, label=label, cka_id=cka_id, actor=actor,
+                        created_at=datetime.now(UTC).isoformat(timespec="microseconds"), mac="")
+        intent.mac = self._mac(intent_encoding(intent))
+        db.add(intent)
+        return intent.id
+
+    @staticmethod
+    def finish(db: Session, intent_id: str) -> None:
+        """Remove an intent (in the caller's transaction)."""
+        db.execute(delete(Intent).where(Intent.id == intent_id))
+
+    def pending(self, db: Session) -> list[tuple[Intent, bool]]:
+        """Every intent left behind, and whether its signature holds."""
+        intents = db.execute(select(Intent).order_by(Intent.created_at)).scalars().all()
+        return [(i, hmac.compare_digest(self._mac(intent_encoding(i)), i.mac)) for i in intents]
