@@ -31,7 +31,7 @@ def open_service(settings: Settings) -> KeyService:
         except BootstrapError as exc:
             raise ConfigurationError(str(exc)) from None
         hsm = Hsm(settings.pkcs11_module, settings.token_label, pins.user_pin)
-        service = KeyService(hsm, session_factory(make_engine(settings.database_url)))
+        service = KeyService(hsm, session_factory(make_engine(settings.database_url, settings.database_busy_timeout)))
         _open[key] = service
     return service
 
