@@ -348,7 +348,7 @@ class AuditLog:
         rolling window of older records (hash and link). A break found seals the service."""
         anchored = self.anchor()
         if anchored.sealed:
-            return {"status": "sealed", "detail": anchored.sealed, "seq": anchored.seq}
+            return {"status": "sealed", "code": AuditSealed.code, "detail": anchored.sealed, "seq": anchored.seq}
         try:
             head = self._check_head(anchored)
             self._check_structure(head)
@@ -356,9 +356,9 @@ class AuditLog:
             self._check_window()
         except AuditChainBroken as exc:
             self.seal(f"audit record {exc.seq}: {exc}")
-            return {"status": "broken", "detail": str(exc), "seq": exc.seq}
+            return {"status": "broken", "code": exc.code, "detail": str(exc), "seq": exc.seq}
         except AuditSealed as exc:
-            return {"status": "sealed", "detail": str(exc), "seq": anchored.seq}
+            return {"status": "sealed", "code": exc.code, "detail": str(exc), "seq": anchored.seq}
         return {"status": "ok", "records": head}
 
     def _check_head(self, anchored: Anchor) -> int:

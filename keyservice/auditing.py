@@ -28,6 +28,10 @@ class AuditTrail:
         names the first bad record)."""
         return self._core().audit.verify()
 
+    def status(self) -> dict[str, object]:
+        """The health check of the chain without a full walk: `status` ok, sealed or broken (keyservice/audit.py)."""
+        return self._core().audit.status()
+
     def check_head(self) -> VerifyReport:
         """The cheap check for health probes: the newest record, the head row and the HSM anchor agree."""
         return self._core().audit.check_head()

@@ -36,7 +36,8 @@ def open_service(settings: Settings) -> KeyService:
         except BootstrapError as exc:
             raise ConfigurationError(str(exc)) from None
         service = KeyService(settings.pkcs11_module, settings.token_label,
-                             session_factory(make_engine(settings.database_url)), profile=profile.name,
+                             session_factory(make_engine(settings.database_url, settings.database_busy_timeout)),
+                             profile=profile.name,
                              strategies=profile_table(profile.strategies, profile.name))
         service.unseal(pins.user_pin)
         _open[key] = service

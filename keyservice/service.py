@@ -160,6 +160,12 @@ class KeyService:
 
     # ---- inspection ---------------------------------------------------------------------------------------
 
+    def status(self) -> dict[str, object]:
+        """The state of the barrier: sealed or open, and the audit chain's health check (/health)."""
+        if self._core is None:
+            return {"sealed": True, "audit_chain": {"status": "sealed", "detail": "the token is not open"}}
+        return {"sealed": False, "audit_chain": self.audit.status()}
+
     def ping_database(self) -> None:
         """One round trip to the database (SQLAlchemyError when it cannot be reached)."""
         with self._sessions() as db:

@@ -1,6 +1,7 @@
 """Bootstrap of the embedded default HSM: a private SoftHSM2 configuration and token under `$TSM_HOME`.
 
-The token's SO and user PINs are generated here and kept in a JSON file readable only by its owner (0600).
+The token's SO and user PINs are generated here and kept in a JSON file readable only by its owner (0600),
+in a directory only its owner can enter (0700); wider modes are refused (storage.permissions).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import ctypes
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,12 +18,17 @@ from typing import Final
 
 import pkcs11
 
+from storage.permissions import PRIVATE_FILE, make_private_dir, refuse_if_shared
+
 # PKCS#11 v2.40 constants of the token initialisation (§5.4, §5.6).
 CKU_SO: Final = 0
 CKF_RW_SESSION: Final = 0x2
 CKF_SERIAL_SESSION: Final = 0x4
 CKF_TOKEN_INITIALIZED: Final = 0x400
 TOKEN_LABEL_LENGTH: Final = 32
+PIN_DIR: Final = "directory of the PIN file"
+MAX_PIN_FILE: Final = 4096
+_PIN_FIELDS: Final = ("so_pin", "user_pin")
 
 
 class BootstrapError(Exception):
@@ -42,10 +49,10 @@ class TokenPins:
 
 
 def write_conf(conf: Path, tokendir: Path) -> None:
-    """Write the private softhsm2.conf pointing at `tokendir` (idempotent)."""
-    tokendir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the private softhsm2.conf pointing at `tokendir` (idempotent; missing directories made 0700)."""
+    make_private_dir(tokendir)
+    make_private_dir(conf.parent)
     template = resources.files("softhsm").joinpath("softhsm2.conf.in").read_text()
-    conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(template.format(tokendir=tokendir))
 
 
@@ -55,26 +62,41 @@ def generate_pins() -> TokenPins:
 
 
 def save_pins(path: Path, pins: TokenPins) -> None:
-    """Write the PIN file with mode 0600 (created that way, never widened)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write the PIN file with mode 0600 (created that way, never widened) in a 0700 directory."""
+    make_private_dir(path.parent)
+    refuse_if_shared(path.parent, PIN_DIR)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), PRIVATE_FILE)
         json.dump({"so_pin": pins.so_pin, "user_pin": pins.user_pin}, fh)
-    os.chmod(path, 0o600)
 
 
 def load_pins(path: Path) -> TokenPins:
-    """Read the PIN file; refuse one that others can read."""
+    """Read the PIN file; refuse one, or a directory holding it, that others can use.
+
+    The mode is checked on the file actually opened (fstat), not on the name.
+    """
     try:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise BootstrapError(f"PIN file {path} must be readable by its owner only (mode is {mode:o})")
-        data = json.loads(path.read_text())
-        return TokenPins(so_pin=str(data["so_pin"]), user_pin=str(data["user_pin"]))
-    except FileNotFoundError:
+        refuse_if_shared(path.parent, PIN_DIR)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the process
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise BootstrapError(f"PIN file {path} is not a regular file")
+            refuse_if_shared(path, "PIN file", st)
+            raw = fh.read(MAX_PIN_FILE)
+    except (FileNotFoundError, NotADirectoryError):
         raise BootstrapError(f"PIN file {path} does not exist: run `tsm init`") from None
-    except (KeyError, ValueError):
-        raise BootstrapError(f"PIN file {path} is not a valid PIN file") from None
+    except OSError as exc:
+        raise BootstrapError(f"PIN file {path} cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        data = None
+    if not (isinstance(data, dict) and all(isinstance(data.get(k), str) and data[k] for k in _PIN_FIELDS)):
+        raise BootstrapError(f"PIN file {path} is not a valid PIN file: it must be a JSON object with the "
+                             f"non-empty strings so_pin and user_pin, as `tsm init` writes it")
+    return TokenPins(so_pin=data["so_pin"], user_pin=data["user_pin"])
 
 
 class CkTokenInfo(ctypes.Structure):

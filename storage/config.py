@@ -1,18 +1,36 @@
 """Configuration as data: one TOML file plus `TSM_*` environment variables.
 
-Precedence (lowest first): built-in defaults, `$TSM_HOME/tsm.toml` (or `$TSM_CONFIG`), environment.
+Precedence (lowest first): built-in defaults, `$TSM_HOME/tsm.toml` (or `$TSM_CONFIG`), environment; an empty
+variable counts as unset. Every value is checked here, once, for its type and range, so a bad setting is one
+`SettingsError` naming where it came from and what is allowed, before any HSM or database is touched.
 Pointing at PostgreSQL or at a real HSM's PKCS#11 module is configuration, not code.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from storage.permissions import OTHERS_WRITE, refuse_if_shared
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+DEFAULT_HOME: Final = "var"
+DEFAULT_BUSY_TIMEOUT: Final = 5.0
+MAX_BUSY_TIMEOUT: Final = 600.0
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_LENGTH: Final = 4096
+"""No setting is longer than PATH_MAX."""
+TOKEN_LABEL_BYTES: Final = 32
+"""CK_TOKEN_INFO.label is 32 bytes (PKCS#11 v2.40 §3.2)."""
+URL_HINT: Final = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 
 
 class SettingsError(ValueError):
@@ -34,6 +52,7 @@ class Settings:
     token_dir: Path
     hsm_profile: str
     log_level: str = "INFO"
+    database_busy_timeout: float = DEFAULT_BUSY_TIMEOUT
 
 
 _ENV = {
@@ -45,7 +64,11 @@ _ENV = {
     "token_dir": "TSM_TOKEN_DIR",
     "hsm_profile": "TSM_HSM_PROFILE",
     "log_level": "TSM_LOG_LEVEL",
+    "database_busy_timeout": "TSM_DATABASE_BUSY_TIMEOUT",
 }
+_PATHS = ("pin_file", "softhsm_conf", "token_dir")
+_TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+               dict: "a table"}
 
 
 def _defaults(home: Path) -> dict[str, Any]:
@@ -58,33 +81,163 @@ def _defaults(home: Path) -> dict[str, Any]:
         "softhsm_conf": home / "softhsm" / "softhsm2.conf",
         "token_dir": home / "softhsm" / "tokens",
         "hsm_profile": "softhsm2",
+        "log_level": "INFO",
+        "database_busy_timeout": DEFAULT_BUSY_TIMEOUT,
     }
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the settings for this process (`env` defaults to `os.environ`)."""
+    """Read and check the settings for this process (`env` defaults to `os.environ`)."""
     env = dict(os.environ) if env is None else env
-    home = Path(env.get("TSM_HOME", "var")).resolve()
+    home = _home(env.get("TSM_HOME") or DEFAULT_HOME)
     values = _defaults(home)
-    config_file = Path(env.get("TSM_CONFIG", str(home / "tsm.toml")))
-    if config_file.is_file():
-        try:
-            with config_file.open("rb") as fh:
-                values.update(tomllib.load(fh))
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{config_file} is not valid TOML: {exc}") from None
+    config_file = _config_file(env.get("TSM_CONFIG") or "", home)
+    if config_file is not None:
+        for name, raw in _read(config_file).items():
+            values[name] = _check(name, raw, f"{name} in {config_file}", from_env=False)
     for name, var in _ENV.items():
         if env.get(var):
-            values[name] = env[var]
-    known = {f.name for f in fields(Settings)}
-    unknown = set(values) - known
-    if unknown:
-        raise SettingsError(f"unknown settings in {config_file}: {', '.join(sorted(unknown))}")
-    for name in ("home", "pin_file", "softhsm_conf", "token_dir"):
-        values[name] = Path(values[name])
+            values[name] = _check(name, env[var], var, from_env=True)
     return Settings(**values)
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
     """A copy of `settings` with some fields replaced (tests, `tsm init` options)."""
     return replace(settings, **changes)
+
+
+def _home(raw: str) -> Path:
+    """TSM_HOME, resolved: absent or a private directory (`tsm init` creates it)."""
+    text = _text(raw, "TSM_HOME")
+    try:
+        home = Path(text).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise SettingsError(f"TSM_HOME {_show(text)} cannot be resolved: {_one_line(str(exc))}") from None
+    st = _stat(home, "TSM_HOME")
+    if st is None:
+        return home
+    if not stat.S_ISDIR(st.st_mode):
+        raise SettingsError(f"TSM_HOME {home} is not a directory: point it at a directory, or unset it for ./var")
+    refuse_if_shared(home, "TSM_HOME", st)
+    return home
+
+
+def _config_file(explicit: str, home: Path) -> Path | None:
+    """The configuration file to read, if any; one named by TSM_CONFIG must exist."""
+    path = Path(_text(explicit, "TSM_CONFIG")) if explicit else home / "tsm.toml"
+    where = "TSM_CONFIG" if explicit else "configuration file"
+    st = _stat(path, where)
+    if st is None:
+        if explicit:
+            raise SettingsError(f"TSM_CONFIG {path} does not exist: create it, or unset TSM_CONFIG")
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise SettingsError(f"{where} {path} is not a regular file")
+    refuse_if_shared(path, "configuration file", st, bits=OTHERS_WRITE)  # it names the PKCS#11 library to load
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path} is not valid TOML: {_one_line(str(exc))}") from None
+    except OSError as exc:
+        raise SettingsError(f"configuration file {path} cannot be read: {exc.strerror}") from None
+    if "home" in data:
+        raise SettingsError(f"home cannot be set in {path} (the file lives in it): set TSM_HOME")
+    unknown = set(data) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise SettingsError(f"unknown settings in {path}: {', '.join(_show(k) for k in sorted(unknown))}")
+    return data
+
+
+def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
+    """The value of setting `name` from `raw` (a TOML value, or an environment string), or SettingsError."""
+    if name == "database_busy_timeout":
+        return _busy_timeout(raw, where, from_env)
+    value = _text(raw, where)
+    if name in _PATHS:
+        path = Path(value)
+        _stat(path, where)
+        return path
+    if name == "token_label" and len(value.encode()) > TOKEN_LABEL_BYTES:
+        raise SettingsError(f"{where} is longer than {TOKEN_LABEL_BYTES} bytes (the PKCS#11 token label)")
+    if name == "log_level":
+        if value.upper() not in LOG_LEVELS:
+            raise SettingsError(f"{where}: {_show(value)} is not a log level (one of {', '.join(LOG_LEVELS)})")
+        return value.upper()
+    if name == "database_url":
+        _check_database_url(value, where)
+    if name == "pkcs11_module":
+        _stat(Path(value), where)
+    return value
+
+
+def _text(raw: Any, where: str) -> str:
+    if not isinstance(raw, str):
+        raise SettingsError(f"{where} must be a string, not {_toml_type(raw)}")
+    if not raw:
+        raise SettingsError(f"{where} must not be empty")
+    if len(raw) > MAX_LENGTH:
+        raise SettingsError(f"{where} is longer than {MAX_LENGTH} characters")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in raw):
+        raise SettingsError(f"{where} contains a control character")
+    return raw
+
+
+def _busy_timeout(raw: Any, where: str, from_env: bool) -> float:
+    if from_env and isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{where} must be a number of seconds, not {_show(raw)}") from None
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    else:
+        raise SettingsError(f"{where} must be a number of seconds, not {_toml_type(raw)}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_BUSY_TIMEOUT):
+        raise SettingsError(f"{where} must be between 0 and {MAX_BUSY_TIMEOUT:g} seconds")
+    return value
+
+
+def _check_database_url(url: str, where: str) -> None:
+    """A URL SQLAlchemy can parse, for a dialect it has and a driver that is installed (never echoed: it may
+    hold a password)."""
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:  # before ArgumentError, its base
+        raise SettingsError(f"{where} names an unknown database {_show(url.split(':', 1)[0])}: "
+                            f"{URL_HINT}") from None
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{where} is not a database URL: {URL_HINT}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise SettingsError(f"{where}: the {parsed.drivername} driver (Python module {exc.name or '?'}) is not "
+                            f"installed: install it, or {URL_HINT}") from None
+
+
+def _stat(path: Path, where: str) -> os.stat_result | None:
+    """`path`'s status, or None if nothing is there; a path that cannot even be looked up is an error."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise SettingsError(f"{where} {_show(str(path))}: {exc.strerror}") from None
+
+
+def _toml_type(value: Any) -> str:
+    return next((name for kind, name in _TOML_TYPES.items() if isinstance(value, kind)), "a date or time")
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,21 +1,36 @@
-"""Engine and session factory, and the Alembic upgrade entry point."""
+"""Engine and session factory, and the Alembic upgrade entry point.
+
+A SQLite database file is created 0600 before SQLite opens it (its -wal and -shm files take the same mode),
+and an existing one others can read is refused. A write that waits for another process's lock gives up
+after `database_busy_timeout` seconds: SQLite's busy timeout, PostgreSQL's `lock_timeout`.
+"""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.config import DEFAULT_BUSY_TIMEOUT, SettingsError
+from storage.permissions import make_private_file, refuse_if_shared
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_COMPANIONS: Final = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the database (https://sqlite.org/tempfiles.html), as readable as the database."""
+_LIBPQ_DRIVERS: Final = ("psycopg", "psycopg2")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets foreign keys on and a busy timeout."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine for `url`; SQLite gets foreign keys on, WAL, and a bounded busy wait."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        private_sqlite_file(parsed)
+        engine = create_engine(parsed, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -26,7 +41,34 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() in _LIBPQ_DRIVERS and "options" not in parsed.query:
+        # lock_timeout 0 would mean "wait forever": at least one millisecond
+        connect_args["options"] = f"-c lock_timeout={max(1, round(busy_timeout * 1000))}"
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+
+def private_sqlite_file(url: URL) -> None:
+    """Create the SQLite database file 0600 if it is missing; refuse one (or its companions) others can read."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        if make_private_file(path):
+            return
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return  # no such directory: SQLite says "unable to open database file"
+    except OSError as exc:
+        raise SettingsError(f"database file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SettingsError(f"database_url points at {path}, which is not a regular file")
+    refuse_if_shared(path, "database file", st)
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            refuse_if_shared(companion, "database file", companion.stat())
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -44,4 +86,5 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (`tsm db upgrade`, `tsm init`)."""
+    private_sqlite_file(make_url(url))
     command.upgrade(alembic_config(url), revision)

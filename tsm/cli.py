@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from tsm.errors import EXPECTED_ERRORS, error_code, error_message
+from tsm.errors import CLI_ERRORS
+from web.errors import error_code, error_message
 
 
 class TsmGroup(click.Group):
@@ -20,7 +21,7 @@ class TsmGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except EXPECTED_ERRORS as exc:
+        except CLI_ERRORS as exc:
             click.echo(f"error[{error_code(exc)}]: {error_message(exc)}", err=True)
             sys.exit(2)
 

@@ -12,6 +12,7 @@ from keyservice.errors import ConfigurationError
 from keyservice.runtime import open_service, prepare_module_env
 from softhsm import bootstrap
 from storage.config import DEFAULT_MODULE, Settings
+from storage.permissions import make_private_dir
 from storage.session import upgrade
 
 
@@ -26,7 +27,7 @@ class InitReport:
 
 def initialise(settings: Settings, test_token: bool = False) -> InitReport:
     """Create whatever of the embedded default is missing; never touch what exists."""
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(settings.home)
     created = False
     if settings.pkcs11_module == DEFAULT_MODULE:
         bootstrap.write_conf(settings.softhsm_conf, settings.token_dir)

@@ -1,4 +1,7 @@
-"""Flask application factory (Pallets pattern: no app at import time, configuration as data)."""
+"""Flask application factory (Pallets pattern: no app at import time, configuration as data).
+
+Every error the app answers is an RFC 9457 problem document (web/problems.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from storage.config import Settings, load_settings
-from web import health
+from web import health, problems
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -20,5 +23,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["TSM_SETTINGS"] = load_settings()
     settings: Settings = app.config["TSM_SETTINGS"]
     app.logger.setLevel(settings.log_level)
+    problems.init_app(app)
     app.register_blueprint(health.bp)
     return app
