@@ -209,6 +209,13 @@ class AuditLog:
         if not hmac.compare_digest(prev, head_hash):
             raise self.seal("the chain head row does not match the records beyond the HSM anchor")
 
+    def require_open(self) -> None:
+        """AuditSealed unless the database head continues the anchored chain (before a card is touched)."""
+        with self._sessions() as db, db.begin():
+            conn = db.connection()
+            head = conn.execute(select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)).one()
+            self._check_anchor(conn, head.seq, head.record_hash)
+
     # ---- appends -----------------------------------------------------------------------------------------
 
     @contextmanager
@@ -365,13 +372,12 @@ class AuditLog:
         with self._sessions() as db, db.begin():
             conn = db.connection()
             head = conn.execute(select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)).one()
-            last = conn.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()
+            record = db.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).scalars().first()
             self._check_anchor(conn, head.seq, head.record_hash)
-            if last is None:
+            if record is None:
                 if head.seq:
                     raise AuditChainBroken("the audit table is empty but the chain head is not", 1)
                 return 0
-        record = last[0]
         if (record.seq, record.record_hash) != (head.seq, head.record_hash):
             raise AuditChainBroken(f"the newest record {record.seq} does not match the chain head (head {head.seq})",
                                    record.seq)
@@ -386,17 +392,25 @@ class AuditLog:
     def _check_structure(self, head: int) -> None:
         """Contiguous sequence numbers and every link, for the whole chain, in the database (no hashing)."""
         acks = self.acknowledged()
-        prev = func.lag(AuditRecord.record_hash).over(order_by=AuditRecord.seq)
-        links = select(AuditRecord.seq, AuditRecord.prev_hash, prev.label("before")).subquery()
+        order = {"order_by": AuditRecord.seq}
+        links = select(AuditRecord.seq, AuditRecord.prev_hash,
+                       func.lag(AuditRecord.record_hash).over(**order).label("before"),
+                       func.lag(AuditRecord.seq).over(**order).label("before_seq")).subquery()
         with self._sessions() as db:
-            count, top = db.execute(select(func.count(), func.coalesce(func.max(AuditRecord.seq), 0))).one()
-            broken = db.execute(select(links.c.seq).where(links.c.before.is_not(None))
-                                .where(links.c.prev_hash != links.c.before).order_by(links.c.seq)).scalars().all()
-        gaps = top - count
-        if top != head or (gaps and not acks):
-            raise AuditChainBroken(f"{gaps} record(s) are missing from the chain", head)
-        for seq in broken:
-            if seq not in acks and seq - 1 not in acks:
+            top = db.execute(select(func.coalesce(func.max(AuditRecord.seq), 0))).scalar_one()
+            first = db.execute(select(func.min(AuditRecord.seq))).scalar_one()
+            broken = db.execute(select(links.c.seq, links.c.before_seq).where(links.c.before.is_not(None)).where(
+                (links.c.prev_hash != links.c.before) | (links.c.seq != links.c.before_seq + 1))
+                .order_by(links.c.seq)).all()
+        if top != head:
+            raise AuditChainBroken(f"the chain head says record {head}, the newest stored record is {top}", head)
+        if first not in (None, 1) and 1 not in acks:
+            raise AuditChainBroken(f"record 1 is missing (the first stored record is {first})", 1)
+        for seq, before_seq in broken:
+            if seq != before_seq + 1 and before_seq + 1 not in acks:
+                raise AuditChainBroken(f"record {before_seq + 1} is missing (next stored record is {seq})",
+                                       before_seq + 1)
+            if seq not in acks and seq - 1 not in acks and seq == before_seq + 1:
                 raise AuditChainBroken(f"record {seq} does not link to the record before it", seq)
 
     def _advance_checkpoint(self, head: int) -> None:

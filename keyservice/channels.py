@@ -303,6 +303,7 @@ class Channels:
     def open(self, req: Request, spec: ChannelSpec) -> ChannelSession:
         """A secure channel with the keys of `spec`; policy is checked for each key now."""
         core = self._core()
+        core.audit.require_open()
         records = [core.authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
         return ChannelSession(core, req, spec, records)
 

@@ -66,7 +66,8 @@ def last_writers(core: Core) -> dict[str, int]:
                 keys = stored_keys(row)
             except AuditChainBroken:
                 continue
-            for label, _ in keys:
+            written = keys if row.operation == RECONCILE_OPERATION else keys[-1:]  # imports name their KEK first
+            for label, _ in written:
                 last[label] = row.seq
     return last
 

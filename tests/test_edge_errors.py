@@ -13,7 +13,7 @@ from sqlalchemy import text
 from keyservice.errors import KeyNotFound
 from keyservice.service import KeyService
 from storage.config import Settings
-from tests.conftest import make_service
+from tests.conftest import core_of, make_service
 from web.app import create_app
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
@@ -64,7 +64,7 @@ def test_health_ok_is_plain_json(client):
 
 def test_health_with_the_audit_table_dropped_is_a_503_problem(client, served):
     _, service = served
-    with service.sessions() as db:
+    with core_of(service).sessions() as db:
         cascade = " CASCADE" if db.get_bind().dialect.name == "postgresql" else ""
         db.execute(text(f"DROP TABLE ks_audit{cascade}"))
         db.commit()

@@ -56,14 +56,12 @@ def test_edit_is_detected(chain):
 
 
 def test_edit_with_recomputed_hash_fails_the_mac(chain):
-    import hashlib
-
-    from keyservice.audit import _entry, canonical
+    from keyservice.audit import row_hash
 
     with core_of(chain).sessions() as db, db.begin():
         row = db.execute(select(AuditRecord).where(AuditRecord.seq == 5)).scalar_one()
         row.target = "elsewhere"
-        row.record_hash = hashlib.sha256(canonical(row.seq, row.ts, _entry(row), row.prev_hash)).hexdigest()
+        row.record_hash = row_hash(row)
     assert _broken_at(chain) == 5
 
 

@@ -116,7 +116,7 @@ def test_a_commit_whose_anchor_was_not_written_rolls_forward(lab):
     anchor are genuine (MACed by the HSM), so the next operation moves the anchor forward; nothing is sealed."""
     seq, digest = _head(lab)
     lab.keys.change_state(OFFICER, "kek", KeyState.ACTIVE)
-    core_of(lab).audit.write_anchor(seq, digest)  # what a crash before the anchor write leaves behind
+    core_of(lab).hsm.set_anchor(ANCHOR_APPLICATION, f"{seq}:{digest}")  # a crash before the anchor write
     lab.keys.kcv(OFFICER, "kek")
     assert lab.audit.verify().records == seq + 2
 
@@ -124,7 +124,7 @@ def test_a_commit_whose_anchor_was_not_written_rolls_forward(lab):
 def test_records_beyond_the_anchor_must_be_genuine(lab):
     seq, digest = _head(lab)
     lab.keys.change_state(OFFICER, "kek", KeyState.ACTIVE)
-    core_of(lab).audit.write_anchor(seq, digest)
+    core_of(lab).hsm.set_anchor(ANCHOR_APPLICATION, f"{seq}:{digest}")
     _exec(lab, update(AuditRecord).where(AuditRecord.seq == seq + 1).values(detail="forged"))
     with pytest.raises(ServiceSealed):
         lab.keys.kcv(OFFICER, "kek")
