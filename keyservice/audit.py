@@ -392,10 +392,9 @@ class AuditLog:
     def _check_structure(self, head: int) -> None:
         """Contiguous sequence numbers and every link, for the whole chain, in the database (no hashing)."""
         acks = self.acknowledged()
-        order = {"order_by": AuditRecord.seq}
         links = select(AuditRecord.seq, AuditRecord.prev_hash,
-                       func.lag(AuditRecord.record_hash).over(**order).label("before"),
-                       func.lag(AuditRecord.seq).over(**order).label("before_seq")).subquery()
+                       func.lag(AuditRecord.record_hash).over(order_by=AuditRecord.seq).label("before"),
+                       func.lag(AuditRecord.seq).over(order_by=AuditRecord.seq).label("before_seq")).subquery()
         with self._sessions() as db:
             top = db.execute(select(func.coalesce(func.max(AuditRecord.seq), 0))).scalar_one()
             first = db.execute(select(func.min(AuditRecord.seq))).scalar_one()

@@ -232,9 +232,30 @@ def check_keys(as_json: bool) -> None:
         rows = [("missing on token", label) for label in report.missing_on_token]
         rows += [("missing in inventory", label) for label in report.missing_in_inventory]
         rows += [("attribute drift", problem) for problem in report.wrong_attributes]
+        rows += [("untrusted record", problem) for problem in report.untrusted_records]
+        rows += [("interrupted", problem) for problem in report.interrupted]
         if rows:
             table(("FINDING", "KEY"), rows)
         else:
             click.echo("inventory and token agree")
     if not report.consistent:
         raise SystemExit(1)
+
+
+@keys_group.command("reconcile")
+@click.option("--yes", is_flag=True, help="take the remedies (without it: list what was found and what would be done)")
+@json_option
+def reconcile(yes: bool, as_json: bool) -> None:
+    """After a crash, a restored database or a tampered one: find what is left (an audit chain behind its HSM
+    anchor, interrupted generate/destroy, unsigned or forged key records) and, with --yes, take each remedy in
+    one audited reconciliation record (docs/threat-model.md)."""
+    found = key_service().keys.reconcile(request("reconcile"), apply=yes)
+    if as_json:
+        emit_json({"applied": yes and bool(found), "findings": found})
+        return
+    if not found:
+        click.echo("nothing to reconcile")
+        return
+    table(("FINDING", "SUBJECT", "DETAIL", "ACTION"), [(f.kind, f.subject, f.detail, f.action) for f in found])
+    click.echo("reconciled: one audit record names every finding" if yes
+               else "dry run: add --yes to take these actions")
