@@ -97,3 +97,27 @@ def test_typed_error_keeps_its_code_and_status(client):
 
 def test_unknown_route_is_a_problem(client):
     assert problem(client.get("/nope"), 404)["code"] == "not_found"
+
+
+def test_health_answers_503_while_the_audit_chain_is_sealed(client, served):
+    """A database rolled back behind the HSM anchor seals the key service: /health says so until reconciled."""
+    from sqlalchemy import delete, select, update
+
+    from globalplatform.keys import KeyAlgorithm
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.inventory import KeyUsage
+    from keyservice.models import AuditHead, AuditRecord
+    from keyservice.policy import Purpose, Request
+    from keyservice.views import NewKey
+
+    _, service = served
+    officer = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "tests")
+    service.keys.generate(officer, NewKey("k", KeyAlgorithm.AES, 16, KeyUsage.KEK, "issuer"))
+    with core_of(service).sessions() as db, db.begin():
+        db.execute(delete(AuditRecord).where(AuditRecord.seq == 2))
+        first = db.execute(select(AuditRecord).where(AuditRecord.seq == 1)).scalar_one()
+        db.execute(update(AuditHead).values(seq=1, record_hash=first.record_hash))
+    body = problem(client.get("/health"), 503)
+    assert body["code"] == "audit_sealed" and body["audit_chain"]["status"] == "sealed"
+    service.keys.reconcile(officer, apply=True)
+    assert client.get("/health").status_code == 200
