@@ -6,15 +6,18 @@ record hash with the non-extractable audit key. Records hold labels, KCVs, purpo
 material. An append that fails raises AuditFailure and the covered operation fails with it (fail closed).
 
 The anchor (docs/threat-model.md, "Rollback"): the head `seq:hash` is written into a token data object after
-each commit. Before every append the database head is compared with it:
+the commit: at once for key management (a rollback of it would revive a key), within ANCHOR_INTERVAL for the
+high-rate usage records (channels, MACs, KCVs), and when the service closes. Before every append the database
+head is compared with the newest record this process saw (kept in its memory), or, when it saw none yet, with
+the HSM anchor:
 
-- the database ends *before* the anchor (a restored copy, deleted newest records): rollback, the service is
-  sealed and the seal is written into the anchor itself, so it stays sealed whatever the database later says,
-  until an officer's reconciliation records what was lost (`reconcile`);
-- the database goes *beyond* the anchor: the anchor write of a commit did not happen (a process killed after
-  its commit). The records beyond are accepted only if they are genuine (hash, link and HSM MAC), which nobody
-  without the HSM can produce; the anchor then rolls forward;
-- the record at the anchored position differs from the anchored hash: a forked chain, sealed.
+- the database ends *before* it (a restored copy, deleted newest records): rollback, the service is sealed and
+  the seal is written into the anchor itself, so it stays sealed whatever the database later says, until an
+  officer's reconciliation records what was lost (`reconcile`);
+- the database goes *beyond* it: records of other processes, or of a process killed between its commit and its
+  anchor write. They are accepted only if they are genuine (hash, link and HSM MAC), which nobody without the
+  HSM can produce, and the anchor then rolls forward;
+- the record at that position differs from the known hash: a forked chain, sealed.
 
 The anchor only ever moves forward, to a record whose MAC the HSM made.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +53,9 @@ ENCODING_VERSION: Final = 1
 GENESIS: Final = "0" * 64
 _HEAD_ID: Final = 1
 WALK_BATCH: Final = 2000
+ANCHOR_INTERVAL: Final = 0.05
+"""Seconds a usage record may wait for the anchor (lazy anchoring, docs/threat-model.md); key management is
+anchored before its result leaves."""
 
 # Statements built once (building and cache-keying them per append cost more than the database work).
 # Bumping the head row first serialises appends (row lock on PostgreSQL, write lock on SQLite) and returns
@@ -59,6 +66,7 @@ _BUMP_HEAD: Final = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEA
                      .returning(_HEAD.c.seq, _HEAD.c.record_hash))
 _SET_HEAD_HASH: Final = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(record_hash=bindparam("new_hash"))
 _INSERT_RECORD: Final = insert(_RECORDS)
+_HEAD_ROW: Final = select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)
 _RECORD_AT: Final = select(AuditRecord).where(AuditRecord.seq == bindparam("seq"))
 _RANGE: Final = (select(AuditRecord).where(AuditRecord.seq > bindparam("after"))
                  .where(AuditRecord.seq <= bindparam("upto")).order_by(AuditRecord.seq))
@@ -143,6 +151,8 @@ class AuditLog:
         self._hsm = hsm
         self._sessions = sessions
         self._rolling = 0  # where the next rolling check of older records starts (status)
+        self._known: tuple[int, str] | None = None  # the newest record this process saw to be genuine
+        self._anchored_at = 0.0
 
     def _mac(self, record_hash: bytes) -> bytes:
         with self._hsm.lock:
@@ -171,12 +181,24 @@ class AuditLog:
     def write_anchor(self, seq: int, digest: str) -> None:
         """Move the anchor forward to `seq:digest` (never backward, never over a seal)."""
         current = self.anchor()
-        if current.sealed or current.seq >= seq:
+        if current.sealed:
+            raise self.seal(current.sealed)
+        if current.seq < seq:
+            self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
+        self._anchored_at = time.monotonic()
+
+    def flush(self) -> None:
+        """Anchor the newest record this process knows of (at close; the lazy anchoring's last step). A sealed
+        anchor is left as it is."""
+        if self._known is None:
             return
-        self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
+        current = self.anchor()
+        if not current.sealed and current.seq < self._known[0]:
+            self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(*self._known).encode())
 
     def seal(self, reason: str) -> AuditSealed:
         """Write the seal into the anchor (it stays until a reconciliation) and hand back the error to raise."""
+        self._known = None
         current = self.anchor()
         if not current.sealed:
             self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(current.seq, current.hash, reason).encode())
@@ -184,46 +206,58 @@ class AuditLog:
                            "(tsm keys reconcile)")
 
     def _check_anchor(self, conn: Connection, head_seq: int, head_hash: str) -> None:
-        """Refuse to append unless the database head continues the anchored chain (module docstring)."""
-        anchored = self.anchor()
-        if anchored.sealed:
-            raise self.seal(anchored.sealed)
-        if anchored.seq > head_seq:
-            raise self.seal(f"rollback: the HSM anchors record {anchored.seq}, the database ends at record "
-                            f"{head_seq}")
-        if anchored.seq == head_seq:
-            if not hmac.compare_digest(anchored.hash, head_hash):
-                raise self.seal(f"the database's record {head_seq} is not the one anchored in the HSM")
+        """Refuse to append unless the database head continues the chain this process knows, or, when it knows
+        none yet, the one anchored in the HSM (module docstring). Records beyond it must be genuine."""
+        if self._known is None:
+            anchored = self.anchor()
+            if anchored.sealed:
+                raise self.seal(anchored.sealed)
+            if anchored.seq > head_seq:
+                raise self.seal(f"rollback: the HSM anchors record {anchored.seq}, the database ends at record "
+                                f"{head_seq}")
+            known_seq, known_hash, source = anchored.seq, anchored.hash, "anchored in the HSM"
+            if anchored.seq and anchored.seq < head_seq:
+                found = conn.execute(select(_RECORDS.c.record_hash).where(_RECORDS.c.seq == anchored.seq)).scalar()
+                if found is None or not hmac.compare_digest(found, anchored.hash):
+                    raise self.seal(f"the database's record {anchored.seq} is not the one anchored in the HSM")
+        else:
+            known_seq, known_hash = self._known
+            source = "this process saw"
+            if known_seq > head_seq:
+                raise self.seal(f"rollback: this process saw record {known_seq}, the database ends at record "
+                                f"{head_seq}")
+        if known_seq == head_seq:
+            if not hmac.compare_digest(known_hash, head_hash):
+                raise self.seal(f"the database's record {head_seq} is not the one {source}")
+            self._known = (head_seq, head_hash)
             return
-        prev = anchored.hash
-        if anchored.seq:
-            found = conn.execute(select(_RECORDS.c.record_hash).where(_RECORDS.c.seq == anchored.seq)).scalar()
-            if found is None or not hmac.compare_digest(found, anchored.hash):
-                raise self.seal(f"the database's record {anchored.seq} is not the one anchored in the HSM")
+        prev = known_hash
         with Session(bind=conn) as view:
-            for row in view.execute(_RANGE, {"after": anchored.seq, "upto": head_seq}).scalars():
+            for row in view.execute(_RANGE, {"after": known_seq, "upto": head_seq}).scalars():
                 why = self.genuine(row, prev)
                 if why is not None:
-                    raise self.seal(f"beyond the HSM anchor, {why}")
+                    raise self.seal(f"beyond the record {source}, {why}")
                 prev = row.record_hash
         if not hmac.compare_digest(prev, head_hash):
-            raise self.seal("the chain head row does not match the records beyond the HSM anchor")
+            raise self.seal("the chain head row does not match the records beyond the anchor")
+        self._known = (head_seq, head_hash)
 
     def require_open(self) -> None:
         """AuditSealed unless the database head continues the anchored chain (before a card is touched)."""
         with self._sessions() as db, db.begin():
             conn = db.connection()
-            head = conn.execute(select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)).one()
+            head = conn.execute(_HEAD_ROW).one()
             self._check_anchor(conn, head.seq, head.record_hash)
 
     # ---- appends -----------------------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, entry: AuditEntry) -> Iterator[Txn]:
+    def transaction(self, entry: AuditEntry, *, anchor: bool = False) -> Iterator[Txn]:
         """A DB transaction that commits the caller's changes together with the audit record for `entry`.
 
-        AuditSealed when the chain does not continue the anchored one; AuditFailure if the record cannot be
-        written (the caller's changes are then rolled back). The anchor moves after the commit.
+        AuditSealed when the chain does not continue the known one; AuditFailure if the record cannot be
+        written (the caller's changes are then rolled back). After the commit the anchor moves: at once when
+        `anchor` (key management, whose rollback would revive a key), else at most ANCHOR_INTERVAL later.
         """
         try:
             with self._sessions() as db, db.begin():
@@ -236,8 +270,14 @@ class AuditLog:
                 except (KeyServiceError, SQLAlchemyError) as exc:
                     raise AuditFailure(f"audit record could not be written ({type(exc).__name__})") from None
         except SQLAlchemyError as exc:
+            self._known = None
             raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
-        self.write_anchor(seq, digest)
+        except BaseException:
+            self._known = None  # the head this process saw may not be the committed one: ask the HSM again
+            raise
+        self._known = (seq, digest)
+        if anchor or time.monotonic() - self._anchored_at >= ANCHOR_INTERVAL:
+            self.write_anchor(seq, digest)
 
     def _insert(self, conn: Connection, seq: int, prev: str, entry: AuditEntry) -> str:
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
@@ -268,6 +308,7 @@ class AuditLog:
             raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
         self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
         self._hsm.set_anchor(CHECKPOINT_APPLICATION, Anchor(0, GENESIS).encode())
+        self._known = (int(seq), digest)
         return int(seq)
 
     # ---- reading and verifying ---------------------------------------------------------------------------
@@ -371,7 +412,7 @@ class AuditLog:
     def _check_head(self, anchored: Anchor) -> int:
         with self._sessions() as db, db.begin():
             conn = db.connection()
-            head = conn.execute(select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)).one()
+            head = conn.execute(_HEAD_ROW).one()
             record = db.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).scalars().first()
             self._check_anchor(conn, head.seq, head.record_hash)
             if record is None:

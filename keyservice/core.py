@@ -26,7 +26,7 @@ from keyservice.gp.kcv import kcv_hex
 from keyservice.hsm import Hsm
 from keyservice.inventory import KeyState, KeyUsage, Provenance
 from keyservice.models import KeyRecord
-from keyservice.policy import Operation, Request, check
+from keyservice.policy import PRIVILEGED, Operation, Request, check
 from keyservice.records import Signer
 from keyservice.views import KeyView, NewKey
 
@@ -57,7 +57,7 @@ class Core:
         """Run the body in a transaction that also writes the audit record; a failure is audited instead (a
         sealed chain takes no record at all)."""
         try:
-            with self.audit.transaction(self.entry(req, op, keys, "ok", detail)) as txn:
+            with self.audit.transaction(self.entry(req, op, keys, "ok", detail), anchor=op in PRIVILEGED) as txn:
                 yield txn
         except KeyServiceError as exc:
             if isinstance(exc, AuditFailure | ServiceSealed):
@@ -140,7 +140,7 @@ class Core:
             method = default_method(spec.algorithm)
             kcv = self.kcv(handle, spec.algorithm, method)
             now = datetime.now(UTC)
-            with self.audit.transaction(replace(entry, keys=[*used, (label, kcv)])) as txn:
+            with self.audit.transaction(replace(entry, keys=[*used, (label, kcv)]), anchor=True) as txn:
                 rec = KeyRecord(label=label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
                                 length=spec.length, usage=usage.value, owner=spec.owner, kvn=spec.kvn,
                                 key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,

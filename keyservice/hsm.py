@@ -98,6 +98,10 @@ class Hsm:
         self._pid = os.getpid()
         self._handles: dict[str, int] = {}
         self._session_copies: dict[str, int] = {}
+        self._static: set[int] = set()
+        self.static_l: dict[int, bytes] = {}
+        """E(K, 0) of static keys, the CMAC subkey source (SP 800-38B §6.1), kept for the session's life: it is
+        public-data ciphertext like a KCV and reveals nothing of K (hsmops.cmac_inputs)."""
         self._anchors: dict[str, Any] = {}
         self._lib, self._token, self._session = self._open(user_pin)
         self.raw = RawSession(module, int(self._session.handle))
@@ -143,6 +147,8 @@ class Hsm:
             self._session.close()
             self._handles.clear()
             self._session_copies.clear()
+            self._static.clear()
+            self.static_l.clear()
 
     # ---- inspection -------------------------------------------------------------------------------------
 
@@ -199,13 +205,20 @@ class Hsm:
         with self.lock:
             copy = self.raw.copy(self.handle(label), templates.session_copy())
         self._session_copies[label] = copy
+        self._static.add(copy)
         return copy
+
+    def is_static(self, handle: int) -> bool:
+        """Whether `handle` is a per-process copy of a token key (not a derived session key)."""
+        return handle in self._static
 
     def forget(self, label: str) -> None:
         """Drop cached handles for `label` (after destroy), destroying its session copy."""
         self._handles.pop(label, None)
         copy = self._session_copies.pop(label, None)
         if copy is not None:
+            self._static.discard(copy)
+            self.static_l.pop(copy, None)
             with self.lock:
                 self.raw.destroy(copy)
 

@@ -9,6 +9,7 @@ Callers hold `Hsm.lock`: one thread at a time per process.
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Mapping
 from typing import Final
 
@@ -114,10 +115,19 @@ def check(rv: int, what: str) -> None:
 
 
 def pack_template(template: Template) -> tuple[ctypes.Array[CkAttribute], list[object]]:
-    """A CK_ATTRIBUTE array for `template`, and the buffers it points into (keep them alive)."""
-    attrs = (CkAttribute * len(template))()
+    """A CK_ATTRIBUTE array for `template`, and the buffers it points into (keep them alive).
+
+    Packing costs more than the PKCS#11 call it serves (≈ 40 µs against ≈ 20 µs for a derive on SoftHSM2), so
+    the arrays of the last templates are kept (`_packed`): PKCS#11 only reads a template.
+    """
+    return _packed(tuple(template.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _packed(items: tuple[tuple[Attribute, AttrValue], ...]) -> tuple[ctypes.Array[CkAttribute], list[object]]:
+    attrs = (CkAttribute * len(items))()
     keep: list[object] = []
-    for i, (attr, value) in enumerate(template.items()):
+    for i, (attr, value) in enumerate(items):
         buf: ctypes.Array[ctypes.c_char] | CK_ULONG | CK_BBOOL
         if isinstance(value, bool):
             buf = CK_BBOOL(1 if value else 0)
@@ -176,7 +186,7 @@ class RawSession:
         self._out_len.value = len(self._out)
         check(self._encrypt(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)),
               "C_Encrypt")
-        return self._out.raw[: self._out_len.value]
+        return ctypes.string_at(self._out, self._out_len.value)
 
     def decrypt(self, key: int, mechanism: Mechanism, data: bytes, iv: bytes | None = None) -> bytes:
         """C_DecryptInit + C_Decrypt (single part)."""
@@ -185,7 +195,7 @@ class RawSession:
         self._out_len.value = len(self._out)
         check(self._decrypt(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)),
               "C_Decrypt")
-        return self._out.raw[: self._out_len.value]
+        return ctypes.string_at(self._out, self._out_len.value)
 
     def sign(self, key: int, mechanism: Mechanism, data: bytes) -> bytes:
         """C_SignInit + C_Sign: CMAC, HMAC (single part)."""
@@ -193,7 +203,7 @@ class RawSession:
         check(self._sign_init(self._h, ctypes.byref(self._mech), CK_ULONG(key)), "C_SignInit")
         self._out_len.value = len(self._out)
         check(self._sign(self._h, data, CK_ULONG(len(data)), self._out, ctypes.byref(self._out_len)), "C_Sign")
-        return self._out.raw[: self._out_len.value]
+        return ctypes.string_at(self._out, self._out_len.value)
 
     def derive_encrypt_data(self, base: int, mechanism: Mechanism, data: bytes, iv: bytes | None,
                             template: Template) -> int:
@@ -267,7 +277,7 @@ class RawSession:
         self._out_len.value = len(self._out)
         check(self._wrap(self._h, ctypes.byref(self._mech), CK_ULONG(wrapping_key), CK_ULONG(key), self._out,
                          ctypes.byref(self._out_len)), "C_WrapKey")
-        return self._out.raw[: self._out_len.value]
+        return ctypes.string_at(self._out, self._out_len.value)
 
     def unwrap(self, unwrapping_key: int, mechanism: Mechanism, wrapped: bytes, template: Template,
                iv: bytes | None = None) -> int:

@@ -89,7 +89,10 @@ class KeyService:
         """Close the token session; every call is refused until `unseal`."""
         core, self._core = self._core, None
         if core is not None:
-            core.hsm.close()
+            try:
+                core.audit.flush()
+            finally:
+                core.hsm.close()
 
     def close(self) -> None:
         """Seal and close the database pool."""

@@ -182,7 +182,7 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"RFC {'5649' if padding else '3394'}")):
+                                           f"RFC {'5649' if padding else '3394'}"), anchor=True):
         return blob
 
 
@@ -209,7 +209,7 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"TR-31 {version} usage {header.usage}")):
+                                           f"TR-31 {version} usage {header.usage}"), anchor=True):
         return block
 
 

@@ -15,6 +15,7 @@ for every key length, without any multi-part or concatenate mechanism.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ CIPHERS: Final[dict[KeyAlgorithm, Cipher]] = {
                               Mechanism.DES3_CBC_ENCRYPT_DATA, Mechanism.DES3_CMAC, CmacRb.BLOCK64),
 }
 
+@functools.lru_cache(maxsize=32)
 def session_template(algorithm: KeyAlgorithm, length: int, *, wrappable: bool = False) -> Template:
     """Template of a derived session object (AES needs CKA_VALUE_LEN, DES refuses it)."""
     ktype = templates.key_type(algorithm, length)
@@ -79,7 +81,9 @@ def session_template(algorithm: KeyAlgorithm, length: int, *, wrappable: bool = 
 
 def xor(a: bytes, b: bytes) -> bytes:
     """Bytewise xor of two equally long strings."""
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        raise ValueError("xor of strings of different lengths")
+    return (int.from_bytes(a) ^ int.from_bytes(b)).to_bytes(len(a))
 
 
 def pad80(data: bytes, block: int) -> bytes:
@@ -149,13 +153,20 @@ def cmac_inputs(hsm: Hsm, key: int, algorithm: KeyAlgorithm, messages: Sequence[
     """For each message M_i the block X_i with CMAC(K, M_i) = E(K, X_i).
 
     One ECB call computes L and the first blocks of every message of at most two blocks; longer messages
-    take one extra CBC call each.
+    take one extra CBC call each. L of a static key (a per-process copy of a token key, `Hsm.hot_handle`) is
+    kept by the session (`Hsm.static_l`), so one-block messages under a master key need no call at all.
     """
     cipher = CIPHERS[algorithm]
     bsz = cipher.block
     firsts = b"".join(m[:bsz] for m in messages if bsz < len(m) <= 2 * bsz)
     with hsm.lock:
-        out = hsm.raw.encrypt(key, cipher.ecb, bytes(bsz) + firsts)
+        known = hsm.static_l.get(key)
+        if known is not None and not firsts:
+            out = known
+        else:
+            out = hsm.raw.encrypt(key, cipher.ecb, bytes(bsz) + firsts)
+            if hsm.is_static(key):
+                hsm.static_l[key] = out[:bsz]
         k1 = _double(out[:bsz], cipher.rb)
         k2 = _double(k1, cipher.rb)
         pos = bsz

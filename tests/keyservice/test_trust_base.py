@@ -121,9 +121,16 @@ def test_a_commit_whose_anchor_was_not_written_rolls_forward(lab):
     assert lab.audit.verify().records == seq + 2
 
 
-def test_records_beyond_the_anchor_must_be_genuine(lab):
+def test_records_beyond_the_anchor_must_be_genuine(settings_factory, db_url):
+    """After a crash between commit and anchor write, a new process finds records beyond the anchor: a forged
+    one among them seals the service instead of being anchored."""
+    settings, test_token = settings_factory(db_url)
+    lab = make_service(settings, test_token)
+    lab.keys.generate(OFFICER, NewKey("kek", KeyAlgorithm.AES, 16, KeyUsage.KEK, "issuer"))
     seq, digest = _head(lab)
     lab.keys.change_state(OFFICER, "kek", KeyState.ACTIVE)
+    close_all()
+    lab = make_service(settings, False)  # a new process, after a crash that lost the last anchor write:
     core_of(lab).hsm.set_anchor(ANCHOR_APPLICATION, f"{seq}:{digest}")
     _exec(lab, update(AuditRecord).where(AuditRecord.seq == seq + 1).values(detail="forged"))
     with pytest.raises(ServiceSealed):
