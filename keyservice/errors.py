@@ -48,14 +48,16 @@ class ConfigurationError(KeyServiceError):
 
 
 class HsmError(KeyServiceError):
-    """A PKCS#11 call failed; `ckr` is the CKR_* return value name."""
+    """A PKCS#11 call failed; `ckr` is the CKR_* return value name, `hint` what it means and what to do."""
 
     code = "hsm_error"
     status = 502
 
-    def __init__(self, message: str, ckr: str = "") -> None:
-        super().__init__(f"{message} ({ckr})" if ckr else message)
+    def __init__(self, message: str, ckr: str = "", *, hint: str = "") -> None:
+        text = f"{message} ({ckr})" if ckr else message
+        super().__init__(f"{text}: {hint}" if hint else text)
         self.ckr = ckr
+        self.hint = hint
 
 
 class HsmUnavailable(HsmError):
@@ -63,6 +65,18 @@ class HsmUnavailable(HsmError):
 
     code = "hsm_unavailable"
     status = 503
+
+
+class HsmBusy(HsmUnavailable):
+    """The token is there but other processes kept it busy through every retry (e.g. concurrent key generation)."""
+
+    code = "hsm_busy"
+
+
+class HsmModuleNotLoadable(HsmUnavailable):
+    """The configured PKCS#11 module file is missing or is not a loadable PKCS#11 library."""
+
+    code = "hsm_module_not_loadable"
 
 
 class HsmLoginFailed(HsmError):

@@ -10,59 +10,29 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
-import pkcs11
 import pkcs11.exceptions as p11e
 from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.mechanisms import KeyType, Mechanism
 
-from keyservice import templates
-from keyservice.errors import (
-    HsmError,
-    HsmLoginFailed,
-    HsmMechanismUnsupported,
-    HsmOperationRefused,
-    HsmUnavailable,
-    KeyExists,
-    KeyNotFound,
-)
+from keyservice import ckr, p11open, templates
+from keyservice.errors import HsmError, KeyExists, KeyNotFound
 from keyservice.p11raw import RawSession
 from keyservice.strategy import SOFTHSM2, CryptoStep, select
 
 TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
-_OPEN_RETRIES: Final = 6
-
-# python-pkcs11 exception class -> key-service error (its classes are named after the CKR codes).
-_P11_ERRORS: Final[dict[type[Exception], type[HsmError]]] = {
-    p11e.NoSuchToken: HsmUnavailable,
-    p11e.TokenNotPresent: HsmUnavailable,
-    p11e.TokenNotRecognised: HsmUnavailable,
-    p11e.DeviceError: HsmUnavailable,
-    p11e.DeviceRemoved: HsmUnavailable,
-    p11e.PinIncorrect: HsmLoginFailed,
-    p11e.PinLocked: HsmLoginFailed,
-    p11e.UserNotLoggedIn: HsmLoginFailed,
-    p11e.MechanismInvalid: HsmMechanismUnsupported,
-    p11e.FunctionFailed: HsmError,
-    p11e.PinInvalid: HsmLoginFailed,
-    p11e.AttributeSensitive: HsmOperationRefused,
-    p11e.KeyUnextractable: HsmOperationRefused,
-}
-
 
 @contextmanager
 def mapped(what: str) -> Iterator[None]:
-    """Translate python-pkcs11 exceptions (empty messages, class = CKR code) into HsmError subclasses."""
+    """Translate python-pkcs11 exceptions (empty messages, class = CKR code) through the one CKR table."""
     try:
         yield
     except p11e.PKCS11Error as exc:
-        cls = next((v for k, v in _P11_ERRORS.items() if isinstance(exc, k)), HsmError)
-        raise cls(f"PKCS#11 {what} failed", type(exc).__name__) from None
+        raise ckr.from_exception(exc, what) from None
 
 
 @dataclass(frozen=True)
@@ -117,24 +87,8 @@ class Hsm:
         return select(self.strategies, step, self.profile)
 
     def _open(self, user_pin: str) -> tuple[Any, Any, Any]:
-        delay = 0.05
-        for attempt in range(_OPEN_RETRIES):
-            try:
-                with mapped("open session"):
-                    lib = pkcs11.lib(self.module)
-                    token = lib.get_token(token_label=self.token_label)
-                    return lib, token, token.open(rw=True, user_pin=user_pin)
-            except HsmUnavailable:
-                if attempt == _OPEN_RETRIES - 1:
-                    raise
-            except RuntimeError as exc:  # python-pkcs11 raises it when the module cannot be loaded
-                raise HsmUnavailable(f"cannot load PKCS#11 module {self.module}: {exc}") from None
-            except HsmError as exc:
-                if exc.ckr not in ("GeneralError",) or attempt == _OPEN_RETRIES - 1:
-                    raise
-            time.sleep(delay)
-            delay *= 2
-        raise HsmUnavailable("token not reachable")  # pragma: no cover - loop always returns or raises
+        """Load the module and log in, retrying with back-off on a re-initialised module (`keyservice.p11open`)."""
+        return p11open.open_session(self.module, self.token_label, user_pin, holder=self)
 
     @property
     def pid(self) -> int:
@@ -144,6 +98,7 @@ class Hsm:
     def close(self) -> None:
         """Destroy session copies and close the session."""
         with self.lock, mapped("close session"):
+            p11open.release(self)
             self._session.close()
             self._handles.clear()
             self._session_copies.clear()

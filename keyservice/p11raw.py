@@ -16,13 +16,7 @@ from typing import Final
 from pkcs11.constants import Attribute
 from pkcs11.mechanisms import Mechanism
 
-from keyservice.errors import (
-    HsmError,
-    HsmLoginFailed,
-    HsmMechanismUnsupported,
-    HsmOperationRefused,
-    HsmUnavailable,
-)
+from keyservice import ckr
 
 CK_ULONG = ctypes.c_ulong
 CK_BBOOL = ctypes.c_ubyte
@@ -61,57 +55,13 @@ class CkAesCbcEncryptDataParams(ctypes.Structure):
     _fields_ = (("iv", ctypes.c_ubyte * 16), ("data", ctypes.c_void_p), ("length", CK_ULONG))
 
 
-# CKR_* values (PKCS#11 v2.40 §5.1) mapped to the key service's errors: one table, like python-pkcs11.
-_CKR: Final[dict[int, tuple[str, type[HsmError]]]] = {
-    0x05: ("CKR_GENERAL_ERROR", HsmError),
-    0x06: ("CKR_FUNCTION_FAILED", HsmError),
-    0x07: ("CKR_ARGUMENTS_BAD", HsmError),
-    0x10: ("CKR_ATTRIBUTE_READ_ONLY", HsmOperationRefused),
-    0x11: ("CKR_ATTRIBUTE_SENSITIVE", HsmOperationRefused),
-    0x12: ("CKR_ATTRIBUTE_TYPE_INVALID", HsmError),
-    0x13: ("CKR_ATTRIBUTE_VALUE_INVALID", HsmError),
-    0x20: ("CKR_DATA_INVALID", HsmError),
-    0x21: ("CKR_DATA_LEN_RANGE", HsmError),
-    0x30: ("CKR_DEVICE_ERROR", HsmUnavailable),
-    0x31: ("CKR_DEVICE_MEMORY", HsmUnavailable),
-    0x32: ("CKR_DEVICE_REMOVED", HsmUnavailable),
-    0x60: ("CKR_KEY_HANDLE_INVALID", HsmError),
-    0x62: ("CKR_KEY_SIZE_RANGE", HsmError),
-    0x63: ("CKR_KEY_TYPE_INCONSISTENT", HsmOperationRefused),
-    0x68: ("CKR_KEY_FUNCTION_NOT_PERMITTED", HsmOperationRefused),
-    0x6A: ("CKR_KEY_UNEXTRACTABLE", HsmOperationRefused),
-    0x70: ("CKR_MECHANISM_INVALID", HsmMechanismUnsupported),
-    0x71: ("CKR_MECHANISM_PARAM_INVALID", HsmError),
-    0x82: ("CKR_OBJECT_HANDLE_INVALID", HsmError),
-    0x90: ("CKR_OPERATION_ACTIVE", HsmError),
-    0x91: ("CKR_OPERATION_NOT_INITIALIZED", HsmError),
-    0xA0: ("CKR_PIN_INCORRECT", HsmLoginFailed),
-    0xA4: ("CKR_PIN_LOCKED", HsmLoginFailed),
-    0xB3: ("CKR_SESSION_HANDLE_INVALID", HsmUnavailable),
-    0xB5: ("CKR_SESSION_READ_ONLY", HsmOperationRefused),
-    0xC0: ("CKR_SIGNATURE_INVALID", HsmError),
-    0xC1: ("CKR_SIGNATURE_LEN_RANGE", HsmError),
-    0xD0: ("CKR_TEMPLATE_INCOMPLETE", HsmError),
-    0xD1: ("CKR_TEMPLATE_INCONSISTENT", HsmError),
-    0xE0: ("CKR_TOKEN_NOT_PRESENT", HsmUnavailable),
-    0xE1: ("CKR_TOKEN_NOT_RECOGNIZED", HsmUnavailable),
-    0x101: ("CKR_USER_NOT_LOGGED_IN", HsmLoginFailed),
-    0x110: ("CKR_WRAPPED_KEY_INVALID", HsmError),
-    0x112: ("CKR_WRAPPED_KEY_LEN_RANGE", HsmError),
-    0x113: ("CKR_WRAPPING_KEY_HANDLE_INVALID", HsmError),
-    0x150: ("CKR_BUFFER_TOO_SMALL", HsmError),
-    0x190: ("CKR_CRYPTOKI_NOT_INITIALIZED", HsmUnavailable),
-}
-
-
 CKR_ATTRIBUTE_TYPE_INVALID: Final = 0x12
 
 
 def check(rv: int, what: str) -> None:
-    """Raise the mapped error for a non-zero CK_RV."""
+    """Raise the mapped error (named, with its explanation: `keyservice.ckr`) for a non-zero CK_RV."""
     if rv:
-        name, cls = _CKR.get(rv, (f"CKR_0x{rv:08X}", HsmError))
-        raise cls(f"PKCS#11 {what} failed", name)
+        raise ckr.error(rv, what)
 
 
 def pack_template(template: Template) -> tuple[ctypes.Array[CkAttribute], list[object]]:
