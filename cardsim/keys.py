@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, unique
-from typing import Any
+from typing import Any, Final
 
 from cardsim.tlv import tlv
+
+MAX_BASIC_LENGTH: Final = 0xFF
+"""Key length in one byte: the basic key information format (GPCS 2.3.1 Table 11-28)."""
+EXTENDED_FORMAT: Final = 0xFF
+"""Key type 'FF': the extended key information format follows (GPCS 2.3.1 Table 11-16, Table 11-29)."""
 
 
 @unique
@@ -63,12 +68,16 @@ class Key:
         return f"Key(id={self.key_id:02X}, type={self.key_type.name}, length={len(self.value)})"
 
     def info(self, kvn: int) -> bytes:
-        """The key information data object C0 (GPCS 2.3.1 11.3.3.1)."""
+        """The key information data object C0 (GPCS 2.3.1 11.3.3.1): the basic format (Table 11-28), or the
+        extended one (Table 11-29) when a component is longer than the basic format's one length byte."""
+        parts = [(self.key_type, self.value)]
         if self.key_type is KeyType.RSA_MODULUS:
-            components = bytes([KeyType.RSA_MODULUS]) + _length(self.value)
-            components += bytes([KeyType.RSA_PUBLIC_EXPONENT]) + _length(self.exponent)
-        else:
-            components = bytes([self.key_type]) + _length(self.value)
+            parts.append((KeyType.RSA_PUBLIC_EXPONENT, self.exponent))
+        if all(len(value) <= MAX_BASIC_LENGTH for _, value in parts):
+            components = b"".join(bytes([key_type, len(value)]) for key_type, value in parts)
+        else:  # each component 'FF' type length(2), then key usage and key access lengths '00' (none given)
+            components = b"".join(bytes([EXTENDED_FORMAT, key_type]) + len(value).to_bytes(2, "big")
+                                  for key_type, value in parts) + bytes(2)
         return tlv(0xC0, bytes([self.key_id, kvn]) + components)
 
     def to_json(self) -> dict[str, Any]:
@@ -87,12 +96,6 @@ class Key:
             bytes.fromhex(str(data["value"])),
             bytes.fromhex(str(data.get("exponent", ""))),
         )
-
-
-def _length(value: bytes) -> bytes:
-    """Key length in the key information template: 1 byte, or 2 bytes from 256 (a 2048-bit modulus)."""
-    n = len(value)
-    return bytes([n]) if n < 0x100 else n.to_bytes(2, "big")
 
 
 @dataclass

@@ -37,6 +37,13 @@ class StatusParseError(GpError):
     code = "gp_status_parse"
 
 
+class CardDataError(GpError):
+    """Card recognition data, a Security Domain's FCI or a key information template that does not have its GPCS
+    layout (GPCS 2.3.1 Annex H, §11.9.3.1, §11.3.3.1)."""
+
+    code = "gp_card_data_format"
+
+
 class CardStatusError(GpError):
     """The card answered with a status word other than success; `sw` holds it (e.g. 0x6A88).
 

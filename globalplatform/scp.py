@@ -64,15 +64,20 @@ SCP02_DEFAULT_I: Final = 0x55
 """The "i" assumed for SCP02 when the card does not say (GPCS 2.3.1 §E.1.1: the usual 3-key implicit option)."""
 
 
+def security_level(level: int) -> SecurityLevel:
+    """`level` as a SecurityLevel, or InvalidParameter when EXTERNAL AUTHENTICATE has no such level."""
+    if level not in VALID_LEVELS:
+        raise InvalidParameter(f"security level {level:02X} is not one of 00, 01, 03, 11, 13, 33")
+    return SecurityLevel(level)
+
+
 def check_level(scp: Scp, i: int | None, level: int) -> SecurityLevel:
     """`level` as a SecurityLevel, or InvalidParameter when the protocol or the card's "i" does not allow it.
 
     SCP02 has no R-ENCRYPTION (GPCS 2.3.1 §E.5.2.2); SCP03 offers R-MAC only with "i" b6 and R-ENCRYPTION only
     with "i" b7 (Amd D §5.1, §7.1.2.1). `i` None means the card did not say: only the protocol's rule applies.
     """
-    if level not in VALID_LEVELS:
-        raise InvalidParameter(f"security level {level:02X} is not one of 00, 01, 03, 11, 13, 33")
-    wanted = SecurityLevel(level)
+    wanted = security_level(level)
     if scp is Scp.SCP02 and wanted & SecurityLevel.R_ENCRYPTION:
         raise InvalidParameter(f"security level {level:02X} asks for R-ENCRYPTION, which SCP02 does not have")
     if scp is Scp.SCP03 and i is not None:

@@ -118,3 +118,24 @@ def served_card(pcscd) -> Iterator[ServedCard]:
     finally:
         if thread.is_alive():
             served.remove()
+
+
+GP_TEST_KEY = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+"""The GlobalPlatform test key (ENC = MAC = DEK) of the simulator's profiles."""
+
+
+@pytest.fixture
+def service(settings_factory, tmp_path):  # type: ignore[no-untyped-def]
+    """A key service on a fresh SQLite inventory and token, with the test key as `gp` (AES) and `gp-des`."""
+    from globalplatform.keys import KeyAlgorithm
+    from keyservice.identity import Caller, CallerKind
+    from keyservice.inventory import KeyUsage
+    from keyservice.policy import Purpose, Request
+    from keyservice.views import NewKey
+    from tests.conftest import make_service
+
+    svc = make_service(*settings_factory(f"sqlite:///{tmp_path / 'tsm.db'}"))
+    req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
+    for label, algorithm in (("gp", KeyAlgorithm.AES), ("gp-des", KeyAlgorithm.DES3)):
+        svc.keys.import_test(req, NewKey(label, algorithm, 16, KeyUsage.ISD_KEYSET, "lab"), GP_TEST_KEY)
+    return svc

@@ -53,12 +53,13 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh $TSM_HOME with a test token, the AES test key `gp`, a DES3 test key and a DES3 KMC."""
+    """A fresh $TSM_HOME with a test token, the AES test key `gp`, a DES3 test key and DES3 and AES KMCs."""
     path = tmp_path_factory.mktemp("gp-list-home")
     ok(tsm(path, "init", "--test-token"))
     ok(tsm(path, "keys", "import-test", "--label", "gp", "--type", "aes", "--hex", GP_KEY))
     ok(tsm(path, "keys", "import-test", "--label", "gp-des", "--type", "des3", "--hex", GP_KEY))
     ok(tsm(path, "keys", "import-test", "--label", "kmc", "--type", "des3", "--usage", "KMC", "--hex", GP_KEY))
+    ok(tsm(path, "keys", "import-test", "--label", "kmc-aes", "--type", "aes", "--usage", "KMC", "--hex", GP_KEY))
     return path
 
 
@@ -158,6 +159,74 @@ def test_needs_exactly_one_of_reader_and_card(home, default_card):
                                      "--level", "1G").stderr
 
 
+# ---- what the card says: SCP, "i", key versions (GPCS 2.3.1 Annex H, §11.3.3.1) ----------------------------
+
+
+def _card(tmp_path: Path, profile: str) -> Path:
+    """A factory-fresh card of `profile` in a state file (what `tsm cardsim new --profile` writes)."""
+    path = tmp_path / f"{profile}.json"
+    save_card(new_card(profile), path)
+    return path
+
+
+PROFILES = [  # profile, the ISD's AID, the key options (never --scp or --i: the card says)
+    ("default", "A000000151000000", ("--key", "gp")),
+    ("scp03-i00", "A000000151000000", ("--key", "gp")),
+    ("scp03-kdf3", "A000000151000000", ("--key", "kmc-aes", "--div", "kdf3")),
+    ("scp02-i55", "A000000003000000", ("--key", "gp-des")),
+    ("scp02-emv", "A000000003000000", ("--key", "kmc", "--div", "emv")),
+]
+
+
+@pytest.mark.parametrize(("profile", "aid", "key"), PROFILES, ids=[p[0] for p in PROFILES])
+def test_every_profile_without_being_told_scp_or_i(home, tmp_path, profile, aid, key):
+    path = _card(tmp_path, profile)
+    listing = ok(tsm(home, "gp", "list", "--card", str(path), *key))
+    assert next(iter(_blocks(listing))).startswith(f"ISD: {aid} (")
+    assert _isd_auth_state(path)[0] == 0
+
+
+LEVELS_NOT_OFFERED = [  # profile, --level, what the card's recognition data says
+    ("scp03-i00", "33", "SCP03 i=00"),
+    ("scp03-i00", "13", "SCP03 i=00"),  # R-MAC without "i" b6
+    ("scp02-i55", "0x33", "SCP02 i=55"),  # R-ENCRYPTION does not exist in SCP02
+]
+
+
+@pytest.mark.parametrize(("profile", "level", "said"), LEVELS_NOT_OFFERED)
+def test_level_the_card_does_not_offer_is_refused_before_authenticating(home, tmp_path, profile, level, said):
+    path = _card(tmp_path, profile)
+    before = path.read_bytes()
+    key = "gp" if profile.startswith("scp03") else "gp-des"
+    proc = tsm(home, "gp", "list", "--card", str(path), "--key", key, "--level", level)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error[security_level_not_allowed]: security level {level[-2:]} asks for R-")
+    assert f"recognition data (GET DATA 66): {said}" in lines[0]
+    assert lines[0].endswith("INITIALIZE UPDATE was not sent")
+    assert path.read_bytes() == before  # no retry spent, no counter moved: nothing was authenticated
+
+
+@pytest.mark.parametrize("kvn", ["30", "0x30"])
+def test_kvn_is_hex_like_the_level(home, tmp_path, kvn):
+    """`--kvn 30` is key version 30h (the card's only key set), not decimal 30 (1Eh)."""
+    path = _card(tmp_path, "scp03-kdf3")
+    listing = ok(tsm(home, "gp", "list", "--card", str(path), "--key", "kmc-aes", "--div", "kdf3", "--kvn", kvn,
+                     "--level", "0x03"))
+    assert next(iter(_blocks(listing))) == f"ISD: {ISD} (SECURED)"
+
+
+def test_a_key_version_the_card_does_not_have_is_named(home, tmp_path):
+    path = _card(tmp_path, "default")
+    for kvn in ("45", "0x45"):
+        proc = tsm(home, "gp", "list", "--card", str(path), "--key", "gp", "--kvn", kvn)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.strip() == ("error[key_version_not_found]: the card has no key set with key version 45: "
+                                       "INITIALIZE UPDATE answered 6A88; its key information (GET DATA E0) lists "
+                                       "key version(s) FF")
+
+
 # ---- the flow over LocalTransport, against cards that refuse parts of GET STATUS -----------------------------
 
 
@@ -184,37 +253,32 @@ class PickyCard:
         return response
 
 
-@pytest.fixture
-def service(settings_factory, tmp_path):
-    from keyservice.identity import Caller, CallerKind
-    from keyservice.inventory import KeyUsage
-    from keyservice.policy import Purpose, Request
-    from keyservice.views import NewKey
-    from tests.conftest import make_service
-
-    svc = make_service(*settings_factory(f"sqlite:///{tmp_path / 'tsm.db'}"))
-    req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "lab")
-    svc.keys.import_test(req, NewKey("gp", KeyAlgorithm.AES, 16, KeyUsage.ISD_KEYSET, "lab"), bytes.fromhex(GP_KEY))
-    return svc
-
-
-def _session(service, *labels: str):
+def _opener(service, *labels: str, aid: bool = True):
+    """The flow's channel opener, as `tsm gp list` builds it (the AID left out when `aid` is False)."""
     from keyservice.channels import ChannelSpec
     from keyservice.identity import Caller, CallerKind
     from keyservice.policy import Purpose, Request
 
     req = Request(Caller("alice", CallerKind.OFFICER), Purpose.SE_MANAGEMENT, "card-under-test")
-    return service.channels.open(req, ChannelSpec(labels or ("gp",)))
+    opened = []
+
+    def open_channel(isd):
+        session = service.channels.open(req, ChannelSpec(labels or ("gp",), aid=isd.aid if aid else None, i=isd.i))
+        opened.append(session)
+        return session
+
+    open_channel.opened = opened  # type: ignore[attr-defined]
+    return open_channel
 
 
 def test_flow_falls_back_to_p1_20(service):
     card = PickyCard(refuse_p1=StatusSubset.LOAD_FILES_AND_MODULES)
     card.card.identity.quirks.get_status_page = SMALL_PAGE
-    session = _session(service)
+    open_channel = _opener(service)
     with LocalTransport(card) as transport:
-        found = list_content(transport, session)
+        found = list_content(transport, 0x01, open_channel)
     with pytest.raises(InvalidInput):  # the flow closed the channel: its session keys are gone
-        session.wrap(bytes.fromhex("80F28002024F0000"))
+        open_channel.opened[0].wrap(bytes.fromhex("80F28002024F0000"))
     assert found.load_file_subset is StatusSubset.LOAD_FILES and found.tlv_format
     assert [e.aid.hex().upper() for e in found.load_files] == ["F0000000010101", "F0000000020101"]
     assert all(not e.modules for e in found.load_files)
@@ -226,7 +290,7 @@ def test_flow_falls_back_to_p1_20(service):
 def test_flow_uses_the_legacy_format_when_tlv_is_refused(service):
     card = PickyCard(refuse_tlv=True)
     with LocalTransport(card) as transport:
-        found = list_content(transport, _session(service))
+        found = list_content(transport, 0x01, _opener(service))
     assert not found.tlv_format and found.load_file_subset is StatusSubset.LOAD_FILES_AND_MODULES
     assert found.isd[0].aid == bytes.fromhex(ISD)
     assert [m.hex().upper() for e in found.load_files for m in e.modules] == ["F000000001010101", "F000000002010101"]
@@ -245,9 +309,9 @@ def test_flow_wrong_key_closes_and_sends_nothing_more(service):
     transmit = card.transmit
     card.transmit = lambda apdu: sent.append(apdu) or transmit(apdu)  # type: ignore[method-assign]
     with LocalTransport(card) as transport, pytest.raises(CardCryptogramMismatch) as caught:
-        list_content(transport, _session(service, "other"))
+        list_content(transport, 0x01, _opener(service, "other"))
     assert caught.value.code == "cryptogram_mismatch"
-    assert [apdu[1] for apdu in sent] == [0xA4, 0x50]  # SELECT, INITIALIZE UPDATE; no EXTERNAL AUTHENTICATE
+    assert [apdu[1] for apdu in sent] == [0xA4, 0xCA, 0x50]  # SELECT, GET DATA 66, INITIALIZE UPDATE; no EXT. AUTH.
     refused = service.audit.records(1)[0]
     assert (refused.operation, refused.outcome, refused.detail) == ("secure-channel", "refused", "cryptogram_mismatch")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +24,7 @@ from tsm.commands.pcsc import reader_choice
 from tsm.identity import console_officer
 from tsm.output import HexByte, table
 from tsm.service import key_service
+from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
 from tsm_core.gp import getstatus
 from tsm_core.gp.getstatus import Privilege, StatusEntry
@@ -50,24 +52,6 @@ class HexBytes(click.ParamType[bytes]):
             return bytes.fromhex(str(value).replace(":", "").replace(" ", ""))
         except ValueError:
             self.fail(f"{value!r} is not hex", param, ctx)
-
-
-class SecurityLevelParam(click.ParamType[int]):
-    """A security level as one hex byte (EXTERNAL AUTHENTICATE P1: 00, 01, 03, 11, 13, 33)."""
-
-    name = "level"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value)
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raw = b""
-        if len(raw) != 1:
-            self.fail(f"{text!r} is not one hex byte (e.g. 01, 03, 13, 33)", param, ctx)
-        return raw[0]
 
 
 @click.group("gp")
@@ -223,19 +207,28 @@ def _print_registry(found: CardContent) -> None:
 @click.option("--div", "div", type=click.Choice(DIVERSIFICATIONS), default="none", show_default=True,
               help="Diversify the card keys from the KMC given with --key.")
 @click.option("--kvn", type=HexByte(), default="00", show_default=True,
-              help="Key version number for INITIALIZE UPDATE, hex (00: the card's default key set).")
-@click.option("--level", type=SecurityLevelParam(), default="01", show_default=True,
-              help="Security level, hex: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03).")
+              help="Key version number for INITIALIZE UPDATE, hex, 0x accepted (00: the card's default key set).")
+@click.option("--level", type=HexByte(), default="01", show_default=True,
+              help="Security level, hex, 0x accepted: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03); "
+                   "checked against the SCP and \"i\" the card names before anything is sent to authenticate.")
 def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
                  level: int) -> None:
-    """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`)."""
+    """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`).
+
+    The ISD's AID, SCP and "i" are read from the card (SELECT, GET DATA 66), never assumed.
+    """
     if (reader is None) == (card_path is None):
         raise click.UsageError("give exactly one of --reader and --card")
     spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
     target = f"reader:{reader}" if card_path is None else f"card-file:{card_path.name}"
     request = Request(console_officer(), Purpose.SE_MANAGEMENT, target)
+    channels = key_service().channels
+
+    def open_channel(isd: IsdInfo) -> ChannelSessionLike:
+        return channels.open(request, replace(spec, aid=isd.aid, i=isd.i))
+
     with _card_transport(reader, card_path) as transport:
-        found = list_content(transport, key_service().channels.open(request, spec))
+        found = list_content(transport, level, open_channel)
     _print_registry(found)
 
 
