@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 HEX: Final = re.compile(r"(?:[0-9A-Fa-f]{2})*")
 SHOWN_CHARS: Final = 24
+SHOWN_FIELD_CHARS: Final = 60
 JSON_TYPES: Final = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
                      (list, "an array"), (dict, "an object"))
 
@@ -32,7 +33,8 @@ class VectorError(InvalidInput):
     code = "invalid_vector"
 
     def __init__(self, problem: str, field: str = "") -> None:
-        super().__init__(f"field {field!r} {problem}" if field else problem)
+        shown_field = field if len(field) <= SHOWN_FIELD_CHARS else field[:SHOWN_FIELD_CHARS] + "..."
+        super().__init__(f"field {shown_field!r} {problem}" if field else problem)
         self.field = field
 
 

@@ -29,11 +29,10 @@ from keyservice.gp.kcv import KcvMethod, kcv
 from keyservice.gp.scp03 import Scp03Session, card_challenge
 from keyservice.hsm import Hsm
 from keyservice.kat_fields import Fields, shown
-from keyservice.kat_schema import SCP_ALGORITHM, TR31_VERSION_ALGORITHM
 
 V = TypeVar("V")
 PROBE: Final = bytes(range(32))
-TR31_USAGE_POSITION: Final = 6  # second character of the key usage (TR-31:2018 §A.5.1)
+TR31_USAGE_POSITION: Final = 6  # second character of the header's key usage field (bytes 5-6)
 
 
 class Mismatch(Exception):
@@ -211,7 +210,7 @@ def t_put_key(ctx: Context, v: sm.PutKeyVector) -> None:
         dek = ctx.own(scp02.derive_session_key(ctx.hsm, static, scp02.Scp02Constant.DEK, v.form.sequence_counter))
     else:
         dek = open_channel(ctx, v.form).session_dek()
-    algorithm = SCP_ALGORITHM[v.scp]
+    algorithm = schema.SCP_ALGORITHM[v.scp]
     if isinstance(v.new_keys, sm.DiversifiedKeys):
         ks = ctx.keyset(diversifier(ctx, v.new_keys.master).keyset(ctx.hsm, v.new_keys.kdd, wrappable=True))
         handles, length = [ks.enc, ks.mac, ks.dek], ks.length
@@ -229,7 +228,7 @@ def _flip(text: str, pos: int) -> str:
 
 
 def t_tr31_unwrap(ctx: Context, v: schema.Tr31UnwrapVector) -> None:
-    kh = ctx.token_key(TR31_VERSION_ALGORITHM[v.version], v.kbpk)
+    kh = ctx.token_key(schema.TR31_VERSION_ALGORITHM[v.version], v.kbpk)
     imported = tr31.import_key_block(ctx.hsm, kh, len(v.kbpk), v.key_block)
     ctx.own(imported.handle)
     key = v.expect_key + v.expect_key if len(v.expect_key) == tr31.SINGLE_DES_LENGTH else v.expect_key
@@ -277,7 +276,7 @@ def t_aes_key_wrap(ctx: Context, v: schema.AesKeyWrapVector) -> None:
 
 
 def t_dek_encrypt(ctx: Context, v: schema.DekEncryptVector) -> None:
-    dek = ctx.token_key(SCP_ALGORITHM[v.scp], v.dek)
+    dek = ctx.token_key(schema.SCP_ALGORITHM[v.scp], v.dek)
     if v.sequence_counter is not None:  # SCP02: the session DEK of that counter
         dek = ctx.own(scp02.derive_session_key(ctx.hsm, dek, scp02.Scp02Constant.DEK, v.sequence_counter))
     equal("encrypted", storedata.encrypt_sensitive(ctx.hsm, v.scp, dek, v.data), v.expect)
@@ -292,7 +291,7 @@ def t_store_data_keys(ctx: Context, v: schema.StoreDataKeysVector) -> None:
 
 def t_sm_wrap(ctx: Context, v: sm.SmWrapVector) -> None:
     """Test hook: a channel seeded with the vector's session keys (never reachable from production)."""
-    algorithm = SCP_ALGORITHM[v.scp]
+    algorithm = schema.SCP_ALGORITHM[v.scp]
     dummy = KeySet(algorithm, len(v.s_enc), 0, 0)
     ch = ctx.channel(SecureChannel(ctx.hsm, v.scp, static=dummy, security_level=v.security_level, i=v.i))
 

@@ -245,3 +245,13 @@ def test_module_entry_point_missing_path_is_a_coded_error(tmp_path: Path) -> Non
                          text=True, check=False)
     assert (out.returncode, out.stdout) == (2, "")
     assert out.stderr == f"error[invalid_input]: {tmp_path / 'nope.json'}: no such file or directory\n"
+
+
+def test_error_lines_stay_short_and_on_one_line(gp_hsm: Hsm, tmp_path: Path) -> None:
+    vector = {**published("kcv.json"), "x\n" * 1000: 1}
+    line = run_one(gp_hsm, tmp_path, vector)
+    assert "\n" not in line and len(line) < 200
+    assert line.endswith("is not a field of type kcv")
+    vector = {**published("kcv.json"), "method": "\u2028" * 1000}
+    line = run_one(gp_hsm, tmp_path, vector)
+    assert len(line.splitlines()) == 1 and len(line) < 250
