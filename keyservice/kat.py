@@ -11,7 +11,6 @@ production token, where session objects leave nothing behind. Output: `PASS file
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -23,13 +22,15 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Final
 
-from keyservice.errors import KeyServiceError
+from keyservice.errors import InvalidInput, KeyServiceError
 from keyservice.hsm import Hsm
-from keyservice.kat_types import HANDLERS, Context, Mismatch, VectorError
+from keyservice.kat_fields import Fields, VectorError, json_type, load_json, shown
+from keyservice.kat_types import HANDLERS, Context, Mismatch, VectorType
 from softhsm.bootstrap import BootstrapError, generate_pins, init_token, write_conf
 
 SOFTHSM_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
 SHIPPED_PACKAGE: Final = "keyservice.vectors"
+MAX_ID_LENGTH: Final = 100
 
 
 @dataclass(frozen=True)
@@ -75,42 +76,70 @@ def _files(paths: Iterable[Path | Traversable]) -> Iterator[Path | Traversable]:
             yield path
 
 
-def _load(path: Path | Traversable) -> list[dict[str, Any]]:
+def _load(path: Path | Traversable) -> list[object]:
+    """The `vectors` of a file whose top level is exactly {"source", "vectors"}."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VectorError(f"cannot read file: {exc.__class__.__name__}") from None
-    except json.JSONDecodeError as exc:
-        raise VectorError(f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("vectors"), list):
-        raise VectorError("not a vector file: no 'vectors' list")
-    if not isinstance(doc.get("source"), str) or not doc["source"].strip():
-        raise VectorError("the file does not name its 'source'")
-    return [v if isinstance(v, dict) else {"id": "?", "type": "?"} for v in doc["vectors"]]
+    doc = load_json(text)
+    if not isinstance(doc, dict):
+        raise VectorError(f"not a vector file: the top level is {json_type(doc)}, not an object")
+    top = Fields(doc, "", "a vector file")
+    if not top.text("source").strip():
+        raise VectorError("is empty: the file must name its source", "source")
+    vectors = top.array("vectors")
+    top.close()
+    return vectors
 
 
-def run_vector(hsm: Hsm, vector: dict[str, Any]) -> tuple[str, str]:
-    """(status, detail) for one vector."""
-    vtype = vector.get("type")
-    handler = HANDLERS.get(vtype) if isinstance(vtype, str) else None
-    if handler is None:
-        return "FAIL", f"unsupported type {vtype!r}"
+def _vector_id(fields: Fields) -> str:
+    vid = fields.text("id")
+    if not 0 < len(vid) <= MAX_ID_LENGTH or not vid.isprintable() or any(c.isspace() for c in vid):
+        raise VectorError(f"must be 1 to {MAX_ID_LENGTH} printable characters without spaces", "id")
+    return vid
+
+
+def run_check(hsm: Hsm, handler: VectorType[Any], vector: object) -> tuple[str, str]:
+    """(status, detail) of one parsed vector; its keys are destroyed afterwards."""
     ctx = Context(hsm)
     try:
-        handler(ctx, vector)
+        try:
+            handler.check(ctx, vector)
+        finally:
+            ctx.cleanup()
     except Mismatch as exc:
         return "FAIL", str(exc)
-    except VectorError as exc:
-        return "ERROR", f"invalid vector: {exc}"
     except KeyServiceError as exc:
         return "ERROR", f"{exc.__class__.__name__}: {exc}"
-    finally:
-        ctx.cleanup()
     return "PASS", ""
 
 
+def run_vector(hsm: Hsm, file: str, index: int, raw: object, seen: set[str]) -> Outcome:
+    """Parse one vector strictly (ids in `seen` are taken), then check it."""
+    name = f"{file}:#{index}"
+    try:
+        fields = Fields(raw, "", "a vector")
+        vid = _vector_id(fields)
+        name = f"{file}:{vid}"
+        if vid in seen:
+            raise VectorError("is a duplicate (ids are unique across all files)", "id")
+        seen.add(vid)
+        vtype = fields.text("type")
+        handler = HANDLERS.get(vtype)
+        if handler is None:
+            return Outcome("FAIL", name, f"unsupported type {shown(vtype)}")
+        fields.what = f"type {vtype}"
+        vector = handler.parse(fields)
+        fields.close()
+    except VectorError as exc:
+        return Outcome("ERROR", name, f"invalid vector: {exc}")
+    status, detail = run_check(hsm, handler, vector)
+    return Outcome(status, name, detail)
+
+
 def run_kat(paths: Sequence[Path | Traversable], hsm: Hsm) -> KatReport:
-    """Run every vector of the given files/directories; never raises for bad vectors."""
+    """Run every vector of the given files/directories; never raises for bad files or vectors."""
     report = KatReport()
     seen: set[str] = set()
     for path in _files(paths):
@@ -119,18 +148,7 @@ def run_kat(paths: Sequence[Path | Traversable], hsm: Hsm) -> KatReport:
         except VectorError as exc:
             report.outcomes.append(Outcome("ERROR", path.name, str(exc)))
             continue
-        for index, vector in enumerate(vectors):
-            vid = vector.get("id")
-            name = f"{path.name}:{vid if isinstance(vid, str) and vid else f'#{index}'}"
-            if not isinstance(vid, str) or not vid:
-                report.outcomes.append(Outcome("ERROR", name, "invalid vector: no 'id'"))
-                continue
-            if vid in seen:
-                report.outcomes.append(Outcome("ERROR", name, "invalid vector: duplicate id"))
-                continue
-            seen.add(vid)
-            status, detail = run_vector(hsm, vector)
-            report.outcomes.append(Outcome(status, name, detail))
+        report.outcomes.extend(run_vector(hsm, path.name, n, raw, seen) for n, raw in enumerate(vectors))
     return report
 
 
@@ -155,25 +173,33 @@ def scratch_hsm(label: str = "kat-scratch") -> Iterator[Hsm]:
             hsm.close()
 
 
+def _existing(arg: str) -> Path:
+    path = Path(arg)
+    if not path.exists():
+        raise InvalidInput(f"{arg}: no such file or directory")
+    return path
+
+
+def _error(code: str, message: str) -> int:
+    """The one-line error of every `tsm` command (tsm/cli.py), exit status 2."""
+    print(f"error[{code}]: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m keyservice.kat FILE_OR_DIR [...]`; exit status 0 iff nothing failed."""
+    """`python -m keyservice.kat FILE_OR_DIR [...]`; exit status 0 iff nothing failed, 2 on a usage error."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
-        print("usage: python -m keyservice.kat FILE_OR_DIR [...]   (no argument: --selftest runs shipped vectors)")
+        print("usage: python -m keyservice.kat FILE_OR_DIR [...]   (or --selftest: the shipped vectors)")
         return 0 if args else 2
-    paths: list[Path | Traversable] = [shipped_vectors()] if args == ["--selftest"] else []
-    for arg in args if not paths else []:
-        p = Path(arg)
-        if not p.exists():
-            print(f"error: {arg}: no such file or directory", file=sys.stderr)
-            return 2
-        paths.append(p)
     try:
+        paths = [shipped_vectors()] if args == ["--selftest"] else [_existing(arg) for arg in args]
         with scratch_hsm() as hsm:
             report = run_kat(paths, hsm)
-    except (KeyServiceError, BootstrapError, OSError) as exc:
-        print(f"error: cannot open a scratch token: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-        return 2
+    except (KeyServiceError, BootstrapError) as exc:
+        return _error(exc.code, str(exc))
+    except OSError as exc:
+        return _error("scratch_token_unavailable", f"cannot create a scratch token: {exc.strerror or exc}")
     for line in report.lines():
         print(line)
     return 0 if report.failed == 0 else 1

@@ -1,40 +1,44 @@
-"""One loader/checker per KAT vector type (docs/kat-format.md), run by `keyservice.kat`.
+"""One check per KAT vector type (docs/kat-format.md), run by `keyservice.kat` on a parsed, typed vector.
 
 Every check calls the production functions of `keyservice.gp` and `keyservice.exchange`. Expected key
 values are compared inside the HSM: the expected key is imported as a session object and both objects
-encrypt the same probe blocks (AES/3DES) or HMAC the same probe (generic secrets).
+encrypt the same probe blocks (AES/3DES) or HMAC the same probe (generic secrets). A negative check expects
+one error class (`Context.refuses`): any other error is not the refusal the vector asks for, and ends the
+vector as an ERROR.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, Generic, TypeVar
 
 from pkcs11.mechanisms import KeyType, Mechanism
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import VALID_LENGTHS, KeyAlgorithm, KeyPurpose
-from globalplatform.scp import Scp02Option
+from globalplatform.scp import Scp, Scp02Option
+from keyservice import kat_schema as schema
+from keyservice import kat_schema_sm as sm
 from keyservice import templates
-from keyservice.errors import CryptogramMismatch, KeyServiceError
+from keyservice.errors import CryptogramMismatch, KeyServiceError, MacMismatch, UnwrapFailed
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import hsmops, putkey, scp02, storedata
-from keyservice.gp.channel import Scp, SecureChannel, State
-from keyservice.gp.diversify import Diversifier, DivMethod, KeySet, diversify_key
+from keyservice.gp.channel import SecureChannel, State
+from keyservice.gp.diversify import ALGORITHM, Diversifier, KeySet, diversify_key
 from keyservice.gp.kcv import kcv
 from keyservice.gp.scp03 import Scp03Session, card_challenge
 from keyservice.hsm import Hsm
+from keyservice.kat_fields import Fields, shown
 
+V = TypeVar("V")
 PROBE: Final = bytes(range(32))
-
-
-class VectorError(Exception):
-    """A vector (or file) cannot be parsed: missing field, bad hex, wrong type of value."""
+TR31_VERSION_POSITION: Final = 10  # second digit of the header's key version number (bytes 9-10): stays a valid header
 
 
 class Mismatch(Exception):
-    """A computed value differs from the vector's expectation (a FAIL line)."""
-KEYSET_FIELDS: Final = ("enc", "mac", "dek")
+    """A computed value differs from the vector's expectation, or a refusal did not happen (a FAIL line)."""
 
 
 class Context:
@@ -52,13 +56,10 @@ class Context:
         Session objects vanish with the session, so the same runner serves `tsm kat` on a scratch token and
         the start-up self-test on the production token without ever leaving a test key behind.
         """
-        key_type = templates.key_type(algorithm, len(value))
-        with self.hsm.lock:
-            handle = self.hsm.raw.create(templates.test_session_key(key_type, value, wrappable=False))
-        return self.own(handle)
+        return self.session_key(templates.key_type(algorithm, len(value)), value)
 
     def session_key(self, key_type: KeyType, value: bytes, *, wrappable: bool = False) -> int:
-        """A session object from a clear value (expected keys; keys a vector wraps)."""
+        """A session object from a clear value (static and expected keys; wrappable: keys a vector wraps)."""
         with self.hsm.lock:
             handle = self.hsm.raw.create(templates.test_session_key(key_type, value, wrappable=wrappable))
         return self.own(handle)
@@ -87,6 +88,15 @@ class Context:
         if not hsmops.same(a, b):
             raise Mismatch(f"{what} differs")
 
+    def refuses(self, expected: type[KeyServiceError], what: str, attempt: Callable[[], int]) -> None:
+        """A negative check: `attempt` must raise `expected`; other errors propagate (an ERROR line)."""
+        try:
+            handle = attempt()
+        except expected:
+            return
+        self.own(handle)
+        raise Mismatch(f"{what} was accepted")
+
     def cleanup(self) -> None:
         for ch in self._channels:
             ch.close()
@@ -95,329 +105,231 @@ class Context:
         hsmops.destroy(self.hsm, *self._objects)
 
 
-# ---- field access -------------------------------------------------------------------------------------------
-
-def field(v: dict[str, Any], name: str, kind: type = str) -> Any:
-    if name not in v:
-        raise VectorError(f"missing field {name!r}")
-    if not isinstance(v[name], kind):
-        raise VectorError(f"field {name!r} must be a {kind.__name__}")
-    return v[name]
-
-
-def hexfield(v: dict[str, Any], name: str) -> bytes:
-    value = field(v, name)
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise VectorError(f"field {name!r} is not hex") from None
-
-
-def hexmap(v: dict[str, Any], name: str) -> dict[str, bytes]:
-    obj = field(v, name, dict)
-    return {k: hexfield(obj, k) for k in obj}
-
-
-def expectations(v: dict[str, Any]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """(expect, expect_kcv): full values and/or 3-byte GP KCVs."""
-    full = hexmap(v, "expect") if "expect" in v else {}
-    kcvs = hexmap(v, "expect_kcv") if "expect_kcv" in v else {}
-    if not full and not kcvs:
-        raise VectorError("neither 'expect' nor 'expect_kcv' given")
-    return full, kcvs
-
-
 def equal(name: str, got: bytes, want: bytes) -> None:
     if not hsmops.same(got, want):
         raise Mismatch(f"{name}: got {got.hex().upper()}, expected {want.hex().upper()}")
 
 
-def check_key(ctx: Context, name: str, handle: int, algorithm: KeyAlgorithm, length: int,
-              full: dict[str, bytes], kcvs: dict[str, bytes]) -> None:
-    if name in full:
-        ctx.same_key(handle, templates.key_type(algorithm, len(full[name])), full[name], name)
-    if name in kcvs:
-        equal(f"{name} KCV", kcv(ctx.hsm, handle, algorithm, KcvMethod.GP, len(kcvs[name])), kcvs[name])
+def check_key(ctx: Context, name: str, handle: int, algorithm: KeyAlgorithm, expect: schema.Expected) -> None:
+    if name in expect.full:
+        ctx.same_key(handle, templates.key_type(algorithm, len(expect.full[name])), expect.full[name], name)
+    if name in expect.kcvs:
+        want = expect.kcvs[name]
+        equal(f"{name} KCV", kcv(ctx.hsm, handle, algorithm, KcvMethod.GP, len(want)), want)
 
 
-def import_keyset(ctx: Context, v: dict[str, Any], algorithm: KeyAlgorithm, name: str = "static") -> KeySet:
-    keys = hexmap(v, name)
-    missing = [k for k in KEYSET_FIELDS[:2] if k not in keys]
-    if missing:
-        raise VectorError(f"{name} lacks {', '.join(missing)}")
-    handles = {k: ctx.token_key(algorithm, keys[k]) for k in KEYSET_FIELDS if k in keys}
-    return KeySet(algorithm, len(keys["enc"]), handles["enc"], handles["mac"], handles.get("dek"))
+def import_keyset(ctx: Context, keys: schema.KeyValues) -> KeySet:
+    enc, mac = ctx.token_key(keys.algorithm, keys.enc), ctx.token_key(keys.algorithm, keys.mac)
+    dek = None if keys.dek is None else ctx.token_key(keys.algorithm, keys.dek)
+    return KeySet(keys.algorithm, len(keys.enc), enc, mac, dek)
 
 
-def method_of(v: dict[str, Any]) -> DivMethod:
-    try:
-        return DivMethod(field(v, "method"))
-    except ValueError:
-        raise VectorError(f"unknown method {v['method']!r}") from None
+def diversifier(ctx: Context, master: sm.MasterKey) -> Diversifier:
+    return Diversifier(ctx.token_key(ALGORITHM[master.method], master.master), master.method, len(master.master))
 
 
-# ---- types ----------------------------------------------------------------------------------------------------
+# ---- checks ---------------------------------------------------------------------------------------------------
 
-def t_kcv(ctx: Context, v: dict[str, Any]) -> None:
-    try:
-        algorithm, method = KeyAlgorithm(field(v, "algorithm")), KcvMethod(field(v, "method"))
-    except ValueError as exc:
-        raise VectorError(str(exc)) from None
-    handle = ctx.token_key(algorithm, hexfield(v, "key"))
-    equal("kcv", kcv(ctx.hsm, handle, algorithm, method, field(v, "length", int)), hexfield(v, "expect"))
+def t_kcv(ctx: Context, v: schema.KcvVector) -> None:
+    handle = ctx.token_key(v.algorithm, v.key)
+    equal("kcv", kcv(ctx.hsm, handle, v.algorithm, v.method, v.length), v.expect)
 
 
-def t_diversify(ctx: Context, v: dict[str, Any]) -> None:
-    method = method_of(v)
-    algorithm = KeyAlgorithm.AES if method is DivMethod.KDF3 else KeyAlgorithm.DES3
-    master = hexfield(v, "master")
-    mh = ctx.token_key(algorithm, master)
-    full, kcvs = expectations(v)
+def t_diversify(ctx: Context, v: schema.DiversifyVector) -> None:
+    mh = ctx.token_key(v.algorithm, v.master)
     for purpose in KeyPurpose:
         name = purpose.name.lower()
-        if name in full or name in kcvs:
-            h = ctx.own(diversify_key(ctx.hsm, mh, method, hexfield(v, "kdd"), purpose, len(master)))
-            check_key(ctx, name, h, algorithm, len(master), full, kcvs)
+        if v.expect.wants(name):
+            h = ctx.own(diversify_key(ctx.hsm, mh, v.method, v.kdd, purpose, len(v.master)))
+            check_key(ctx, name, h, v.algorithm, v.expect)
 
 
-def t_scp02_session_keys(ctx: Context, v: dict[str, Any]) -> None:
-    static = import_keyset(ctx, v, KeyAlgorithm.DES3)
-    counter = hexfield(v, "sequence_counter")
-    full, kcvs = expectations(v)
+def t_scp02_session_keys(ctx: Context, v: schema.Scp02SessionKeysVector) -> None:
+    static = import_keyset(ctx, v.static)
     plan = {"s_enc": (static.enc, scp02.Scp02Constant.S_ENC), "s_mac": (static.mac, scp02.Scp02Constant.C_MAC),
-            "s_rmac": (static.mac, scp02.Scp02Constant.R_MAC), "s_dek": (static.dek, scp02.Scp02Constant.DEK)}
+            "s_rmac": (static.mac, scp02.Scp02Constant.R_MAC)}
+    if static.dek is not None:  # the schema refuses an expected s_dek without a static DEK
+        plan["s_dek"] = (static.dek, scp02.Scp02Constant.DEK)
     for name, (base, constant) in plan.items():
-        if name in full or name in kcvs:
-            if base is None:
-                raise VectorError("static lacks dek")
-            h = ctx.own(scp02.derive_session_key(ctx.hsm, base, constant, counter))
-            check_key(ctx, name, h, KeyAlgorithm.DES3, 16, full, kcvs)
+        if v.expect.wants(name):
+            h = ctx.own(scp02.derive_session_key(ctx.hsm, base, constant, v.sequence_counter))
+            check_key(ctx, name, h, KeyAlgorithm.DES3, v.expect)
 
 
-def t_scp03_session_keys(ctx: Context, v: dict[str, Any]) -> None:
-    static = import_keyset(ctx, v, KeyAlgorithm.AES)
-    session = Scp03Session.open(ctx.hsm, static, hexfield(v, "host_challenge"), hexfield(v, "card_challenge"))
+def t_scp03_session_keys(ctx: Context, v: schema.Scp03SessionKeysVector) -> None:
+    static = import_keyset(ctx, v.static)
+    session = Scp03Session.open(ctx.hsm, static, v.host_challenge, v.card_challenge)
     try:
-        full, kcvs = expectations(v)
         for name in ("s_enc", "s_mac", "s_rmac"):
-            check_key(ctx, name, getattr(session, name), KeyAlgorithm.AES, static.length, full, kcvs)
-        if "card_cryptogram" in full:
-            equal("card_cryptogram", session.card_cryptogram(), full["card_cryptogram"])
-        if "host_cryptogram" in full:
-            equal("host_cryptogram", session.host_cryptogram(), full["host_cryptogram"])
+            check_key(ctx, name, getattr(session, name), KeyAlgorithm.AES, v.expect)
+        if "card_cryptogram" in v.expect.full:
+            equal("card_cryptogram", session.card_cryptogram(), v.expect.full["card_cryptogram"])
+        if "host_cryptogram" in v.expect.full:
+            equal("host_cryptogram", session.host_cryptogram(), v.expect.full["host_cryptogram"])
     finally:
         session.close()
 
 
-def t_scp03_card_challenge(ctx: Context, v: dict[str, Any]) -> None:
-    enc = hexmap(v, "static").get("enc")
-    if enc is None:
-        raise VectorError("static lacks enc")
-    h = ctx.token_key(KeyAlgorithm.AES, enc)
-    expect = hexfield(v, "expect")
-    got = card_challenge(ctx.hsm, h, hexfield(v, "sequence_counter"), hexfield(v, "aid"), len(expect))
-    equal("card challenge", got, expect)
+def t_scp03_card_challenge(ctx: Context, v: schema.Scp03CardChallengeVector) -> None:
+    h = ctx.token_key(KeyAlgorithm.AES, v.enc)
+    equal("card challenge", card_challenge(ctx.hsm, h, v.sequence_counter, v.aid, len(v.expect)), v.expect)
 
 
-def open_channel(ctx: Context, v: dict[str, Any]) -> SecureChannel:
+def open_channel(ctx: Context, hs: sm.Handshake) -> SecureChannel:
     """INITIALIZE UPDATE, card cryptogram, EXTERNAL AUTHENTICATE as the vector describes."""
-    try:
-        scp = Scp(field(v, "scp"))
-    except ValueError:
-        raise VectorError(f"unknown scp {v['scp']!r}") from None
-    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
-    level = int(field(v, "security_level"), 16)
-    i = int(field(v, "i"), 16) if "i" in v else None
-    if "diversify" in v:
-        div = field(v, "diversify", dict)
-        master = hexfield(div, "master")
-        dv = Diversifier(ctx.token_key(algorithm, master), method_of(div), len(master))
-        ch = ctx.channel(SecureChannel(ctx.hsm, scp, diversifier=dv, security_level=level, i=i))
+    if isinstance(hs.keys, sm.MasterKey):
+        ch = SecureChannel(ctx.hsm, hs.scp, diversifier=diversifier(ctx, hs.keys), security_level=hs.security_level,
+                           i=hs.i)
     else:
-        static = import_keyset(ctx, v, algorithm)
-        ch = ctx.channel(SecureChannel(ctx.hsm, scp, static=static, security_level=level, i=i))
-    iu = field(v, "initialize_update", dict)
-    want = hexfield(iu, "command")
-    if len(want) < 5:
-        raise VectorError("initialize_update.command is too short")
-    got = ch.initialize_update(want[2], hexfield(v, "host_challenge"), with_le=len(want) == 14)
-    equal("INITIALIZE UPDATE", got, want)
+        ch = SecureChannel(ctx.hsm, hs.scp, static=import_keyset(ctx, hs.keys), security_level=hs.security_level,
+                           i=hs.i)
+    ctx.channel(ch)
+    equal("INITIALIZE UPDATE", ch.initialize_update(hs.kvn, hs.host_challenge, with_le=hs.with_le), hs.iu_command)
     try:
-        ch.verify_card_response(hexfield(iu, "response"))
+        ch.verify_card_response(hs.iu_response)
     except CryptogramMismatch:
         raise Mismatch("card cryptogram mismatch (no EXTERNAL AUTHENTICATE built)") from None
-    equal("EXTERNAL AUTHENTICATE", ch.external_authenticate(), hexfield(v, "external_authenticate"))
+    equal("EXTERNAL AUTHENTICATE", ch.external_authenticate(), hs.external_authenticate)
     return ch
 
 
-def t_secure_channel(ctx: Context, v: dict[str, Any]) -> None:
-    ch = open_channel(ctx, v)
-    for n, cmd in enumerate(field(v, "commands", list), 1):
-        if not isinstance(cmd, dict):
-            raise VectorError(f"command {n} is not an object")
-        equal(f"command {n} wrapped", ch.wrap(hexfield(cmd, "plain")), hexfield(cmd, "wrapped"))
-        if "response" in cmd:
+def t_secure_channel(ctx: Context, v: sm.SecureChannelVector) -> None:
+    ch = open_channel(ctx, v.handshake)
+    for n, cmd in enumerate(v.commands, 1):
+        equal(f"command {n} wrapped", ch.wrap(cmd.plain), cmd.wrapped)
+        if cmd.response is not None:
             try:
-                got = ch.unwrap(hexfield(cmd, "response"))
-            except KeyServiceError as exc:
-                raise Mismatch(f"command {n} response refused: {exc.__class__.__name__}") from None
-            equal(f"command {n} response", got, hexfield(cmd, "response_plain"))
+                got = ch.unwrap(cmd.response.raw)
+            except MacMismatch as exc:
+                raise Mismatch(f"command {n} response refused: {exc}") from None
+            equal(f"command {n} response", got, cmd.response.plain)
 
 
-def t_put_key(ctx: Context, v: dict[str, Any]) -> None:
+def t_put_key(ctx: Context, v: sm.PutKeyVector) -> None:
     """After a full handshake, or (SCP02, `sequence_counter` form) with the session DEK of that counter."""
-    scp: Scp
-    if "sequence_counter" in v:
-        scp = Scp(field(v, "scp"))
-        if scp is not Scp.SCP02:
-            raise VectorError("the sequence_counter form is for SCP02 (SCP03 PUT KEY uses the static DEK)")
-        static = ctx.token_key(KeyAlgorithm.DES3, hexmap(v, "static")["dek"])
-        dek = ctx.own(scp02.derive_session_key(ctx.hsm, static, scp02.Scp02Constant.DEK,
-                                               hexfield(v, "sequence_counter")))
+    if isinstance(v.form, sm.CounterDek):
+        static = ctx.token_key(KeyAlgorithm.DES3, v.form.dek)
+        dek = ctx.own(scp02.derive_session_key(ctx.hsm, static, scp02.Scp02Constant.DEK, v.form.sequence_counter))
     else:
-        ch = open_channel(ctx, v)
-        scp, dek = ch.scp, ch.session_dek()
-    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
-    if "new_keys_diversify" in v:
-        div = field(v, "new_keys_diversify", dict)
-        master = hexfield(div, "master")
-        dv = Diversifier(ctx.token_key(algorithm, master), method_of(div), len(master))
-        ks = ctx.keyset(dv.keyset(ctx.hsm, hexfield(div, "kdd"), wrappable=True))
+        dek = open_channel(ctx, v.form).session_dek()
+    algorithm = schema.SCP_ALGORITHM[v.scp]
+    if isinstance(v.new_keys, sm.DiversifiedKeys):
+        ks = ctx.keyset(diversifier(ctx, v.new_keys.master).keyset(ctx.hsm, v.new_keys.kdd, wrappable=True))
         handles, length = [ks.enc, ks.mac, ks.dek], ks.length
     else:
-        keys = hexmap(v, "new_keys")
-        length = len(keys["enc"]) if "enc" in keys else 16
+        length = len(v.new_keys[0])
         ktype = templates.key_type(algorithm, length)
-        handles = [ctx.session_key(ktype, keys[k], wrappable=True) for k in KEYSET_FIELDS if k in keys]
+        handles = [ctx.session_key(ktype, k, wrappable=True) for k in v.new_keys]
     new = [putkey.NewKey(h, algorithm, length) for h in handles if h is not None]
-    key_id = int(v.get("key_id", "01"), 16)
-    cmd = putkey.build_put_key(ctx.hsm, scp, dek, int(field(v, "old_kvn"), 16), int(field(v, "new_kvn"), 16), new,
-                               key_id)
-    equal("PUT KEY", cmd.apdu, hexfield(v, "expect"))
+    cmd = putkey.build_put_key(ctx.hsm, v.scp, dek, v.old_kvn, v.new_kvn, new, v.key_id)
+    equal("PUT KEY", cmd.apdu, v.expect)
 
 
 def _flip(text: str, pos: int) -> str:
-    c = text[pos]
-    return text[:pos] + ("1" if c == "0" else "0") + text[pos + 1:]
+    return text[:pos] + ("1" if text[pos] == "0" else "0") + text[pos + 1:]
 
 
-def t_tr31_unwrap(ctx: Context, v: dict[str, Any]) -> None:
-    kbpk = hexfield(v, "kbpk")
-    block = field(v, "key_block")
-    version = block[:1]
-    algorithm = KeyAlgorithm.DES3 if version == tr31.Version.B else KeyAlgorithm.AES
-    kh = ctx.token_key(algorithm, kbpk)
-    imported = tr31.import_key_block(ctx.hsm, kh, len(kbpk), block)
+def t_tr31_unwrap(ctx: Context, v: schema.Tr31UnwrapVector) -> None:
+    kh = ctx.token_key(schema.TR31_VERSION_ALGORITHM[v.version], v.kbpk)
+    imported = tr31.import_key_block(ctx.hsm, kh, len(v.kbpk), v.key_block)
     ctx.own(imported.handle)
-    key = hexfield(v, "expect_key")
-    key = key + key if len(key) == tr31.SINGLE_DES_LENGTH else key
+    key = v.expect_key + v.expect_key if len(v.expect_key) == tr31.SINGLE_DES_LENGTH else v.expect_key
     key_alg = KeyAlgorithm.DES3 if imported.header.algorithm == "T" else KeyAlgorithm.AES
     ctx.same_key(imported.handle, templates.key_type(key_alg, len(key)), key, "key")
     header = imported.header
     fields = {"version": header.version, "usage": header.usage, "algorithm": header.algorithm,
               "mode": header.mode, "key_version": header.key_version, "exportability": header.exportability,
               "optional_blocks": f"{len(header.optional_blocks):02d}"}
-    for name, want in field(v, "expect_header", dict).items() if "expect_header" in v else []:
-        if fields.get(name) != want:
-            raise Mismatch(f"header {name}: got {fields.get(name)!r}, expected {want!r}")
-    for where, pos in (("header", 6), ("encrypted key", 20), ("MAC", len(block) - 3)):
-        try:
-            h = tr31.import_key_block(ctx.hsm, kh, len(kbpk), _flip(block, pos)).handle
-        except KeyServiceError:
-            continue
-        ctx.own(h)
-        raise Mismatch(f"a key block with a changed {where} was accepted")
+    for name, want in v.expect_header.items():
+        if fields[name] != want:
+            raise Mismatch(f"header {name}: got {shown(fields[name])}, expected {shown(want)}")
+
+    def import_altered(block: str) -> int:
+        return tr31.import_key_block(ctx.hsm, kh, len(v.kbpk), block).handle
+
+    _, key_start = tr31.parse_header(v.key_block)
+    for where, pos in (("header", TR31_VERSION_POSITION), ("encrypted key", key_start + 1),
+                       ("MAC", len(v.key_block) - 3)):
+        altered = partial(import_altered, _flip(v.key_block, pos))
+        ctx.refuses(MacMismatch, f"a key block with a changed {where}", altered)
 
 
-def t_aes_key_wrap(ctx: Context, v: dict[str, Any]) -> None:
-    kek, key, expect = hexfield(v, "kek"), hexfield(v, "key"), hexfield(v, "expect")
-    padding = field(v, "padding", bool)
-    kh = ctx.token_key(KeyAlgorithm.AES, kek)
-    ktype = KeyType.AES if len(key) in VALID_LENGTHS[KeyAlgorithm.AES] else KeyType.GENERIC_SECRET
-    if not padding and len(key) % aeskw.SEMIBLOCK:
-        raise VectorError("RFC 3394 needs a multiple of 8 bytes")
+def t_aes_key_wrap(ctx: Context, v: schema.AesKeyWrapVector) -> None:
+    kh = ctx.token_key(KeyAlgorithm.AES, v.kek)
+    ktype = KeyType.AES if len(v.key) in VALID_LENGTHS[KeyAlgorithm.AES] else KeyType.GENERIC_SECRET
     # Unwrap first (production template: sensitive, not extractable), then the negative checks, then wrap.
-    out = ctx.own(aeskw.unwrap_key(ctx.hsm, kh, expect, padding=padding, key_type=ktype))
+    out = ctx.own(aeskw.unwrap_key(ctx.hsm, kh, v.expect, padding=v.padding, key_type=ktype))
     if ktype == KeyType.AES:
-        ctx.same_key(out, ktype, key, "unwrapped key")
+        ctx.same_key(out, ktype, v.key, "unwrapped key")
     else:  # generic secrets of any length: compare re-wrapped test copies (HMAC refuses short keys)
-        copy = ctx.own(aeskw.unwrap_key(ctx.hsm, kh, expect, padding=padding, key_type=ktype,
+        copy = ctx.own(aeskw.unwrap_key(ctx.hsm, kh, v.expect, padding=v.padding, key_type=ktype,
                                         template=templates.wrappable_session_key(ktype)))
-        ref = ctx.session_key(ktype, key, wrappable=True)
+        ref = ctx.session_key(ktype, v.key, wrappable=True)
         a, b = (aeskw.wrap_key(ctx.hsm, kh, h, padding=True, native_unaligned=True) for h in (copy, ref))
         if not hsmops.same(a, b):
             raise Mismatch("unwrapped key differs")
-    for bit in (0, 8 * len(expect) // 2, 8 * len(expect) - 1):
-        bad = bytearray(expect)
+    for bit in (0, 8 * len(v.expect) // 2, 8 * len(v.expect) - 1):
+        bad = bytearray(v.expect)
         bad[bit // 8] ^= 1 << (bit % 8)
-        try:
-            ctx.own(aeskw.unwrap_key(ctx.hsm, kh, bytes(bad), padding=padding, key_type=ktype))
-        except KeyServiceError:
-            continue
-        raise Mismatch(f"a wrapped key with bit {bit} flipped was accepted")
-    src = ctx.session_key(ktype, key, wrappable=True)
-    equal("wrapped", aeskw.wrap_key(ctx.hsm, kh, src, padding=padding, key_length=len(key)), expect)
+        ctx.refuses(UnwrapFailed, f"a wrapped key with bit {bit} flipped",
+                    partial(aeskw.unwrap_key, ctx.hsm, kh, bytes(bad), padding=v.padding, key_type=ktype))
+    src = ctx.session_key(ktype, v.key, wrappable=True)
+    equal("wrapped", aeskw.wrap_key(ctx.hsm, kh, src, padding=v.padding, key_length=len(v.key)), v.expect)
 
 
-def t_dek_encrypt(ctx: Context, v: dict[str, Any]) -> None:
-    scp = Scp(field(v, "scp"))
-    dek_value = hexmap(v, "static").get("dek")
-    if dek_value is None:
-        raise VectorError("static lacks dek")
-    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
-    dek = ctx.token_key(algorithm, dek_value)
-    if scp is Scp.SCP02:
-        counter = hexfield(v, "sequence_counter")
-        dek = ctx.own(scp02.derive_session_key(ctx.hsm, dek, scp02.Scp02Constant.DEK, counter))
-    equal("encrypted", storedata.encrypt_sensitive(ctx.hsm, scp, dek, hexfield(v, "data")), hexfield(v, "expect"))
+def t_dek_encrypt(ctx: Context, v: schema.DekEncryptVector) -> None:
+    dek = ctx.token_key(schema.SCP_ALGORITHM[v.scp], v.dek)
+    if v.sequence_counter is not None:  # SCP02: the session DEK of that counter
+        dek = ctx.own(scp02.derive_session_key(ctx.hsm, dek, scp02.Scp02Constant.DEK, v.sequence_counter))
+    equal("encrypted", storedata.encrypt_sensitive(ctx.hsm, v.scp, dek, v.data), v.expect)
 
 
-def t_store_data_keys(ctx: Context, v: dict[str, Any]) -> None:
-    dek = ctx.token_key(KeyAlgorithm.AES, hexfield(v, "dek"))
-    entries = []
-    for n, k in enumerate(field(v, "keys", list), 1):
-        if not isinstance(k, dict):
-            raise VectorError(f"key {n} is not an object")
-        value = hexfield(k, "key")
-        handle = ctx.session_key(templates.key_type(KeyAlgorithm.AES, len(value)), value, wrappable=True)
-        entries.append(storedata.DgiKey(int(field(k, "key_id"), 16), handle, len(value)))
-    header = storedata.KeyDgiHeader(int(field(v, "key_type"), 16), field(v, "key_length", int),
-                                    int(field(v, "key_version"), 16), int(field(v, "key_access"), 16),
-                                    int(field(v, "key_purpose"), 16))
-    equal("DGIs", storedata.key_dgis(ctx.hsm, dek, header, entries), hexfield(v, "expect"))
+def t_store_data_keys(ctx: Context, v: schema.StoreDataKeysVector) -> None:
+    dek = ctx.token_key(KeyAlgorithm.AES, v.dek)
+    entries = [storedata.DgiKey(key_id, ctx.session_key(KeyType.AES, value, wrappable=True), len(value))
+               for key_id, value in v.keys]
+    equal("DGIs", storedata.key_dgis(ctx.hsm, dek, v.header, entries), v.expect)
 
 
-def t_sm_wrap(ctx: Context, v: dict[str, Any]) -> None:
+def t_sm_wrap(ctx: Context, v: sm.SmWrapVector) -> None:
     """Test hook: a channel seeded with the vector's session keys (never reachable from production)."""
-    scp = Scp(field(v, "scp"))
-    keys = hexmap(v, "session")
-    level = int(field(v, "security_level"), 16)
-    i = int(field(v, "i"), 16)
-    algorithm = KeyAlgorithm.DES3 if scp is Scp.SCP02 else KeyAlgorithm.AES
-    dummy = KeySet(algorithm, len(keys["s_enc"]), 0, 0)
-    ch = ctx.channel(SecureChannel(ctx.hsm, scp, static=dummy, security_level=level, i=i))
+    algorithm = schema.SCP_ALGORITHM[v.scp]
+    dummy = KeySet(algorithm, len(v.s_enc), 0, 0)
+    ch = ctx.channel(SecureChannel(ctx.hsm, v.scp, static=dummy, security_level=v.security_level, i=v.i))
 
     def obj(value: bytes) -> int:
         return ctx.session_key(templates.key_type(algorithm, len(value)), value)
 
-    if scp is Scp.SCP02:
-        s02 = scp02.Scp02Session(ctx.hsm, dummy, b"\0\0", Scp02Option(i), s_enc=obj(keys["s_enc"]),
-                                 s_mac=obj(keys["s_mac"]), s_mac_single=obj(keys["s_mac"][:8] * 2),
-                                 icv=hexfield(v, "initial_icv"))
-        ch._s02 = s02
+    if v.scp is Scp.SCP02:
+        ch._s02 = scp02.Scp02Session(ctx.hsm, dummy, b"\0\0", Scp02Option(v.i), s_enc=obj(v.s_enc),
+                                     s_mac=obj(v.s_mac), s_mac_single=obj(v.s_mac[:8] * 2), icv=v.initial)
     else:
-        s03 = Scp03Session(ctx.hsm, 8, b"", b"", s_enc=obj(keys["s_enc"]), s_mac=obj(keys["s_mac"]),
-                           s_rmac=obj(keys.get("s_rmac", keys["s_mac"])), chaining=hexfield(v, "initial_chaining"))
-        ch._s03 = s03
+        ch._s03 = Scp03Session(ctx.hsm, 8, b"", b"", s_enc=obj(v.s_enc), s_mac=obj(v.s_mac),
+                               s_rmac=obj(v.s_rmac or v.s_mac), chaining=v.initial)
     ch.state = State.OPEN
-    for n, cmd in enumerate(field(v, "commands", list), 1):
-        equal(f"command {n} wrapped", ch.wrap(hexfield(cmd, "plain")), hexfield(cmd, "wrapped"))
+    for n, cmd in enumerate(v.commands, 1):
+        equal(f"command {n} wrapped", ch.wrap(cmd.plain), cmd.wrapped)
 
 
-HANDLERS: Final[dict[str, Callable[[Context, dict[str, Any]], None]]] = {
-    "kcv": t_kcv, "diversify": t_diversify, "scp02_session_keys": t_scp02_session_keys,
-    "scp03_session_keys": t_scp03_session_keys, "scp03_card_challenge": t_scp03_card_challenge,
-    "secure_channel": t_secure_channel, "put_key": t_put_key, "tr31_unwrap": t_tr31_unwrap,
-    "aes_key_wrap": t_aes_key_wrap, "dek_encrypt": t_dek_encrypt, "store_data_keys": t_store_data_keys,
-    "sm_wrap": t_sm_wrap,
+@dataclass(frozen=True)
+class VectorType(Generic[V]):
+    """How one `type` is parsed (strictly, before any HSM work) and checked."""
+
+    parse: Callable[[Fields], V]
+    check: Callable[[Context, V], None]
+
+
+HANDLERS: Final[dict[str, VectorType[Any]]] = {
+    "kcv": VectorType(schema.parse_kcv, t_kcv),
+    "diversify": VectorType(schema.parse_diversify, t_diversify),
+    "scp02_session_keys": VectorType(schema.parse_scp02_session_keys, t_scp02_session_keys),
+    "scp03_session_keys": VectorType(schema.parse_scp03_session_keys, t_scp03_session_keys),
+    "scp03_card_challenge": VectorType(schema.parse_scp03_card_challenge, t_scp03_card_challenge),
+    "secure_channel": VectorType(sm.parse_secure_channel, t_secure_channel),
+    "put_key": VectorType(sm.parse_put_key, t_put_key),
+    "tr31_unwrap": VectorType(schema.parse_tr31_unwrap, t_tr31_unwrap),
+    "aes_key_wrap": VectorType(schema.parse_aes_key_wrap, t_aes_key_wrap),
+    "dek_encrypt": VectorType(schema.parse_dek_encrypt, t_dek_encrypt),
+    "store_data_keys": VectorType(schema.parse_store_data_keys, t_store_data_keys),
+    "sm_wrap": VectorType(sm.parse_sm_wrap, t_sm_wrap),
 }

@@ -123,7 +123,7 @@ def test_kat_and_selftest_commands(home):
     vectors = Path(__file__).parent / "vectors"
     out = tsm(home, "kat", str(vectors / "kcv.json"), str(vectors / "scp03_session_keys.json")).stdout
     assert out.splitlines()[-1].endswith(" passed, 0 failed")
-    assert "error: " in tsm(home, "kat", str(home / "missing.json"), ok=False).stderr
+    assert "error[invalid_input]: " in tsm(home, "kat", str(home / "missing.json"), ok=False).stderr
     assert tsm(home, "selftest").stdout.splitlines()[-1].endswith(" passed, 0 failed")
 
 

@@ -45,8 +45,8 @@ def test_malformed_vector_names_file_and_id(gp_hsm: Hsm, tmp_path: Path) -> None
         {"id": "k1", "type": "kcv", "key": "ZZ", "algorithm": "aes", "method": "gp", "length": 3, "expect": "00"},
         {"id": "k2", "type": "kcv", "algorithm": "aes"}]}
     lines = run_kat([write(tmp_path, doc)], gp_hsm).lines()
-    assert lines[0] == "ERROR v.json:k1: invalid vector: field 'key' is not hex"
-    assert lines[1] == "ERROR v.json:k2: invalid vector: missing field 'method'"
+    assert lines[0] == "ERROR v.json:k1: invalid vector: field 'key' is not hex (pairs of 0-9 A-F, no spaces)"
+    assert lines[1] == "ERROR v.json:k2: invalid vector: field 'method' is missing"
     assert lines[-1] == "0 passed, 2 failed"
 
 
