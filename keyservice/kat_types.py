@@ -101,7 +101,7 @@ def field(v: dict[str, Any], name: str, kind: type = str) -> Any:
     if name not in v:
         raise VectorError(f"missing field {name!r}")
     if not isinstance(v[name], kind):
-        raise VectorError(f"field {name!r} must be a {kind.__name__}")
+        raise VectorError(f"field {name!r} must be of type {kind.__name__}")
     return v[name]
 
 
