@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TSM := $(VENV)/bin/tsm
 export TSM_HOME ?= $(CURDIR)/var
-DEB_PACKAGES := python3-venv python3-dev gcc softhsm2 opensc pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools
+DEB_PACKAGES := python3-venv python3-dev gcc softhsm2 opensc pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools curl
 BIND ?= 127.0.0.1:8000
 
 .PHONY: run test deps venv init lint typecheck unit kat bench clean

@@ -275,7 +275,7 @@ def _diagnose(core: Core, records: Sequence[KeyRecord], response: bytes, host_ch
     trials: list[Trial] = []
     for rec in records:
         if rec.algorithm not in (KeyAlgorithm.AES.value, KeyAlgorithm.DES3.value):
-            trials.append(Trial(rec.label, "-", f"not a {_SCP_ALGORITHM[scp].value} key"))
+            trials.append(Trial(rec.label, "-", f"not {_SCP_ALGORITHM[scp].article} {_SCP_ALGORITHM[scp].label} key"))
             continue
         for method in _methods(rec.algorithm):
             name = method.value if method else "none"

@@ -126,7 +126,7 @@ def check(request: Request, operation: Operation, usage: KeyUsage, state: KeySta
         raise PolicyDenied(f"{operation} is reserved to security officers (caller is {request.caller.kind})")
     allowed = RULES.get((usage, operation), frozenset())
     if request.purpose not in allowed:
-        raise PolicyDenied(f"a {usage} key may not be used for {operation} with purpose {request.purpose}")
+        raise PolicyDenied(f"{usage} keys may not be used for {operation} with purpose {request.purpose}")
     usable = _USABLE.get(operation, frozenset({KeyState.ACTIVE}))
     if state not in usable:
         needed = " or ".join(sorted(s.value for s in usable))

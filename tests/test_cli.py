@@ -39,9 +39,9 @@ def tsm(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[
     if ok:
         assert proc.returncode == 0, proc.stderr
     else:
-        assert proc.returncode != 0
+        assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error["), proc.stderr
     return proc
 
 
@@ -53,15 +53,33 @@ def test_init_is_idempotent_and_keeps_pins_private(home):
     assert (home / "secrets" / "token-pins.json").stat().st_mode & 0o777 == 0o600
 
 
+def rows(output: str) -> list[dict[str, str]]:
+    """A table's rows as dicts keyed by the header row (docs/cli.md: cells are one word, `-` when empty)."""
+    header, *lines = output.splitlines()
+    names = header.split()
+    return [dict(zip(names, line.split(None, len(names) - 1), strict=True)) for line in lines]
+
+
 def test_keys_commands(home):
     out = tsm(home, "keys", "import-test", "--label", "gp", "--type", "aes", "--hex", TEST_KEYS[0]).stdout
-    assert "kcv=504A77" in out
-    tsm(home, "keys", "generate", "--label", "kmc", "--type", "des3", "--length", "16", "--usage", "KMC")
+    assert rows(out) == [{"LABEL": "gp", "TYPE": "aes", "LENGTH": "16", "USAGE": "ISD_KEYSET", "STATE": "active",
+                          "KCV": "504A77", "KCV-METHOD": "gp", "OWNER": "lab", "KVN": "-", "KEY-ID": "-",
+                          "EXPORTABLE": "no", "PROVENANCE": "imported-test"}]
+    made = tsm(home, "keys", "generate", "--label", "kmc", "--type", "des3", "--length", "16", "--usage", "KMC",
+               "--kvn", "0x30", "--key-id", "1", "--json").stdout
+    assert json.loads(made)[0] | {"kvn": 0x30, "key_id": 1, "length": 16, "state": "pre-activation"} == \
+        json.loads(made)[0]
     tsm(home, "keys", "state", "kmc", "active")
-    assert "kmc" in tsm(home, "keys", "list").stdout
-    assert "usage" in tsm(home, "keys", "show", "kmc").stdout
+    listed = {r["LABEL"]: r for r in rows(tsm(home, "keys", "list").stdout)}
+    assert {"KVN": "30", "KEY-ID": "01", "STATE": "active", "TYPE": "des3"}.items() <= listed["kmc"].items()
+    assert [k["label"] for k in json.loads(tsm(home, "keys", "list", "--usage", "KMC", "--json").stdout)] == ["kmc"]
+    shown = tsm(home, "keys", "show", "kmc").stdout
+    assert "usage             KMC" in shown and "kvn               30" in shown
+    assert json.loads(tsm(home, "keys", "show", "kmc", "--json").stdout)["usage"] == "KMC"
     assert len(tsm(home, "keys", "kcv", "gp", "--method", "aes_cmac").stdout.strip()) == 6
+    assert len(tsm(home, "keys", "kcv", "gp", "--kcv-length", "5").stdout.strip()) == 10
     assert "agree" in tsm(home, "keys", "check").stdout
+    assert json.loads(tsm(home, "keys", "check", "--json").stdout)["consistent"] is True
 
 
 def test_vendor_key_imports(home):
@@ -70,16 +88,16 @@ def test_vendor_key_imports(home):
         "000102030405060708090A0B0C0D0E0F")
     clear = tsm(home, "keys", "import-test", "--label", "clear-ref", "--type", "aes", "--usage", "KMC", "--hex",
                 TEST_KEYS[1]).stdout
-    kcv = clear.split("kcv=")[1][:6]
+    kcv = rows(clear)[0]["KCV"]
     out = tsm(home, "keys", "import-wrapped", "--kek", "vendor-kek", "--wrapped",
               "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5", "--type", "aes", "--usage", "KMC",
               "--label", "received", "--kcv", kcv).stdout
-    assert f"kcv={kcv}" in out and "imported-wrapped" in out
+    assert rows(out)[0]["KCV"] == kcv and rows(out)[0]["PROVENANCE"] == "imported-wrapped"
     err = tsm(home, "keys", "import-wrapped", "--kek", "vendor-kek", "--wrapped",
               "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE4", "--type", "aes", "--usage", "KMC",
               "--label", "received2", "--kcv", kcv, ok=False).stderr
     assert "unwrap_failed" in err
-    err = tsm(home, "keys", "import-tr31", "--kbpk", "vendor-kek", "--block", "B0080P0TE00E0000", "--label", "t",
+    err = tsm(home, "keys", "import-tr31", "--kek", "vendor-kek", "--block", "B0080P0TE00E0000", "--label", "t",
               "--kcv", "00", ok=False).stderr
     assert "error[" in err
     tsm(home, "keys", "import-test", "--label", "to-send", "--type", "aes", "--usage", "KMC", "--exportable",
@@ -87,7 +105,7 @@ def test_vendor_key_imports(home):
     blob = tsm(home, "keys", "export-wrapped", "to-send", "--kek", "vendor-kek").stdout.strip()
     assert blob == "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"  # RFC 3394 §4.1
     assert "policy_denied" in tsm(home, "keys", "export-wrapped", "clear-ref", "--kek", "vendor-kek", ok=False).stderr
-    block = tsm(home, "keys", "export-tr31", "to-send", "--kbpk", "vendor-kek", "--usage-code", "E6").stdout
+    block = tsm(home, "keys", "export-tr31", "to-send", "--kek", "vendor-kek", "--header-usage", "E6").stdout
     assert block.startswith("D") and block[5:8] == "E6A"
 
 
@@ -100,6 +118,8 @@ def test_bad_input_is_one_line(home):
     assert "invalid_input" in tsm(home, "keys", "import-test", "--label", "y", "--type", "aes", "--hex",
                                   TEST_KEYS[1][:30], ok=False).stderr
     assert "key_state" in tsm(home, "keys", "state", "kmc", "pre-activation", ok=False).stderr
+    assert tsm(home, "keys", "state", "kmc", "compromised", ok=False).stderr.startswith("error[usage]: ")
+    assert "error[usage]: Missing option '--label'" in tsm(home, "keys", "generate", ok=False).stderr
 
 
 def test_production_token_refuses_clear_import(tmp_path):
@@ -112,18 +132,25 @@ def test_production_token_refuses_clear_import(tmp_path):
 
 def test_hsm_info_and_audit(home):
     info = tsm(home, "hsm", "info").stdout
-    assert "TEST TOKEN" in info and "profile:  softhsm2" in info and "profile matches the token" in info
-    assert "put_key_scp02            host_memory_card_key     a key transits host memory" in info
-    assert "scp03_session_keys       cmac_emulation           inside the HSM" in info
+    assert "TEST TOKEN" in info and "profile     softhsm2" in info and "profile matches the token" in info
+    strategies = rows(info.split("them):\n")[-1])
+    assert {"STEP": "put_key_scp02", "STRATEGY": "host_memory_card_key", "WHERE": "host-memory"}.items() <= \
+        next(r for r in strategies if r["STEP"] == "put_key_scp02").items()
+    assert next(r for r in strategies if r["STEP"] == "scp03_session_keys")["WHERE"] == "hsm"
     assert "audit chain intact" in tsm(home, "audit", "verify").stdout
-    assert "refused" in tsm(home, "audit", "list", "--limit", "50").stdout
+    records = rows(tsm(home, "audit", "list", "--limit", "50").stdout)
+    assert "refused" in {r["OUTCOME"] for r in records}
+    assert json.loads(tsm(home, "audit", "verify", "--json").stdout)["intact"] is True
+    assert len(json.loads(tsm(home, "audit", "list", "--limit", "3", "--json").stdout)) == 3
 
 
 def test_kat_and_selftest_commands(home):
     vectors = Path(__file__).parent / "vectors"
     out = tsm(home, "kat", str(vectors / "kcv.json"), str(vectors / "scp03_session_keys.json")).stdout
     assert out.splitlines()[-1].endswith(" passed, 0 failed")
-    assert "error[invalid_input]: " in tsm(home, "kat", str(home / "missing.json"), ok=False).stderr
+    report = json.loads(tsm(home, "kat", str(vectors / "kcv.json"), "--json").stdout)
+    assert report["failed"] == 0 and report["passed"] == len(report["outcomes"]) > 0
+    assert "error[usage]: " in tsm(home, "kat", str(home / "missing.json"), ok=False).stderr
     assert tsm(home, "selftest").stdout.splitlines()[-1].endswith(" passed, 0 failed")
 
 

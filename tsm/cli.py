@@ -1,39 +1,69 @@
-"""The `tsm` command: one root group, each package contributes its own sub-commands.
+"""The `tsm` command: one root group; the commands live in `tsm/commands/` and follow docs/cli.md.
 
-Every typed project error is printed as one line (`error[<code>]: <message>`) with exit status 2;
-tracebacks never reach the terminal.
+Every typed project error, and every command-line error click finds (unknown command or option, missing
+option, a value not of its type), is printed as one line on stderr (`error[<code>]: <message>`, code `usage`
+for the command line) with exit status 2; tracebacks never reach the terminal. A group given no command
+prints its help.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from tsm.errors import CLI_ERRORS
+from tsm.errors import CLI_ERRORS, error_line
 from web.errors import error_code, error_message
+
+REVISION = re.compile(r"[0-9A-Za-z_]{1,64}")
+"""An Alembic revision `tsm db upgrade` accepts: head, heads or a revision id."""
+USAGE = "usage"
+"""The error code of a command line that does not parse."""
+
+
+def fail(code: str, message: str) -> NoReturn:
+    """Print the one error line and exit 2."""
+    click.echo(error_line(code, message), err=True)
+    sys.exit(2)
+
+
+def _usage(exc: click.UsageError) -> NoReturn:
+    """A click usage error as one line (click prints three), or the help of a group given no command."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
+    hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+    fail(USAGE, exc.format_message().rstrip(".") + hint)
 
 
 class TsmGroup(click.Group):
-    """Root group that turns the project's typed errors into one-line messages."""
+    """Root group that turns the project's typed errors and click's usage errors into one-line messages."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage(exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage(exc)
         except CLI_ERRORS as exc:
-            click.echo(f"error[{error_code(exc)}]: {error_message(exc)}", err=True)
-            sys.exit(2)
+            fail(error_code(exc), error_message(exc))
 
 
-@click.group(cls=TsmGroup)
+@click.group("tsm", cls=TsmGroup)
 @click.version_option(package_name="tsm-hsm")
 def main() -> None:
     """Trusted Service Manager built around a PKCS#11 key service."""
 
 
 @main.command("init")
-@click.option("--test-token", is_flag=True, help="create the token as a TEST token (lab mode)")
+@click.option("--test-token", is_flag=True, help="Create the token as a TEST token (lab mode).")
 def init(test_token: bool) -> None:
     """Create the embedded default under $TSM_HOME (default ./var); harmless when run again."""
     from storage.config import load_settings
@@ -41,11 +71,11 @@ def init(test_token: bool) -> None:
 
     settings = load_settings()
     report = initialise(settings, test_token)
-    click.echo(f"home:      {settings.home}")
-    click.echo(f"token:     {settings.token_label} ({'created' if report.token_created else 'exists'})"
+    click.echo(f"home       {settings.home}")
+    click.echo(f"token      {settings.token_label} ({'created' if report.token_created else 'exists'})"
                f"{' — TEST TOKEN' if report.test_token else ''}")
-    click.echo(f"database:  {settings.database_url.split('://', 1)[0]} migrated to head")
-    click.echo(f"audit key: kcv {report.audit_key_kcv}")
+    click.echo(f"database   {settings.database_url.split('://', 1)[0]} migrated to head")
+    click.echo(f"audit-key  kcv {report.audit_key_kcv}")
 
 
 @main.group("db")
@@ -54,9 +84,12 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True,
+              help="Alembic revision to migrate up to: head, or a revision id such as 0002.")
 def db_upgrade(revision: str) -> None:
-    """Migrate the database to a revision."""
+    """Migrate the database up to a revision."""
+    if not REVISION.fullmatch(revision):
+        raise click.BadParameter(f"{revision!r} is not head or a revision id", param_hint="'--revision'")
     from storage.config import load_settings
     from storage.session import upgrade
 

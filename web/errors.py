@@ -77,6 +77,8 @@ def error_code(exc: Exception) -> str:
         return "database_unavailable" if isinstance(exc, OperationalError | InterfaceError) else "database_error"
     if isinstance(exc, SQLAlchemyError):
         return "database_error"
+    if isinstance(exc, CommandError):
+        return "migration_error"  # Alembic: e.g. an unknown revision for `tsm db upgrade`
     return str(getattr(exc, "code", type(exc).__name__))
 
 

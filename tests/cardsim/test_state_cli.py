@@ -77,8 +77,11 @@ def test_cli_new_show_profiles(tmp_path):
         (["new", "--profile", "nope", "--out", "x.json"], "cardsim_profile_not_found"),
         (["show", "--card", "/nonexistent/card.json"], "cardsim_state_file"),
         (["serve", "--card", "/nonexistent/card.json"], "cardsim_state_file"),
-        (["serve", "--card", "c.json", "--vpcd", "localhost"], "cardsim_bad_input"),
-        (["serve", "--card", "c.json", "--vpcd", "h:99999"], "cardsim_bad_input"),
+        (["serve", "--card", "c.json", "--vpcd", "localhost"], "usage"),
+        (["serve", "--card", "c.json", "--vpcd", "h:99999"], "usage"),
+        (["serve", "--card", "/nonexistent/card.json", "--vpcd"], "cardsim_state_file"),
+        (["serve", "--vpcd", "--card", "/nonexistent/card.json"], "cardsim_state_file"),
+        (["initialize-update", "--card", "/nonexistent/card.json", "--host-challenge", "00" * 8], "cardsim_state_file"),
     ],
 )
 def test_cli_errors_are_one_line(args, code):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -39,18 +40,23 @@ def test_tlv_tree():
 def test_parse_status():
     result = CliRunner().invoke(gp_group, ["parse-status", "--subset", "isd", ISD_STATUS.hex()])
     assert result.exit_code == 0
-    assert result.output.startswith("A000000151000000  INITIALIZED  SECURITY_DOMAIN,CARD_LOCK,")
-    legacy = CliRunner().invoke(
-        gp_group, ["parse-status", "--subset", "modules", "--legacy", "07A0000000620001010001 08A000000062000101"]
-    )
-    assert legacy.output.splitlines() == ["A0000000620001  LOADED  -", "  module A000000062000101"]
+    header, row = result.output.splitlines()
+    assert header.split() == ["AID", "STATE", "PRIVILEGES", "MODULES"]
+    assert row.startswith("A000000151000000  INITIALIZED  SECURITY_DOMAIN,CARD_LOCK,")
+    legacy = ["parse-status", "--subset", "modules", "--legacy", "07A0000000620001010001 08A000000062000101"]
+    assert CliRunner().invoke(gp_group, legacy).output.splitlines()[1].split() == [
+        "A0000000620001", "LOADED", "-", "A000000062000101"]
+    entries = json.loads(CliRunner().invoke(gp_group, [*legacy, "--json"]).output)
+    assert entries == [{"aid": "A0000000620001", "state": "LOADED", "life_cycle": 1, "privileges": [],
+                        "parent": None, "load_file": None, "version": None, "modules": ["A000000062000101"]}]
 
 
 @pytest.mark.pcsc
 def test_readers_and_send(served_card):
     readers = CliRunner().invoke(readers_command, [])
     assert readers.exit_code == 0
-    assert f"0: {READER}" in readers.output
+    assert readers.output.splitlines()[0].split() == ["INDEX", "NAME"]
+    assert f"0      {READER}" in readers.output
     sent = CliRunner().invoke(gp_group, ["send", "--reader", "0", "80F28002024F00", "80FF0000"])
     assert sent.exit_code == 0, sent.output
     assert f"<< {ISD_STATUS.hex().upper()}9000  (Success)" in sent.output

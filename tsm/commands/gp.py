@@ -19,10 +19,10 @@ from globalplatform import sw, tlv
 from globalplatform.apdu import SW_LEN
 from keyservice.channels import ChannelSpec, DivMethod
 from keyservice.policy import Purpose, Request
-from tsm.commands.keys import parse_hex
-from tsm.commands.pcsc import reader_choice
+from tsm.commands.pcsc import READER_HELP, reader_choice, reader_option
 from tsm.identity import console_officer
-from tsm.output import HexByte, table
+from tsm.output import emit_json, json_option, table
+from tsm.params import HexByte, HexData
 from tsm.service import key_service
 from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
@@ -40,30 +40,16 @@ SUBSETS = {
 }
 
 
-class HexBytes(click.ParamType[bytes]):
-    """A hex string (spaces and colons allowed) as bytes."""
-
-    name = "hex"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> bytes:
-        if isinstance(value, bytes):
-            return value
-        try:
-            return bytes.fromhex(str(value).replace(":", "").replace(" ", ""))
-        except ValueError:
-            self.fail(f"{value!r} is not hex", param, ctx)
-
-
 @click.group("gp")
 def gp_group() -> None:
     """GlobalPlatform helpers (GPCS 2.3.1): send APDUs, explain status words, decode TLV and GET STATUS."""
 
 
 @gp_group.command("send")
-@click.option("--reader", "-r", required=True, help="Reader name substring or index (see `tsm readers`).")
-@click.argument("apdus", nargs=-1, required=True, type=HexBytes())
+@reader_option
+@click.argument("apdus", nargs=-1, required=True, type=HexData())
 def send_command(reader: str, apdus: tuple[bytes, ...]) -> None:
-    """Send raw C-APDUs to the card in READER, in order, and print each R-APDU."""
+    """Send raw C-APDUs (hex) to the card in the reader, in order, and print each R-APDU."""
     with PcscTransport(reader_choice(reader)) as transport:
         click.echo(f"ATR {transport.atr.hex().upper()}")
         for apdu in apdus:
@@ -74,7 +60,7 @@ def send_command(reader: str, apdus: tuple[bytes, ...]) -> None:
 
 
 @gp_group.command("sw")
-@click.argument("status", type=HexBytes())
+@click.argument("status", type=HexData())
 def sw_command(status: bytes) -> None:
     """Explain a two-byte status word, e.g. 6A88."""
     if len(status) != SW_LEN:
@@ -95,24 +81,28 @@ def _print_tlv(data: bytes, depth: int) -> None:
 
 
 @gp_group.command("tlv")
-@click.argument("data", type=HexBytes())
+@click.argument("data", type=HexData())
 def tlv_command(data: bytes) -> None:
     """Decode BER-TLV data into an indented tree."""
     _print_tlv(data, 0)
 
 
 @gp_group.command("parse-status")
-@click.option("--subset", type=click.Choice(list(SUBSETS)), default="apps", show_default=True)
+@click.option("--subset", type=click.Choice(list(SUBSETS)), default="apps", show_default=True,
+              help="Which GET STATUS subset the response answers (P1).")
 @click.option("--legacy", is_flag=True, help="Legacy format (P2 '00') instead of TLV (P2 '02').")
-@click.argument("response", type=HexBytes())
-def parse_status_command(subset: str, legacy: bool, response: bytes) -> None:
+@click.argument("response", type=HexData())
+@json_option
+def parse_status_command(subset: str, legacy: bool, response: bytes, as_json: bool) -> None:
     """Decode a GET STATUS response (data field, without SW) into Registry entries."""
     parse = getstatus.parse_legacy if legacy else getstatus.parse_tlv
-    for entry in parse(SUBSETS[subset], response):
-        privileges = ",".join(p.name or "" for p in entry.privileges) or "-"
-        click.echo(f"{entry.aid.hex().upper()}  {entry.state.name}  {privileges}")
-        for module in entry.modules:
-            click.echo(f"  module {module.hex().upper()}")
+    entries = parse(SUBSETS[subset], response)
+    if as_json:
+        emit_json([_entry_json(entry) for entry in entries])
+        return
+    table(("AID", "STATE", "PRIVILEGES", "MODULES"),
+          [(_hex(e.aid), e.state.name, ",".join(p.name or "" for p in e.privileges),
+            ",".join(_hex(m) for m in e.modules)) for e in entries])
 
 
 DIVERSIFICATIONS: Final = ("emv", "visa2", "visa", "kdf3", "none")
@@ -163,6 +153,15 @@ def _hex(aid: bytes | None) -> str:
     return aid.hex().upper() if aid else ""
 
 
+def _entry_json(entry: StatusEntry) -> dict[str, object]:
+    """One Registry entry for `--json` (hex AIDs, state and privilege names)."""
+    return {"aid": _hex(entry.aid), "state": _state(entry), "life_cycle": entry.life_cycle,
+            "privileges": [name for privilege, name in PRIVILEGE_NAMES.items() if privilege in entry.privileges],
+            "parent": _hex(entry.associated_sd_aid) or None, "load_file": _hex(entry.elf_aid) or None,
+            "version": ".".join(str(part) for part in entry.elf_version) if entry.elf_version else None,
+            "modules": [_hex(module) for module in entry.modules]}
+
+
 def _state(entry: StatusEntry) -> str:
     state = entry.state
     if state is getstatus.ApplicationLifeCycle.SELECTABLE and entry.application_specific_state:
@@ -199,10 +198,10 @@ def _print_registry(found: CardContent) -> None:
 
 
 @gp_group.command("list")
-@click.option("--reader", "-r", help="Reader name substring or index (see `tsm readers`).")
-@click.option("--card", "card_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--reader", "-r", metavar="READER", help=READER_HELP)
+@click.option("--card", "card_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
               help="A simulated card's state file (`tsm cardsim new`), driven in this process instead of a reader.")
-@click.option("--key", "keys", multiple=True, required=True,
+@click.option("--key", "keys", metavar="LABEL", multiple=True, required=True,
               help="Key label: once (ENC = MAC = DEK, or the KMC with --div) or three times (ENC MAC DEK).")
 @click.option("--div", "div", type=click.Choice(DIVERSIFICATIONS), default="none", show_default=True,
               help="Diversify the card keys from the KMC given with --key.")
@@ -211,8 +210,9 @@ def _print_registry(found: CardContent) -> None:
 @click.option("--level", type=HexByte(), default="01", show_default=True,
               help="Security level, hex, 0x accepted: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03); "
                    "checked against the SCP and \"i\" the card names before anything is sent to authenticate.")
+@json_option
 def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
-                 level: int) -> None:
+                 level: int, as_json: bool) -> None:
     """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`).
 
     The ISD's AID, SCP and "i" are read from the card (SELECT, GET DATA 66), never assumed.
@@ -229,26 +229,38 @@ def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ..
 
     with _card_transport(reader, card_path) as transport:
         found = list_content(transport, level, open_channel)
-    _print_registry(found)
+    if as_json:
+        emit_json({kind: [_entry_json(entry) for entry in entries] for kind, entries in
+                   (("isd", found.isd), ("applications", found.applications), ("load_files", found.load_files))})
+    else:
+        _print_registry(found)
 
 
 @gp_group.command("diagnose")
-@click.option("--init-update-response", "response_hex", required=True,
-              help="the card's INITIALIZE UPDATE response, without the status word")
-@click.option("--host-challenge", "challenge_hex", required=True, help="the 8-byte host challenge that was sent")
-@click.option("--key", "labels", multiple=True, required=True, help="key label to try (repeatable)")
-def diagnose_command(response_hex: str, challenge_hex: str, labels: tuple[str, ...]) -> None:
-    """Which key and diversification give the card cryptogram. Never sends or builds EXTERNAL AUTHENTICATE."""
-    response = parse_hex(response_hex, "--init-update-response")
+@click.option("--init-update-response", "response", type=HexData(), required=True,
+              help="The card's INITIALIZE UPDATE response, hex, without the status word "
+                   "(`tsm cardsim initialize-update` gives it for a simulated card).")
+@click.option("--host-challenge", type=HexData(), required=True, help="The 8-byte host challenge that was sent, hex.")
+@click.option("--key", "labels", metavar="LABEL", multiple=True, required=True,
+              help="Label of a key to try (repeatable).")
+@json_option
+def diagnose_command(response: bytes, host_challenge: bytes, labels: tuple[str, ...], as_json: bool) -> None:
+    """Which key and diversification give the card cryptogram (exit 1 if none). Never sends or builds EXTERNAL
+    AUTHENTICATE."""
     if response[-2:] == b"\x90\x00" and len(response) in (30, 31, 34, 47, 50):
         response = response[:-2]  # a pasted response with its status word
-    challenge = parse_hex(challenge_hex, "--host-challenge")
     trials = key_service().channels.diagnose(Request(console_officer(), Purpose.DIAGNOSTIC, "diagnose"),
-                                             list(labels), response, challenge)
-    table(("", "KEY", "DIVERSIFICATION", "RESULT"),
-          [("MATCH" if t.matched else "", t.key, t.diversification, t.result) for t in trials])
+                                             list(labels), response, host_challenge)
     matches = [t for t in trials if t.matched]
+    if as_json:
+        emit_json({"trials": trials, "match": {"key": matches[0].key, "diversification": matches[0].diversification}
+                   if matches else None})
+    else:
+        table(("MATCH", "KEY", "DIVERSIFICATION", "RESULT"),
+              [("yes" if t.matched else "no", t.key, t.diversification, t.result) for t in trials])
+        if matches:
+            click.echo(f"use: --key {matches[0].key} --div {matches[0].diversification}")
+        else:
+            click.echo("no key and diversification reproduces the card cryptogram")
     if not matches:
-        click.echo("no key and diversification reproduces the card cryptogram")
         raise SystemExit(1)
-    click.echo(f"use: --key {matches[0].key} --div {matches[0].diversification}")

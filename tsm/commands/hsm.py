@@ -35,19 +35,18 @@ def hsm_info(as_json: bool) -> None:
         return
     if info.test_token:
         click.echo("!!! TEST TOKEN: clear test keys may be imported; never use it for production cards !!!")
-    click.echo(f"token:    {info.label} ({info.manufacturer} {info.model}, serial {info.serial})")
-    click.echo(f"module:   {settings.pkcs11_module} — {info.library}")
-    click.echo(f"profile:  {profile.name} ({profile.vendor}){'' if profile.tested else ' — UNTESTED'}")
-    click.echo(f"mechanisms reported ({len(names)}): {' '.join(names)}")
+    click.echo(f"token       {info.label} ({info.manufacturer} {info.model}, serial {info.serial})")
+    click.echo(f"module      {settings.pkcs11_module} — {info.library}")
+    click.echo(f"profile     {profile.name} ({profile.vendor}){'' if profile.tested else ' — UNTESTED'}")
+    click.echo(f"mechanisms  {len(names)} reported: {' '.join(names)}")
     if comparison.matches:
         click.echo("profile matches the token")
     for name in comparison.declared_missing:
         click.echo(f"MISMATCH: profile declares {name}, the token does not report it")
     for name in comparison.absent_present:
         click.echo(f"MISMATCH: profile says {name} is absent, the token reports it")
-    click.echo("strategy per step (host memory: a session-class or imported key transits host memory; master keys "
-               "never do):")
+    click.echo("strategy per step (WHERE: hsm = inside the HSM; host-memory = a session-class or imported key "
+               "transits host memory, master keys never do; MECHANISMS: whether this token has them):")
     table(("STEP", "STRATEGY", "WHERE", "MECHANISMS"),
-          [(s.step, s.strategy,
-            "refused" if not s.supported else "host memory" if s.key_in_host_memory else "inside the HSM",
-            "present" if s.mechanisms_present else "MISSING ON THIS TOKEN") for s in strategies])
+          [(s.step, s.strategy, "refused" if not s.supported else "host-memory" if s.key_in_host_memory else "hsm",
+            "present" if s.mechanisms_present else "MISSING") for s in strategies])

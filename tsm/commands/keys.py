@@ -10,18 +10,28 @@ import click
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice.errors import InvalidInput
 from keyservice.inventory import KeyState, KeyUsage
 from keyservice.policy import Purpose, Request
 from keyservice.vendor import KeyBlockHeader, Received
 from keyservice.views import KeyView, NewKey
 from tsm.identity import console_officer
-from tsm.output import HexByte, emit_json, json_option, table
+from tsm.output import emit_json, json_option, table
+from tsm.params import HexByte, HexData
 from tsm.service import key_service
 
 ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm if a is not KeyAlgorithm.HMAC])
 USAGES = click.Choice([u.value for u in KeyUsage if u is not KeyUsage.AUDIT_KEY])
 IRREVERSIBLE_STATES = frozenset({KeyState.COMPROMISED})
+
+label_option = click.option("--label", metavar="LABEL", required=True, help="Label of the new key.")
+type_option = click.option("--type", "algorithm", type=ALGORITHMS, required=True, help="Key algorithm.")
+kvn_option = click.option("--kvn", type=HexByte(), help="Key version number, hex (e.g. 30).")
+key_id_option = click.option("--key-id", type=HexByte(), help="Key identifier, hex (e.g. 01).")
+kek_option = click.option("--kek", metavar="LABEL", required=True,
+                          help="Label of the KEK protecting the key (the TR-31 KBPK too).")
+expected_kcv_option = click.option("--kcv", "expected_kcv", metavar="HEX", required=True,
+                                   help="The KCV the sender gave, hex (GP method); the import fails on a mismatch.")
+yes_option = click.option("--yes", is_flag=True, help="Confirm an irreversible change.")
 
 
 def request(target: str, purpose: Purpose = Purpose.KEY_MANAGEMENT) -> Request:
@@ -29,31 +39,34 @@ def request(target: str, purpose: Purpose = Purpose.KEY_MANAGEMENT) -> Request:
     return Request(console_officer(), purpose, target)
 
 
-def parse_hex(value: str, what: str) -> bytes:
-    """Bytes from hex, or a typed error (never echoes the value: it may be a key)."""
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise InvalidInput(f"{what} is not valid hex") from None
+def require_yes(yes: bool, what: str) -> None:
+    """Refuse an irreversible change that was not confirmed with --yes (a usage error)."""
+    if not yes:
+        raise click.UsageError(f"{what} cannot be undone: add --yes", click.get_current_context(silent=True))
 
 
-KEY_HEADERS = ("LABEL", "TYPE", "USAGE", "STATE", "KCV", "OWNER", "KVN", "KEY-ID", "PROVENANCE")
+KEY_HEADERS = ("LABEL", "TYPE", "LENGTH", "USAGE", "STATE", "KCV", "KCV-METHOD", "OWNER", "KVN", "KEY-ID", "EXPORTABLE",
+               "PROVENANCE")
 
 
-def _row(view: KeyView) -> list[object]:
-    kvn = "" if view.kvn is None else f"{view.kvn:02X}"
-    kid = "" if view.key_id is None else f"{view.key_id:02X}"
-    provenance = view.provenance + (", exportable" if view.exportable else "")
-    return [view.label, f"{view.algorithm}-{view.length * 8}", view.usage, view.state,
-            f"{view.kcv} ({view.kcv_method})", view.owner, kvn, kid, provenance]
+def _byte(value: int | None) -> str:
+    return "" if value is None else f"{value:02X}"
+
+
+def _fields(view: KeyView) -> dict[str, object]:
+    """A key's fields as the text output shows them (hex bytes, yes/no)."""
+    return {"label": view.label, "type": view.algorithm, "length": view.length, "usage": view.usage,
+            "state": view.state, "kcv": view.kcv, "kcv-method": view.kcv_method, "owner": view.owner,
+            "kvn": _byte(view.kvn), "key-id": _byte(view.key_id), "exportable": "yes" if view.exportable else "no",
+            "provenance": view.provenance}
 
 
 def print_keys(views: list[KeyView], as_json: bool = False) -> None:
-    """A table of keys (or JSON)."""
+    """A table of keys (or JSON: a list of key objects)."""
     if as_json:
         emit_json(views)
     else:
-        table(KEY_HEADERS, [_row(v) for v in views])
+        table(KEY_HEADERS, [list(_fields(v).values()) for v in views])
 
 
 @click.group("keys")
@@ -62,14 +75,14 @@ def keys_group() -> None:
 
 
 @keys_group.command("generate")
-@click.option("--label", required=True, help="label of the new key")
-@click.option("--type", "algorithm", type=ALGORITHMS, required=True)
-@click.option("--length", type=int, default=16, show_default=True, help="key length in bytes")
-@click.option("--usage", type=USAGES, required=True)
-@click.option("--owner", default="issuer", show_default=True)
-@click.option("--kvn", type=HexByte(), help="key version number, hex (e.g. 30)")
-@click.option("--key-id", type=HexByte(), help="key identifier, hex (e.g. 01)")
-@click.option("--exportable", is_flag=True, help="may leave the HSM wrapped under a KEK (for SE vendors)")
+@label_option
+@type_option
+@click.option("--length", type=int, default=16, show_default=True, help="Key length in bytes.")
+@click.option("--usage", type=USAGES, required=True, help="Usage class in the key hierarchy.")
+@click.option("--owner", metavar="OWNER", default="issuer", show_default=True, help="Owner of the key.")
+@kvn_option
+@key_id_option
+@click.option("--exportable", is_flag=True, help="May leave the HSM wrapped under a KEK (for SE vendors).")
 @json_option
 def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kvn: int | None,
              key_id: int | None, exportable: bool, as_json: bool) -> None:
@@ -79,19 +92,19 @@ def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kv
 
 
 @keys_group.command("import-test")
-@click.option("--label", required=True, help="label of the new key")
-@click.option("--type", "algorithm", type=ALGORITHMS, required=True)
-@click.option("--hex", "hex_value", required=True, help="the published test key, e.g. 404142...4F")
-@click.option("--usage", type=USAGES, default=KeyUsage.ISD_KEYSET.value, show_default=True)
-@click.option("--owner", default="lab", show_default=True)
-@click.option("--kvn", type=HexByte(), help="key version number, hex (e.g. 30)")
-@click.option("--key-id", type=HexByte(), help="key identifier, hex (e.g. 01)")
-@click.option("--exportable", is_flag=True, help="may leave the HSM wrapped under a KEK")
+@label_option
+@type_option
+@click.option("--hex", "value", type=HexData(), required=True, help="The published test key, e.g. 404142...4F.")
+@click.option("--usage", type=USAGES, default=KeyUsage.ISD_KEYSET.value, show_default=True,
+              help="Usage class in the key hierarchy.")
+@click.option("--owner", metavar="OWNER", default="lab", show_default=True, help="Owner of the key.")
+@kvn_option
+@key_id_option
+@click.option("--exportable", is_flag=True, help="May leave the HSM wrapped under a KEK.")
 @json_option
-def import_test(label: str, algorithm: str, hex_value: str, usage: str, owner: str, kvn: int | None,
+def import_test(label: str, algorithm: str, value: bytes, usage: str, owner: str, kvn: int | None,
                 key_id: int | None, exportable: bool, as_json: bool) -> None:
     """Import a clear test key (only on a token created with `tsm init --test-token`)."""
-    value = parse_hex(hex_value, "--hex")
     spec = NewKey(label, KeyAlgorithm(algorithm), len(value), KeyUsage(usage), owner, kvn, key_id,
                   exportable=exportable)
     print_keys([key_service().keys.import_test(request(label), spec, value)], as_json)
@@ -102,14 +115,14 @@ def _received(label: str, owner: str, usage: str | None, kvn: int | None, key_id
 
 
 @keys_group.command("import-tr31")
-@click.option("--label", required=True, help="label of the new key")
-@click.option("--kek", required=True, help="label of the KEK protecting the block (the TR-31 KBPK)")
-@click.option("--block", required=True, help="the TR-31 / X9.143 key block (versions B and D)")
-@click.option("--kcv", "expected_kcv", required=True, help="the KCV the sender gave (GP method)")
-@click.option("--usage", type=USAGES, help="inventory usage, when the block's usage does not map to one")
-@click.option("--owner", default="vendor", show_default=True)
-@click.option("--kvn", type=HexByte(), help="key version number, hex (e.g. 30)")
-@click.option("--key-id", type=HexByte(), help="key identifier, hex (e.g. 01)")
+@label_option
+@kek_option
+@click.option("--block", metavar="BLOCK", required=True, help="The TR-31 / X9.143 key block (versions B and D).")
+@expected_kcv_option
+@click.option("--usage", type=USAGES, help="Usage class, when the block's key usage does not map to one.")
+@click.option("--owner", metavar="OWNER", default="vendor", show_default=True, help="Owner of the key.")
+@kvn_option
+@key_id_option
 @json_option
 def import_tr31(label: str, kek: str, block: str, expected_kcv: str, usage: str | None, owner: str,
                 kvn: int | None, key_id: int | None, as_json: bool) -> None:
@@ -120,104 +133,107 @@ def import_tr31(label: str, kek: str, block: str, expected_kcv: str, usage: str 
 
 
 @keys_group.command("import-wrapped")
-@click.option("--label", required=True, help="label of the new key")
-@click.option("--kek", required=True, help="label of the KEK")
-@click.option("--wrapped", "wrapped_hex", required=True, help="RFC 3394 (or --padded RFC 5649) wrapped key, hex")
-@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding)")
-@click.option("--type", "algorithm", type=ALGORITHMS, required=True)
-@click.option("--usage", type=USAGES, required=True)
-@click.option("--kcv", "expected_kcv", required=True, help="the KCV the sender gave (GP method)")
-@click.option("--owner", default="vendor", show_default=True)
-@click.option("--kvn", type=HexByte(), help="key version number, hex (e.g. 30)")
-@click.option("--key-id", type=HexByte(), help="key identifier, hex (e.g. 01)")
+@label_option
+@kek_option
+@click.option("--wrapped", type=HexData(), required=True, help="The wrapped key, hex (RFC 3394, or RFC 5649 with "
+                                                               "--padded).")
+@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding).")
+@type_option
+@click.option("--usage", type=USAGES, required=True, help="Usage class in the key hierarchy.")
+@expected_kcv_option
+@click.option("--owner", metavar="OWNER", default="vendor", show_default=True, help="Owner of the key.")
+@kvn_option
+@key_id_option
 @json_option
-def import_wrapped(label: str, kek: str, wrapped_hex: str, padded: bool, algorithm: str, usage: str,
+def import_wrapped(label: str, kek: str, wrapped: bytes, padded: bool, algorithm: str, usage: str,
                    expected_kcv: str, owner: str, kvn: int | None, key_id: int | None, as_json: bool) -> None:
     """Receive a key from an SE vendor wrapped under a KEK (AES key wrap; KCV checked)."""
-    view = key_service().vendor.import_wrapped(request(label, Purpose.VENDOR_IMPORT), kek,
-                                               parse_hex(wrapped_hex, "--wrapped"), padded, KeyAlgorithm(algorithm),
-                                               _received(label, owner, usage, kvn, key_id), expected_kcv)
+    view = key_service().vendor.import_wrapped(request(label, Purpose.VENDOR_IMPORT), kek, wrapped, padded,
+                                               KeyAlgorithm(algorithm), _received(label, owner, usage, kvn, key_id),
+                                               expected_kcv)
     print_keys([view], as_json)
 
 
 @keys_group.command("export-wrapped")
-@click.argument("label")
-@click.option("--kek", required=True, help="label of the vendor's KEK")
-@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding)")
+@click.argument("label", metavar="LABEL")
+@kek_option
+@click.option("--padded", is_flag=True, help="RFC 5649 (AES key wrap with padding).")
 def export_wrapped(label: str, kek: str, padded: bool) -> None:
-    """Send an exportable key to an SE vendor, wrapped under a KEK (RFC 3394 / RFC 5649); prints hex."""
+    """Send the exportable key LABEL to an SE vendor, wrapped under a KEK (RFC 3394 / RFC 5649); prints hex."""
     blob = key_service().vendor.export_wrapped(request(label, Purpose.VENDOR_EXPORT), label, kek, padded)
     click.echo(blob.hex().upper())
 
 
 @keys_group.command("export-tr31")
-@click.argument("label")
-@click.option("--kek", required=True, help="label of the KEK protecting the block (3DES: version B, AES: D)")
-@click.option("--header-usage", required=True, help="TR-31 key usage, e.g. K0, E6")
-@click.option("--header-mode", default="N", show_default=True, help="TR-31 mode of use")
-@click.option("--header-key-version", default="00", show_default=True, help="TR-31 key version number")
-@click.option("--header-exportability", default="N", show_default=True, help="TR-31 exportability")
+@click.argument("label", metavar="LABEL")
+@click.option("--kek", metavar="LABEL", required=True,
+              help="Label of the KEK protecting the block, the KBPK (3DES: version B, AES: D).")
+@click.option("--header-usage", required=True, help="TR-31 key usage, e.g. K0, E6.")
+@click.option("--header-mode", default="N", show_default=True, help="TR-31 mode of use.")
+@click.option("--header-key-version", default="00", show_default=True, help="TR-31 key version number.")
+@click.option("--header-exportability", default="N", show_default=True, help="TR-31 exportability.")
 def export_tr31(label: str, kek: str, header_usage: str, header_mode: str, header_key_version: str,
                 header_exportability: str) -> None:
-    """Send an exportable key to an SE vendor as a TR-31 key block; prints the block."""
+    """Send the exportable key LABEL to an SE vendor as a TR-31 key block; prints the block."""
     header = KeyBlockHeader(header_usage, header_mode, header_key_version, header_exportability)
     click.echo(key_service().vendor.export_key_block(request(label, Purpose.VENDOR_EXPORT), label, kek, header))
 
 
 @keys_group.command("list")
-@click.option("--usage", type=click.Choice([u.value for u in KeyUsage]))
-@click.option("--owner")
-@click.option("--all", "include_destroyed", is_flag=True, help="include destroyed keys")
+@click.option("--usage", type=click.Choice([u.value for u in KeyUsage]), help="Only keys of this usage class.")
+@click.option("--owner", metavar="OWNER", help="Only keys of this owner.")
+@click.option("--all", "include_destroyed", is_flag=True, help="Include destroyed keys.")
 @json_option
 def list_keys(usage: str | None, owner: str | None, include_destroyed: bool, as_json: bool) -> None:
-    """List inventory records."""
+    """List the inventory records."""
     print_keys(key_service().keys.list_keys(KeyUsage(usage) if usage else None, owner, include_destroyed), as_json)
 
 
 @keys_group.command("show")
-@click.argument("label")
+@click.argument("label", metavar="LABEL")
 @json_option
 def show(label: str, as_json: bool) -> None:
-    """Show one key's record."""
+    """Show the record of the key LABEL, one field a line."""
     view = key_service().keys.show(label)
     if as_json:
         emit_json(view)
         return
-    for name, value in vars(view).items():
-        click.echo(f"{name:18} {value}")
+    fields = {**_fields(view), "created-by": view.created_by, "created-at": view.created_at.isoformat(),
+              "state-changed-at": view.state_changed_at.isoformat(), "cka-id": view.cka_id, "note": view.note}
+    for name, value in fields.items():
+        click.echo(f"{name:17} {value if value != '' else '-'}")
 
 
 @keys_group.command("state")
-@click.argument("label")
-@click.argument("state", type=click.Choice([s.value for s in KeyState if s is not KeyState.DESTROYED]))
-@click.option("--yes", is_flag=True, help="confirm an irreversible change (compromised)")
+@click.argument("label", metavar="LABEL")
+@click.argument("state", metavar="STATE", type=click.Choice([s.value for s in KeyState if s is not KeyState.DESTROYED]))
+@yes_option
 @json_option
 def change_state(label: str, state: str, yes: bool, as_json: bool) -> None:
-    """Move a key to another SP 800-57 state (activate, suspend, deactivate, mark compromised)."""
+    """Move the key LABEL to another SP 800-57 state (activate, suspend, deactivate; compromised needs --yes)."""
     new_state = KeyState(state)
-    if new_state in IRREVERSIBLE_STATES and not yes:
-        raise InvalidInput(f"a key marked {new_state} can never be used again: add --yes")
+    if new_state in IRREVERSIBLE_STATES:
+        require_yes(yes, f"marking a key {new_state}")
     print_keys([key_service().keys.change_state(request(label), label, new_state)], as_json)
 
 
 @keys_group.command("destroy")
-@click.argument("label")
-@click.option("--yes", is_flag=True, help="confirm: destroying a key cannot be undone")
+@click.argument("label", metavar="LABEL")
+@yes_option
 @json_option
 def destroy(label: str, yes: bool, as_json: bool) -> None:
-    """Destroy a key on the token (the record stays, state destroyed)."""
-    if not yes:
-        raise InvalidInput("destroying a key cannot be undone: add --yes")
+    """Destroy the key LABEL on the token (the record stays, state destroyed; needs --yes)."""
+    require_yes(yes, "destroying a key")
     print_keys([key_service().keys.destroy(request(label), label)], as_json)
 
 
 @keys_group.command("kcv")
-@click.argument("label")
-@click.option("--method", type=click.Choice([m.value for m in KcvMethod]))
+@click.argument("label", metavar="LABEL")
+@click.option("--method", type=click.Choice([m.value for m in KcvMethod]), help="KCV method (default: the key's).")
 @click.option("--kcv-length", type=click.Choice(["2", "3", "5"]), default="3", show_default=True,
-              help="KCV length in bytes")
+              help="KCV length in bytes.")
 def kcv(label: str, method: str | None, kcv_length: str) -> None:
-    """Compute a key check value inside the HSM."""
+    """Compute the key check value of the key LABEL inside the HSM; prints hex."""
     click.echo(key_service().keys.kcv(request(label), label, KcvMethod(method) if method else None, int(kcv_length)))
 
 
@@ -229,10 +245,10 @@ def check_keys(as_json: bool) -> None:
     if as_json:
         emit_json({**vars(report), "consistent": report.consistent})
     else:
-        rows = [("missing on token", label) for label in report.missing_on_token]
-        rows += [("missing in inventory", label) for label in report.missing_in_inventory]
-        rows += [("attribute drift", problem) for problem in report.wrong_attributes]
-        rows += [("untrusted record", problem) for problem in report.untrusted_records]
+        rows = [("missing-on-token", label) for label in report.missing_on_token]
+        rows += [("missing-in-inventory", label) for label in report.missing_in_inventory]
+        rows += [("attribute-drift", problem) for problem in report.wrong_attributes]
+        rows += [("untrusted-record", problem) for problem in report.untrusted_records]
         rows += [("interrupted", problem) for problem in report.interrupted]
         if rows:
             table(("FINDING", "KEY"), rows)

@@ -116,7 +116,7 @@ def _field(document: Any, name: str, kind: type) -> Any:
         raise RelayProtocolError("a relay document is a JSON object")
     value = document.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RelayProtocolError(f"field {name!r} must be a {kind.__name__}")
+        raise RelayProtocolError(f"field {name!r} must be of type {kind.__name__}")
     return value
 
 

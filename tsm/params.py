@@ -1,0 +1,94 @@
+"""How `tsm` commands read their option values (docs/cli.md, "Values").
+
+A value that does not parse as its type is a usage error (`error[usage]: ...`, exit 2), raised by click before
+the command runs. Hex values are never repeated in the message: they may be keys.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from typing import Any
+
+import click
+
+HEX_SEPARATORS = str.maketrans("", "", " :")
+
+
+class HexByte(click.ParamType[int]):
+    """A one-byte value in hex, `0x` accepted (key version numbers, key ids, security levels): 30, 0x30, 7F."""
+
+    name = "HEX-BYTE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower().removeprefix("0x")
+        if not 1 <= len(text) <= 2 or any(c not in "0123456789abcdef" for c in text):
+            self.fail(f"{value!r} is not one hex byte (00..FF, e.g. 30 or 0x30)", param, ctx)
+        return int(text, 16)
+
+
+class HexData(click.ParamType[bytes]):
+    """Bytes written in hex, two digits a byte; spaces and colons between bytes are ignored."""
+
+    name = "HEX"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bytes:
+        if isinstance(value, bytes):
+            return value
+        try:
+            return bytes.fromhex(str(value).translate(HEX_SEPARATORS))
+        except ValueError:
+            self.fail("not valid hex (two digits 0-9 A-F a byte; the value is not repeated: it may be a key)",
+                      param, ctx)
+
+
+class HostPort(click.ParamType[tuple[str, int]]):
+    """HOST:PORT with a port 1..65535; an empty HOST means 127.0.0.1."""
+
+    name = "HOST:PORT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        host, sep, port = str(value).rpartition(":")
+        valid_port = sep and port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536
+        if not valid_port or not host.isprintable() or any(c.isspace() for c in host):
+            self.fail(f"expected HOST:PORT (e.g. 127.0.0.1:8000), got {value!r}", param, ctx)
+        return host or "127.0.0.1", int(port)
+
+
+class HttpUrl(click.ParamType[str]):
+    """An http:// or https:// URL with a host."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            parts = urllib.parse.urlsplit(text)
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if host is None or parts.scheme not in ("http", "https") or not text.isprintable():
+            self.fail(f"expected an http:// or https:// URL, got {value!r}", param, ctx)
+        return text
+
+
+class Seconds(click.ParamType[float]):
+    """A finite number of seconds in (0, maximum]."""
+
+    name = "SECONDS"
+
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or not 0 < seconds <= self.maximum:
+            self.fail(f"{value!r} is not a number of seconds in (0, {self.maximum:g}]", param, ctx)
+        return seconds
