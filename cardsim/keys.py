@@ -41,6 +41,10 @@ class KeyId(IntEnum):
     """Data encryption key (K-DEK)."""
 
 
+SYMMETRIC_LENGTHS: Final = {KeyType.DES: (16, 24), KeyType.AES: (16, 24, 32)}
+"""Key lengths in bytes of the symmetric key types (two- or three-key 3DES; AES-128/192/256)."""
+
+
 @unique
 class ReservedKvn(IntEnum):
     """Key version numbers with a fixed meaning (GPCS 2.3.1 11.1.8)."""
@@ -89,13 +93,18 @@ class Key:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Key:
-        """Inverse of `to_json`."""
-        return cls(
+        """Inverse of `to_json`; ValueError for a key whose length its type does not have."""
+        key = cls(
             int(data["id"]),
             KeyType[str(data["type"])],
             bytes.fromhex(str(data["value"])),
             bytes.fromhex(str(data.get("exponent", ""))),
         )
+        allowed = SYMMETRIC_LENGTHS.get(key.key_type)
+        if allowed is not None and len(key.value) not in allowed:
+            raise ValueError(f"key {key.key_id:02X} ({key.key_type.name}) is {len(key.value)} bytes long; "
+                             f"its type has {', '.join(map(str, allowed))}")
+        return key
 
 
 @dataclass

@@ -125,7 +125,7 @@ def card_from_json(data: dict[str, Any]) -> Card:
             Quirks(**raw_quirks),
         )
         return Card(identity, Registry.from_json(data["registry"]), int(data["confirmation_counter"]))
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise StateFileError(f"corrupt state file: {exc!r}") from exc
 
 
@@ -164,4 +164,6 @@ def load_card(path: str | os.PathLike[str]) -> Card:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StateFileError(f"{target} is not JSON: {exc}") from exc
+    except RecursionError:
+        raise StateFileError(f"{target} is nested too deeply to be a state file") from None
     return card_from_json(data)

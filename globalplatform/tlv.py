@@ -110,6 +110,29 @@ def decode_one(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
     return Tlv(tag, data[offset:end]), end
 
 
+MAX_DEPTH = 32
+"""Nesting depth `walk` follows (GP objects nest a few levels; a deeper tree is refused, never a recursion)."""
+
+
+def walk(data: bytes) -> list[tuple[int, Tlv]]:
+    """Every TLV of `data` in document order with its depth, descending into constructed objects, without
+    recursion; TlvError beyond MAX_DEPTH."""
+    found: list[tuple[int, Tlv]] = []
+    pending: list[tuple[int, list[Tlv]]] = [(0, decode_all(data))]
+    while pending:
+        depth, items = pending.pop()
+        if not items:
+            continue
+        item, rest = items[0], items[1:]
+        pending.append((depth, rest))
+        found.append((depth, item))
+        if is_constructed(item.tag):
+            if depth + 1 > MAX_DEPTH:
+                raise TlvError(f"the data nest constructed objects more than {MAX_DEPTH} levels deep")
+            pending.append((depth + 1, decode_all(item.value)))
+    return found
+
+
 def decode_all(data: bytes) -> list[Tlv]:
     """Decode a concatenation of TLVs; trailing garbage is an error."""
     items: list[Tlv] = []

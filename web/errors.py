@@ -19,6 +19,13 @@ from softhsm.bootstrap import BootstrapError
 from storage.config import SettingsError
 from storage.permissions import InsecurePermissions
 from tsm_core.errors import TsmCoreError
+from tsm_core.transport.errors import (
+    RelayProtocolError,
+    RelaySessionClosed,
+    RelaySessionExpired,
+    RelaySessionForeign,
+    RelaySessionNotFound,
+)
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     KeyServiceError, GpError, TsmCoreError, ProfileError, BootstrapError, SQLAlchemyError, CommandError,
@@ -32,6 +39,14 @@ PG_LOCK_NOT_AVAILABLE: Final = "55P03"
 PG_UNDEFINED_TABLE: Final = "42P01"
 """PostgreSQL SQLSTATEs lock_not_available and undefined_table (PostgreSQL manual, Appendix A)."""
 UNAVAILABLE_STATUS: Final = 503
+HTTP_STATUS: Final[dict[type[Exception], int]] = {
+    RelayProtocolError: 400,
+    RelaySessionForeign: 403,
+    RelaySessionNotFound: 404,
+    RelaySessionExpired: 410,
+    RelaySessionClosed: 410,
+}
+"""HTTP status of errors that carry none of their own: the phone relay's (docs/relay.md)."""
 
 _BUSY = ("database busy: another process holds the write lock on the database, so nothing was changed; "
          "retry, or raise database_busy_timeout")
@@ -103,5 +118,8 @@ def error_status(exc: Exception) -> int:
     """The HTTP status of a typed error: its own `status`, 503 for the database, else 500."""
     if error_code(exc).startswith("database_"):
         return UNAVAILABLE_STATUS
+    mapped = next((status for cls, status in HTTP_STATUS.items() if isinstance(exc, cls)), None)
+    if mapped is not None:
+        return mapped
     status = getattr(exc, "status", None)
     return status if isinstance(status, int) else 500

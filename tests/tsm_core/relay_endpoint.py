@@ -8,7 +8,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tsm_core.transport.errors import RelayError
-from tsm_core.transport.relay import HTTP_STATUS, RelayHub
+from tsm_core.transport.relay import RelayHub
+from web.errors import error_status
 
 POLL_WAIT = 0.2
 
@@ -34,7 +35,7 @@ def _handler(hub: RelayHub) -> type[BaseHTTPRequestHandler]:
             return None
 
         def _problem(self, exc: RelayError) -> None:
-            status = HTTP_STATUS.get(type(exc), 400)
+            status = error_status(exc)
             self._reply(
                 status, {"type": f"about:blank#{exc.code}", "status": status, "code": exc.code, "detail": str(exc)}
             )

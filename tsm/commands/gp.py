@@ -70,21 +70,18 @@ def sw_command(status: bytes) -> None:
     click.echo(f"{info.sw:04X}  {info.category.value}  {info.meaning}  (error code: {error})")
 
 
-def _print_tlv(data: bytes, depth: int) -> None:
-    for item in tlv.decode_all(data):
+def _print_tlv(data: bytes) -> None:
+    for depth, item in tlv.walk(data):
         tag = tlv.tag_bytes(item.tag).hex().upper()
-        if tlv.is_constructed(item.tag):
-            click.echo(f"{'  ' * depth}{tag}")
-            _print_tlv(item.value, depth + 1)
-        else:
-            click.echo(f"{'  ' * depth}{tag} {item.value.hex().upper()}")
+        value = "" if tlv.is_constructed(item.tag) else f" {item.value.hex().upper()}"
+        click.echo(f"{'  ' * depth}{tag}{value}")
 
 
 @gp_group.command("tlv")
 @click.argument("data", type=HexData())
 def tlv_command(data: bytes) -> None:
     """Decode BER-TLV data into an indented tree."""
-    _print_tlv(data, 0)
+    _print_tlv(data)
 
 
 @gp_group.command("parse-status")

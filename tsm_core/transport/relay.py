@@ -4,7 +4,7 @@ Pieces:
 - `RelaySession`: an id bound to one SE id, with an expiry. Using an expired, closed or unknown session, or a
   session bound to another SE, raises a typed `RelayError`.
 - The JSON wire format of a batch (`batch_document`/`parse_batch`) and of the answers
-  (`answers_document`/`parse_answers`), version `WIRE_VERSION`, and its HTTP binding (`HTTP_STATUS`).
+  (`answers_document`/`parse_answers`), version `WIRE_VERSION`; its HTTP binding (status per error) is web/'s.
 - `RelayHub`: the in-process meeting point. The TSM side submits a batch and waits; the HTTP endpoint (in the
   web app) hands pending batches to the phone (`poll`) and delivers its answers (`answer`). A batch is
   delivered at most once, so a C-APDU never reaches the card twice; a lost batch surfaces as `RelayTimeout`.
@@ -27,7 +27,6 @@ from tsm_core.transport.errors import (
     CardRemoved,
     NoCard,
     NoReader,
-    RelayError,
     RelayProtocolError,
     RelaySessionClosed,
     RelaySessionExpired,
@@ -43,15 +42,9 @@ DEFAULT_TTL = 300.0
 DEFAULT_ANSWER_TIMEOUT = 30.0
 SW_LEN = 2
 
-HTTP_STATUS: Final[dict[type[RelayError], int]] = {
-    RelayProtocolError: 400,
-    RelaySessionForeign: 403,
-    RelaySessionNotFound: 404,
-    RelaySessionExpired: 410,
-    RelaySessionClosed: 410,
-}
-"""HTTP status of each error the endpoint returns (body: RFC 9457 problem with `code`)."""
-_CODED: Final[tuple[type[TransportError], ...]] = (*HTTP_STATUS, CardRemoved, NoCard, NoReader, TransmitFailed)
+_CODED: Final[tuple[type[TransportError], ...]] = (
+    RelayProtocolError, RelaySessionForeign, RelaySessionNotFound, RelaySessionExpired, RelaySessionClosed,
+    CardRemoved, NoCard, NoReader, TransmitFailed)
 ERRORS_BY_CODE: Final[dict[str, type[TransportError]]] = {cls.code: cls for cls in _CODED}
 """Error `code` -> class, for problems received over HTTP and card errors reported by the phone."""
 
