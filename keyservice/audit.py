@@ -6,8 +6,9 @@ record hash with the non-extractable audit key. Records hold labels, KCVs, purpo
 material. An append that fails raises AuditFailure and the covered operation fails with it (fail closed).
 
 The anchor (docs/threat-model.md, "Rollback"): the head `seq:hash` is written into a token data object after
-the commit: at once for key management (a rollback of it would revive a key), within ANCHOR_INTERVAL for the
-high-rate usage records (channels, MACs, KCVs), and when the service closes. Before every append the database
+the commit: at once for key management (a rollback of it would revive a key), for the high-rate usage records
+(channels, MACs, KCVs) by the first append ANCHOR_INTERVAL after the previous anchor write, by the health check
+and when the service closes. Before every append the database
 head is compared with the newest record this process saw (kept in its memory), or, when it saw none yet, with
 the HSM anchor:
 
@@ -394,6 +395,7 @@ class AuditLog:
         yet anchored), the whole chain's structure in one query (contiguous sequence numbers, every link),
         the records appended since the HSM-held checkpoint (hash, link, MAC; then the checkpoint moves), and a
         rolling window of older records (hash and link). A break found seals the service."""
+        self.flush()
         anchored = self.anchor()
         if anchored.sealed:
             return {"status": "sealed", "code": AuditSealed.code, "detail": anchored.sealed, "seq": anchored.seq}
