@@ -30,13 +30,13 @@ import hmac
 import json
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 from pkcs11.mechanisms import Mechanism
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +44,7 @@ from keyservice.errors import AuditChainBroken, AuditFailure, AuditSealed, KeySe
 from keyservice.hsm import Hsm
 from keyservice.models import AuditHead, AuditRecord
 from keyservice.views import VerifyReport
+from storage.session import durable
 
 AUDIT_KEY_LABEL: Final = "tsm.audit-key"
 ANCHOR_APPLICATION: Final = "tsm.audit-head"
@@ -68,6 +69,19 @@ _BUMP_HEAD: Final = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(seq=_HEA
 _SET_HEAD_HASH: Final = update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(record_hash=bindparam("new_hash"))
 _INSERT_RECORD: Final = insert(_RECORDS)
 _HEAD_ROW: Final = select(_HEAD.c.seq, _HEAD.c.record_hash).where(_HEAD.c.id == _HEAD_ID)
+_MOVE_KNOWN_HEAD: Final = (update(_HEAD).where(_HEAD.c.id == _HEAD_ID).where(_HEAD.c.seq == bindparam("old_seq"))
+                           .where(_HEAD.c.record_hash == bindparam("old_hash"))
+                           .values(seq=bindparam("seq"), record_hash=bindparam("record_hash")))
+_APPEND_CAS_PG: Final = text(
+    "WITH moved AS (UPDATE ks_audit_head SET seq = :seq, record_hash = :record_hash "
+    "WHERE id = 1 AND seq = :old_seq AND record_hash = :old_hash RETURNING seq), "
+    "ins AS (INSERT INTO ks_audit (seq, ts, actor, operation, purpose, target, keys, outcome, detail, prev_hash, "
+    "record_hash, mac) SELECT :seq, :ts, :actor, :operation, :purpose, :target, :keys, :outcome, :detail, "
+    ":prev_hash, :record_hash, :mac FROM moved RETURNING seq) "
+    "SELECT (SELECT count(*) FROM ins) AS written, h.seq, h.record_hash FROM ks_audit_head h WHERE h.id = 1")
+"""PostgreSQL: move the head and insert the record in one statement (data-modifying CTEs); the head as the
+statement found it comes back for the retry when another process moved it first."""
+CAS_ATTEMPTS: Final = 4
 _RECORD_AT: Final = select(AuditRecord).where(AuditRecord.seq == bindparam("seq"))
 _RANGE: Final = (select(AuditRecord).where(AuditRecord.seq > bindparam("after"))
                  .where(AuditRecord.seq <= bindparam("upto")).order_by(AuditRecord.seq))
@@ -151,8 +165,12 @@ class AuditLog:
     def __init__(self, hsm: Hsm, sessions: sessionmaker[Session]) -> None:
         self._hsm = hsm
         self._sessions = sessions
+        self._engine = cast(Engine, sessions.kw["bind"])
+        self._dialect = self._engine.dialect.name
         self._rolling = 0  # where the next rolling check of older records starts (status)
-        self._known: tuple[int, str] | None = None  # the newest record this process saw to be genuine
+        self._known: tuple[int, str] | None = None  # the newest record this process saw the chain reach
+        self._verified: tuple[int, str] = (0, GENESIS)  # up to here the chain was checked (or written) here
+        self._own: dict[int, str] = {}  # records this process appended beyond `_verified`, by seq: their hash
         self._anchored_at = 0.0
 
     def _mac(self, record_hash: bytes) -> bytes:
@@ -180,26 +198,49 @@ class AuditLog:
         return Anchor.decode(self._hsm.anchor(ANCHOR_APPLICATION))
 
     def write_anchor(self, seq: int, digest: str) -> None:
-        """Move the anchor forward to `seq:digest` (never backward, never over a seal)."""
+        """Move the anchor forward to `seq:digest` (never backward, never over a seal), once every record up to
+        it is verified: the anchor never passes a record the HSM did not MAC."""
         current = self.anchor()
         if current.sealed:
             raise self.seal(current.sealed)
+        self._verify_upto(seq)
         if current.seq < seq:
             self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
         self._anchored_at = time.monotonic()
 
-    def flush(self) -> None:
-        """Anchor the newest record this process knows of (at close; the lazy anchoring's last step). A sealed
-        anchor is left as it is."""
-        if self._known is None:
+    def _verify_upto(self, seq: int) -> None:
+        """Check the records after `_verified` up to `seq`: links everywhere; hash and MAC where another process
+        wrote them (this process's own are known by hash). A record that fails seals the service."""
+        done, prev = self._verified
+        if seq <= done:
             return
-        current = self.anchor()
-        if not current.sealed and current.seq < self._known[0]:
-            self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(*self._known).encode())
+        with self._sessions() as db:
+            rows = db.execute(_RANGE, {"after": done, "upto": seq}).scalars().all()
+        for row in rows:
+            own = self._own.get(row.seq)
+            if own is not None:
+                why = None if row.prev_hash == prev and hmac.compare_digest(own, row.record_hash) else \
+                    f"record {row.seq}, written by this process, was changed"
+            else:
+                why = self.genuine(row, prev)
+            if why is not None or row.seq != done + 1:
+                raise self.seal(f"audit record {row.seq}: {why or 'a record before it is missing'}")
+            done, prev = row.seq, row.record_hash
+        if done != seq:
+            raise self.seal(f"audit record {done + 1} is missing")
+        self._verified = (done, prev)
+        self._own = {k: v for k, v in self._own.items() if k > done}
+
+    def flush(self) -> None:
+        """Anchor the newest record this process knows of (at close, by the health check: the lazy anchoring's
+        last step). A sealed anchor is left as it is."""
+        if self._known is None or self.anchor().sealed:
+            return
+        self.write_anchor(*self._known)
 
     def seal(self, reason: str) -> AuditSealed:
         """Write the seal into the anchor (it stays until a reconciliation) and hand back the error to raise."""
-        self._known = None
+        self._known, self._verified, self._own = None, (0, GENESIS), {}
         current = self.anchor()
         if not current.sealed:
             self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(current.seq, current.hash, reason).encode())
@@ -231,6 +272,8 @@ class AuditLog:
             if not hmac.compare_digest(known_hash, head_hash):
                 raise self.seal(f"the database's record {head_seq} is not the one {source}")
             self._known = (head_seq, head_hash)
+            if self._verified[0] < known_seq and source != "this process saw":
+                self._verified = (known_seq, known_hash)
             return
         prev = known_hash
         with Session(bind=conn) as view:
@@ -242,13 +285,25 @@ class AuditLog:
         if not hmac.compare_digest(prev, head_hash):
             raise self.seal("the chain head row does not match the records beyond the anchor")
         self._known = (head_seq, head_hash)
+        if source != "this process saw":
+            self._verified = (head_seq, head_hash)
 
-    def require_open(self) -> None:
-        """AuditSealed unless the database head continues the anchored chain (before a card is touched)."""
-        with self._sessions() as db, db.begin():
-            conn = db.connection()
-            head = conn.execute(_HEAD_ROW).one()
-            self._check_anchor(conn, head.seq, head.record_hash)
+    def knows_head(self, seq: int, digest: str) -> bool:
+        """Whether `seq:digest` is the newest record this process saw (then the chain needs no further check)."""
+        return self._known is not None and self._known[0] == seq and hmac.compare_digest(self._known[1], digest)
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A session for reads in one round trip each (autocommit: no BEGIN, no ROLLBACK)."""
+        with self._engine.connect() as conn, Session(bind=conn.execution_options(isolation_level="AUTOCOMMIT"),
+                                                      expire_on_commit=False) as db:
+            yield db
+
+    def require_open(self, db: Session) -> None:
+        """AuditSealed unless the database head continues the known chain (before a card is touched)."""
+        conn = db.connection()
+        head = conn.execute(_HEAD_ROW).one()
+        self._check_anchor(conn, head.seq, head.record_hash)
 
     # ---- appends -----------------------------------------------------------------------------------------
 
@@ -258,10 +313,13 @@ class AuditLog:
 
         AuditSealed when the chain does not continue the known one; AuditFailure if the record cannot be
         written (the caller's changes are then rolled back). After the commit the anchor moves: at once when
-        `anchor` (key management, whose rollback would revive a key), else at most ANCHOR_INTERVAL later.
+        `anchor` (key management, whose rollback would revive a key; its commit is also `durable`), else by the
+        first append ANCHOR_INTERVAL after the previous anchor write.
         """
         try:
             with self._sessions() as db, db.begin():
+                if anchor:
+                    durable(db)
                 conn = db.connection()
                 seq, prev = conn.execute(_BUMP_HEAD).one()
                 self._check_anchor(conn, seq - 1, prev)
@@ -277,31 +335,84 @@ class AuditLog:
             self._known = None  # the head this process saw may not be the committed one: ask the HSM again
             raise
         self._known = (seq, digest)
+        self._own[seq] = digest
         if anchor or time.monotonic() - self._anchored_at >= ANCHOR_INTERVAL:
             self.write_anchor(seq, digest)
 
-    def _insert(self, conn: Connection, seq: int, prev: str, entry: AuditEntry) -> str:
+    def _row(self, seq: int, prev: str, entry: AuditEntry) -> dict[str, object]:
+        """The stored row of `entry` as record `seq` after `prev`: hashed, and MACed by the HSM."""
         ts = datetime.now(UTC).isoformat(timespec="microseconds")
         keys = [list(k) for k in entry.keys]
         digest = hashlib.sha256(canonical(seq, ts, entry.actor, entry.operation, entry.purpose, entry.target, keys,
                                           entry.outcome, entry.detail, prev)).digest()
-        conn.execute(_INSERT_RECORD, {
-            "seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation, "purpose": entry.purpose,
-            "target": entry.target, "keys": json.dumps(keys), "outcome": entry.outcome, "detail": entry.detail,
-            "prev_hash": prev, "record_hash": digest.hex(), "mac": self._mac(digest).hex()})
-        conn.execute(_SET_HEAD_HASH, {"new_hash": digest.hex()})
-        return digest.hex()
+        return {"seq": seq, "ts": ts, "actor": entry.actor, "operation": entry.operation, "purpose": entry.purpose,
+                "target": entry.target, "keys": json.dumps(keys), "outcome": entry.outcome, "detail": entry.detail,
+                "prev_hash": prev, "record_hash": digest.hex(), "mac": self._mac(digest).hex()}
+
+    def _insert(self, conn: Connection, seq: int, prev: str, entry: AuditEntry) -> str:
+        row = self._row(seq, prev, entry)
+        conn.execute(_INSERT_RECORD, row)
+        conn.execute(_SET_HEAD_HASH, {"new_hash": row["record_hash"]})
+        return str(row["record_hash"])
 
     def append(self, entry: AuditEntry) -> None:
-        """Append one record in its own transaction."""
+        """Append one record in its own transaction: compare-and-swap on the head this process knows (one round
+        trip), retried on the head another process moved it to (their records are verified before the anchor
+        passes them, `write_anchor`); the locking path (`transaction`) when this process knows no head, when the
+        database's head is behind or beside the known one (it then seals), or after CAS_ATTEMPTS."""
+        attempts = CAS_ATTEMPTS
+        while self._known is not None and attempts:
+            attempts -= 1
+            seq, prev = self._known
+            head = self._append_cas(entry, seq, prev)
+            if head is None:
+                return
+            if head[0] < seq or (head[0] == seq and not hmac.compare_digest(head[1], prev)):
+                break  # behind or beside what this process saw: the locking path decides, and seals
+            self._known = head
         with self.transaction(entry):
             pass
+
+    def _append_cas(self, entry: AuditEntry, seq: int, prev: str) -> tuple[int, str] | None:
+        """Append `entry` as record seq + 1 if the head still is `seq:prev`; None when written, else the head
+        as the database has it (nothing written)."""
+        try:
+            row = self._row(seq + 1, prev, entry)
+        except KeyServiceError as exc:
+            raise AuditFailure(f"audit record could not be written ({type(exc).__name__})") from None
+        params = {**row, "old_seq": seq, "old_hash": prev}
+        try:
+            with self._engine.connect() as conn:
+                if self._dialect == "postgresql":  # one statement, one round trip, atomic
+                    result = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                        _APPEND_CAS_PG, params).one()
+                    head = None if result.written else (int(result.seq), str(result.record_hash))
+                else:
+                    with conn.begin():
+                        if conn.execute(_MOVE_KNOWN_HEAD, params).rowcount == 1:
+                            conn.execute(_INSERT_RECORD, row)
+                            head = None
+                        else:
+                            found = conn.execute(_HEAD_ROW).one()
+                            head = (int(found.seq), str(found.record_hash))
+        except SQLAlchemyError as exc:
+            self._known = None
+            raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
+        if head is not None:
+            return head
+        digest = str(row["record_hash"])
+        self._known = (seq + 1, digest)
+        self._own[seq + 1] = digest
+        if time.monotonic() - self._anchored_at >= ANCHOR_INTERVAL:
+            self.write_anchor(seq + 1, digest)
+        return None
 
     def reconcile(self, entry: AuditEntry) -> int:
         """Append the officer's reconciliation record after the database head whatever the anchor says, and
         anchor it (clearing the seal). The record's detail names what was lost or broken."""
         try:
             with self._sessions() as db, db.begin():
+                durable(db)
                 conn = db.connection()
                 seq, prev = conn.execute(_BUMP_HEAD).one()
                 digest = self._insert(conn, seq, prev, entry)
@@ -309,7 +420,8 @@ class AuditLog:
             raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None
         self._hsm.set_anchor(ANCHOR_APPLICATION, Anchor(seq, digest).encode())
         self._hsm.set_anchor(CHECKPOINT_APPLICATION, Anchor(0, GENESIS).encode())
-        self._known = (int(seq), digest)
+        self._known = self._verified = (int(seq), digest)
+        self._own = {}
         return int(seq)
 
     # ---- reading and verifying ---------------------------------------------------------------------------
@@ -395,7 +507,8 @@ class AuditLog:
         yet anchored), the whole chain's structure in one query (contiguous sequence numbers, every link),
         the records appended since the HSM-held checkpoint (hash, link, MAC; then the checkpoint moves), and a
         rolling window of older records (hash and link). A break found seals the service."""
-        self.flush()
+        with suppress(AuditSealed):
+            self.flush()  # a seal it writes shows below
         anchored = self.anchor()
         if anchored.sealed:
             return {"status": "sealed", "code": AuditSealed.code, "detail": anchored.sealed, "seq": anchored.seq}

@@ -162,9 +162,9 @@ class ChannelSession:
             channel.verify_card_response(response)
         except KeyServiceError as exc:
             raise core.refuse(self._req, Operation.SECURE_CHANNEL, self._used(), exc) from None
-        with core.audit.transaction(core.entry(self._req, Operation.SECURE_CHANNEL, self._used(), "ok",
-                                               f"scp={scp.value} kvn={channel.kvn:02X}")):
-            command = channel.external_authenticate()
+        command = channel.external_authenticate()
+        core.audit.append(core.entry(self._req, Operation.SECURE_CHANNEL, self._used(), "ok",
+                                     f"scp={scp.value} kvn={channel.kvn:02X}"))  # before the command leaves
         return command
 
     def _open(self) -> SecureChannel:
@@ -303,8 +303,8 @@ class Channels:
     def open(self, req: Request, spec: ChannelSpec) -> ChannelSession:
         """A secure channel with the keys of `spec`; policy is checked for each key now."""
         core = self._core()
-        core.audit.require_open()
-        records = [core.authorise(req, Operation.SECURE_CHANNEL, label) for label in spec.keys]
+        records = [core.authorise(req, Operation.SECURE_CHANNEL, label, chain=n == 0) for n, label in
+                   enumerate(spec.keys)]
         return ChannelSession(core, req, spec, records)
 
     def mac(self, req: Request, label: str) -> MacContext:

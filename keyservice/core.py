@@ -25,12 +25,15 @@ from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceEr
 from keyservice.gp.kcv import kcv_hex
 from keyservice.hsm import Hsm
 from keyservice.inventory import KeyState, KeyUsage, Provenance
-from keyservice.models import KeyRecord
+from keyservice.models import AuditHead, KeyRecord
 from keyservice.policy import PRIVILEGED, Operation, Request, check
 from keyservice.records import Signer
 from keyservice.views import KeyView, NewKey
 
 _BY_LABEL: Final = select(KeyRecord).where(KeyRecord.label == bindparam("label"))  # built once: a hot path
+_WITH_HEAD: Final = (select(KeyRecord, AuditHead.seq, AuditHead.record_hash)
+                     .join_from(KeyRecord, AuditHead, AuditHead.id == 1).where(KeyRecord.label == bindparam("label")))
+"""A key record and the audit chain's head in one round trip (`authorise`)."""
 KeyRef = tuple[str, str]
 """(label, KCV) of a key named in an audit record."""
 
@@ -77,11 +80,17 @@ class Core:
             raise KeyNotFound(f"no key labelled {label!r} in the inventory")
         return self.signer.check(rec) if signed else rec
 
-    def authorise(self, req: Request, op: Operation, label: str) -> KeyRecord:
-        """Load the record and check policy before the HSM is touched; a refusal is audited and raised."""
-        with self.sessions() as db:
+    def authorise(self, req: Request, op: Operation, label: str, *, chain: bool = False) -> KeyRecord:
+        """Load the record and check its signature and policy before the HSM is touched; a refusal is audited
+        and raised. With `chain`, the audit chain's head is checked in the same session first (AuditSealed)."""
+        with self.audit.reader() as db:
+            found = db.execute(_WITH_HEAD, {"label": label}).first()
+            if chain and (found is None or not self.audit.knows_head(found.seq, found.record_hash)):
+                self.audit.require_open(db)
             try:
-                rec = self.record(db, label)
+                if found is None:
+                    raise KeyNotFound(f"no key labelled {label!r} in the inventory")
+                rec = self.signer.check(found.KeyRecord)
             except KeyServiceError as exc:
                 raise self.refuse(req, op, [(label, "")], exc) from None
         try:

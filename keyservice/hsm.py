@@ -25,6 +25,7 @@ from keyservice.p11raw import RawSession
 from keyservice.strategy import SOFTHSM2, CryptoStep, select
 
 TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
+STALE_HANDLE: Final = "CKR_OBJECT_HANDLE_INVALID"
 
 @contextmanager
 def mapped(what: str) -> Iterator[None]:
@@ -256,21 +257,37 @@ class Hsm:
         SoftHSM2 refuses to modify CKA_VALUE of a data object; CKA_LABEL is modifiable and cheap
         (≈ 6,000 updates/s against ≈ 460/s for destroy + create).
         """
-        obj = self._anchor_object(application)
-        if obj is None:
-            return None
-        with self.lock, mapped("read anchor"):
-            return str(obj[Attribute.LABEL])
+        for attempt in range(2):
+            obj = self._anchor_object(application)
+            if obj is None:
+                return None
+            try:
+                with self.lock, mapped("read anchor"):
+                    return str(obj[Attribute.LABEL])
+            except HsmError as exc:
+                self._stale_anchor(application, exc, attempt)
+        return None  # pragma: no cover - the loop returns or raises
 
     def set_anchor(self, application: str, value: str) -> None:
         """Overwrite the anchor value (creating the object on first use)."""
-        obj = self._anchor_object(application)
-        with self.lock, mapped("write anchor"):
-            if obj is None:
-                self._anchors[application] = self._session.create_object(
-                    templates.data_object(value, application))
-            else:
-                obj[Attribute.LABEL] = value
+        for attempt in range(2):
+            obj = self._anchor_object(application)
+            try:
+                with self.lock, mapped("write anchor"):
+                    if obj is None:
+                        self._anchors[application] = self._session.create_object(
+                            templates.data_object(value, application))
+                    else:
+                        obj[Attribute.LABEL] = value
+                return
+            except HsmError as exc:
+                self._stale_anchor(application, exc, attempt)
+
+    def _stale_anchor(self, application: str, exc: HsmError, attempt: int) -> None:
+        """SoftHSM2 may give another process's rewritten data object a new handle: look it up once more."""
+        if exc.ckr != STALE_HANDLE or attempt:
+            raise exc
+        self._anchors.pop(application, None)
 
     def _anchor_object(self, application: str) -> Any:
         cached = self._anchors.get(application)

@@ -3,6 +3,11 @@
 A SQLite database file is created 0600 before SQLite opens it (its -wal and -shm files take the same mode),
 and an existing one others can read is refused. A write that waits for another process's lock gives up
 after `database_busy_timeout` seconds: SQLite's busy timeout, PostgreSQL's `lock_timeout`.
+
+Durability: by default a commit survives a crash of the process that made it (SQLite WAL with
+synchronous=NORMAL; PostgreSQL with synchronous_commit=off: the server has the commit, it flushes it within
+wal_writer_delay). A transaction that must survive a crash of the database server or a power loss too
+(key management) calls `durable` (PostgreSQL: synchronous_commit on for that transaction).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.config import DEFAULT_BUSY_TIMEOUT, SettingsError
@@ -23,6 +28,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_COMPANIONS: Final = ("-wal", "-shm", "-journal")
 """Files SQLite keeps beside the database (https://sqlite.org/tempfiles.html), as readable as the database."""
 _LIBPQ_DRIVERS: Final = ("psycopg", "psycopg2")
+POOL_RECYCLE: Final = 600
+"""Seconds after which a pooled PostgreSQL connection is replaced."""
+_SYNCHRONOUS_COMMIT: Final = text("SET LOCAL synchronous_commit TO on")
 
 
 def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
@@ -44,8 +52,16 @@ def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
     connect_args: dict[str, Any] = {}
     if parsed.get_driver_name() in _LIBPQ_DRIVERS and "options" not in parsed.query:
         # lock_timeout 0 would mean "wait forever": at least one millisecond
-        connect_args["options"] = f"-c lock_timeout={max(1, round(busy_timeout * 1000))}"
-    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        connect_args["options"] = (f"-c lock_timeout={max(1, round(busy_timeout * 1000))} "
+                                   "-c synchronous_commit=off")
+    # connections are recycled rather than pinged before each use (a ping is one more round trip per call)
+    return create_engine(parsed, pool_recycle=POOL_RECYCLE, connect_args=connect_args)
+
+
+def durable(db: Session) -> None:
+    """Make the current transaction's commit survive a database crash or power loss (module docstring)."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(_SYNCHRONOUS_COMMIT)
 
 
 def private_sqlite_file(url: URL) -> None:
