@@ -5,7 +5,7 @@
 SCP03 set-up = diversify ENC+MAC from a KMC with KDF3, derive S-ENC/S-MAC/S-RMAC, check the card cryptogram,
 compute the host cryptogram and the EXTERNAL AUTHENTICATE C-MAC, destroy every session object. (a) is the
 minimal raw PKCS#11 call sequence for the same work (every key an HSM object), (b) pure `cryptography` with
-keys in memory, (c) the same set-up through the audited facade (`KeyService.open_channel`).
+keys in memory, (c) the same set-up through the audited facade (`service.channels.open`).
 Targets: >= 1,500 SCP03 set-ups/s, >= 20,000 wrapped commands/s (C-MAC + C-ENC).
 """
 

@@ -25,7 +25,7 @@ class ProfileError(Exception):
 @dataclass(frozen=True)
 class HsmProfile:
     """One HSM's declared capabilities (PKCS#11 v2.40 mechanism names without the CKM_ prefix) and, per
-    key-service operation, the strategy used on it (names checked by keyservice.gp.strategy)."""
+    key-service operation, the strategy used on it (names checked by keyservice.strategy)."""
 
     name: str
     vendor: str

@@ -124,7 +124,7 @@ def _channel(core: Core, records: Sequence[KeyRecord], scp: Scp, method: DivMeth
 
 
 class ChannelSession:
-    """One secure channel for one caller, purpose and target (create with `KeyService.open_channel`)."""
+    """One secure channel for one caller, purpose and target (create with `KeyService.channels.open`)."""
 
     def __init__(self, core: Core, req: Request, spec: ChannelSpec, records: list[KeyRecord]) -> None:
         self._core, self._req, self._spec, self._records = core, req, spec, records

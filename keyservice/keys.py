@@ -2,7 +2,7 @@
 destroy, KCVs, and the comparison of inventory and token.
 
 Key states follow NIST SP 800-57 Part 1 Rev. 5 §5.3; generate, import, state changes and destroy are
-privileged (officers; the ceremonies add approval sets).
+privileged (officers; the ceremonies issue will add approval sets).
 """
 
 from __future__ import annotations

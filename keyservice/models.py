@@ -1,4 +1,4 @@
-"""Database records of the key service: the key inventory and the audit chain (no key material)."""
+"""Database records of the key service: the key inventory, key intents and the audit chain (no key material)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ a code no table defines, or one the key usage does not allow, is InvalidInput na
 
 SoftHSM2 gap: no TR-31 mechanism and no CBC *unwrap*, so the payload is decrypted with C_Decrypt and the
 clear key transits host memory before it is created as a non-extractable token object (strategy
-`host_memory_key_transit` in strategy.py; a profile may forbid it). Export takes the key value from the
-caller (a component ceremony, a test) for the same reason: non-extractable keys cannot be read.
+`host_memory_key_transit` in strategy.py; a profile may forbid it). For the same reason export takes the key
+value from its caller: `vendor.export_key_block` reads an exportable key's value once, through a one-time
+transport key (non-extractable keys cannot be read at all).
 """
 
 from __future__ import annotations
