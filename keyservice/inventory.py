@@ -87,7 +87,8 @@ def parse_enum(enum: type[E], value: str, what: str) -> E:
         raise InvalidInput(f"unknown {what} {value!r} (expected one of: {allowed})") from None
 
 
-def check_transition(current: KeyState, new: KeyState) -> None:
+def check_transition(current: KeyState, new: KeyState, label: str = "") -> None:
     """Refuse a transition SP 800-57 does not allow."""
     if new not in TRANSITIONS[current]:
-        raise KeyStateError(f"a key cannot go from {current} to {new}")
+        raise KeyStateError(f"key {label!r} cannot go from {current} to {new}" if label else
+                            f"a key cannot go from {current} to {new}")

@@ -63,14 +63,16 @@ class Keys:
             query = query.where(KeyRecord.owner == owner)
         if not include_destroyed:
             query = query.where(KeyRecord.state != KeyState.DESTROYED.value)
-        with self._core().sessions() as db:
-            return [KeyView.of(r) for r in db.execute(query).scalars()]
+        core = self._core()
+        with core.sessions() as db:
+            return [KeyView.of(r, core.signer.forged(r) is None) for r in db.execute(query).scalars()]
 
     def show(self, label: str) -> KeyView:
         """One inventory record."""
         core = self._core()
         with core.sessions() as db:
-            return KeyView.of(core.record(db, label, signed=False))
+            rec = core.record(db, label, signed=False)
+            return KeyView.of(rec, core.signer.forged(rec) is None)
 
     def change_state(self, req: Request, label: str, new_state: KeyState) -> KeyView:
         """Move a key through the SP 800-57 states (destroy has its own call)."""
@@ -81,7 +83,7 @@ class Keys:
         with core.audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)],
                           f"{rec.state}->{new_state.value}") as txn:
             rec = core.record(txn.db, label)
-            check_transition(KeyState(rec.state), new_state)
+            check_transition(KeyState(rec.state), new_state, rec.label)
             rec.state, rec.state_changed_at = new_state.value, datetime.now(UTC)
             core.signer.sign(rec, txn.seq)
         return KeyView.of(rec)
@@ -97,12 +99,12 @@ class Keys:
             raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
         core = self._core()
         rec = core.authorise(req, Operation.DESTROY, label)
-        check_transition(KeyState(rec.state), KeyState.DESTROYED)
+        check_transition(KeyState(rec.state), KeyState.DESTROYED, rec.label)
         with core.sessions() as db, db.begin():
             intent = core.signer.begin(db, Operation.DESTROY.value, label, rec.cka_id, str(req.caller))
         with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as txn:
             rec = core.record(txn.db, label)
-            check_transition(KeyState(rec.state), KeyState.DESTROYED)
+            check_transition(KeyState(rec.state), KeyState.DESTROYED, rec.label)
             rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
             core.signer.sign(rec, txn.seq)
         core.hsm.destroy(label)
@@ -131,11 +133,24 @@ class Keys:
                  for problem in _drift(core, live[label], on_token[label].length)]
         untrusted = [f"{f.subject}: {f.detail} (tsm keys reconcile will {f.action})"
                      for f in reconcile.record_findings(core)]
+        sealed = core.audit.anchor().sealed
+        if sealed:
+            untrusted.insert(0, f"audit chain: sealed ({sealed}); nothing is used until tsm keys reconcile")
         interrupted = [f"{f.subject}: {f.detail} (tsm keys reconcile will {f.action})"
                        for f in reconcile.findings(core) if f.intent]
         pending = {f.subject.split(" ")[0] for f in reconcile.findings(core) if f.intent}
         return TokenCheck(sorted(live.keys() - on_token.keys()),
                           sorted(on_token.keys() - live.keys() - pending), wrong, untrusted, interrupted)
+
+    def integrity(self) -> dict[str, object]:
+        """For /health: whether every key record is the one the key service signed (forged, replayed and unsigned
+        records listed by label)."""
+        untrusted = sorted({f.subject for f in reconcile.record_findings(self._core())})
+        if untrusted:
+            return {"status": "untrusted", "code": "key_record_forged", "labels": untrusted,
+                    "detail": f"{len(untrusted)} key record(s) are not the ones the key service signed: "
+                              "tsm keys check, tsm keys reconcile"}
+        return {"status": "ok"}
 
     def reconcile(self, req: Request, *, apply: bool = False) -> list[reconcile.Finding]:
         """What a crash, a rollback or a tampered database left behind, and (with `apply`) the remedies, taken

@@ -97,10 +97,13 @@ def _chain_findings(core: Core) -> list[Finding]:
         head = db.execute(select(AuditHead)).scalar_one()
     found = []
     if anchored.seq > head.seq:
-        found.append(Finding("audit-rollback", f"records {head.seq + 1}..{anchored.seq}",
-                             f"the HSM anchors record {anchored.seq} (hash {anchored.hash[:16]}…); the database ends "
-                             f"at record {head.seq}: record {anchored.seq} and those before it back to "
-                             f"{head.seq + 1} are lost", "record the loss and anchor the reconciliation record"))
+        lost = f"record {anchored.seq}" if anchored.seq == head.seq + 1 else \
+            f"records {head.seq + 1} to {anchored.seq}"
+        found.append(Finding("audit-rollback", lost,
+                             f"the HSM anchors record {anchored.seq} (hash {anchored.hash[:16]}); the database ends "
+                             f"at record {head.seq}: {lost} are lost, and with them whatever they recorded (a key "
+                             "state change, an import): check the keys and redo what is missing",
+                             "record the loss and anchor the reconciliation record"))
     acks = core.audit.acknowledged()
     while True:
         try:

@@ -34,12 +34,14 @@ class KeyView:
     state_changed_at: datetime
     exportable: bool
     note: str
+    signed: bool = True
+    """False when the record's fields are not the ones the key service signed (the key is not used)."""
 
     @classmethod
-    def of(cls, rec: KeyRecord) -> KeyView:
+    def of(cls, rec: KeyRecord, signed: bool = True) -> KeyView:
         return cls(rec.label, rec.cka_id, rec.algorithm, rec.length, rec.usage, rec.owner, rec.kvn, rec.key_id,
                    rec.state, rec.kcv, rec.kcv_method, rec.provenance, rec.created_by, rec.created_at,
-                   rec.state_changed_at, rec.exportable, rec.note)
+                   rec.state_changed_at, rec.exportable, rec.note, signed)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def test_keys_commands(home):
     out = tsm(home, "keys", "import-test", "--label", "gp", "--type", "aes", "--hex", TEST_KEYS[0]).stdout
     assert rows(out) == [{"LABEL": "gp", "TYPE": "aes", "LENGTH": "16", "USAGE": "ISD_KEYSET", "STATE": "active",
                           "KCV": "504A77", "KCV-METHOD": "gp", "OWNER": "lab", "KVN": "-", "KEY-ID": "-",
-                          "EXPORTABLE": "no", "PROVENANCE": "imported-test"}]
+                          "EXPORTABLE": "no", "PROVENANCE": "imported-test", "RECORD": "signed"}]
     made = tsm(home, "keys", "generate", "--label", "kmc", "--type", "des3", "--length", "16", "--usage", "KMC",
                "--kvn", "0x30", "--key-id", "1", "--json").stdout
     assert json.loads(made)[0] | {"kvn": 0x30, "key_id": 1, "length": 16, "state": "pre-activation"} == \

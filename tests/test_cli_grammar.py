@@ -212,7 +212,7 @@ def test_messages_use_the_right_article(env):
 
 
 @pytest.mark.parametrize(("args", "header"), [
-    (["keys", "list"], "LABEL TYPE LENGTH USAGE STATE KCV KCV-METHOD OWNER KVN KEY-ID EXPORTABLE PROVENANCE"),
+    (["keys", "list"], "LABEL TYPE LENGTH USAGE STATE KCV KCV-METHOD OWNER KVN KEY-ID EXPORTABLE PROVENANCE RECORD"),
     (["audit", "list"], "SEQ TIME ACTOR OPERATION PURPOSE OUTCOME TARGET KEYS DETAIL"),
     (["cardsim", "profiles"], "PROFILE DESCRIPTION"),
     (["gp", "parse-status", *LEGACY_STATUS], "AID STATE PRIVILEGES MODULES"),

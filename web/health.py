@@ -58,6 +58,7 @@ def health() -> ResponseReturnValue:
         report["hsm"] = _check(lambda: _hsm(service, report))
         report["database"] = _check(lambda: _database(service, settings))
         report["audit_chain"] = _check(service.audit.status)
+        report["key_records"] = _check(service.keys.integrity)
         report["selftest"] = service.selftest_status()
     broken = {name: part for name, part in report.items() if isinstance(part, dict) and part.get("status") != "ok"}
     if not broken:

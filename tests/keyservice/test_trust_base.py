@@ -185,6 +185,8 @@ def test_a_compromised_key_made_active_in_the_database_is_refused(lab):
         lab.channels.open(TSM, ChannelSpec(("isd",)))
     report = lab.keys.check()
     assert not report.consistent and any(p.startswith("isd:") and "signed" in p for p in report.untrusted_records)
+    assert not lab.keys.show("isd").signed and [k.signed for k in lab.keys.list_keys() if k.label == "isd"] == [False]
+    assert lab.keys.integrity()["status"] == "untrusted"
 
 
 @pytest.mark.parametrize(("column", "value"), [("usage", "KMC"), ("owner", "sp:evil"), ("exportable", True),

@@ -46,7 +46,7 @@ def require_yes(yes: bool, what: str) -> None:
 
 
 KEY_HEADERS = ("LABEL", "TYPE", "LENGTH", "USAGE", "STATE", "KCV", "KCV-METHOD", "OWNER", "KVN", "KEY-ID", "EXPORTABLE",
-               "PROVENANCE")
+               "PROVENANCE", "RECORD")
 
 
 def _byte(value: int | None) -> str:
@@ -58,7 +58,7 @@ def _fields(view: KeyView) -> dict[str, object]:
     return {"label": view.label, "type": view.algorithm, "length": view.length, "usage": view.usage,
             "state": view.state, "kcv": view.kcv, "kcv-method": view.kcv_method, "owner": view.owner,
             "kvn": _byte(view.kvn), "key-id": _byte(view.key_id), "exportable": "yes" if view.exportable else "no",
-            "provenance": view.provenance}
+            "provenance": view.provenance, "record": "signed" if view.signed else "UNTRUSTED"}
 
 
 def print_keys(views: list[KeyView], as_json: bool = False) -> None:
