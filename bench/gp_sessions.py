@@ -4,7 +4,7 @@
 
 SCP03 set-up = diversify ENC+MAC from a KMC with KDF3, derive S-ENC/S-MAC/S-RMAC, check the card cryptogram,
 compute the host cryptogram and the EXTERNAL AUTHENTICATE C-MAC, destroy every session object. (a) is the
-minimal raw PKCS#11 call sequence for the same work (every key an HSM object), (b) pure `cryptography` with
+minimal raw PKCS#11 call sequence for the same work (bench/raw_scp03.py), (b) pure `cryptography` with
 keys in memory, (c) the same set-up through the audited facade (`service.channels.open`).
 Targets: >= 1,500 SCP03 set-ups/s, >= 20,000 wrapped commands/s (C-MAC + C-ENC).
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+from raw_scp03 import setup_loop
 from scratch import hsm_of, scratch_service
 from timing import rate
 
@@ -101,36 +102,7 @@ def main() -> None:
             ch.verify_card_response(response)
             ch.external_authenticate()
 
-    raw, aes = hsm.raw, hsmops.CIPHERS[KeyAlgorithm.AES]
-    tmpl = hsmops.session_template(KeyAlgorithm.AES, 16)
-    l_kmc = raw.encrypt(kmc, aes.ecb, bytes(16))
-    k1 = hsmops._double(l_kmc, aes.rb)
-    x_enc = hsmops.xor(kdf3_messages(KDD, KeyPurpose.ENC, 16)[0], k1)
-    x_mac = hsmops.xor(kdf3_messages(KDD, KeyPurpose.MAC, 16)[0], k1)
-    ctx = HOST + CARD
-    d_enc, d_mac, d_rmac = (kdf_messages(c, ctx, 128)[0] for c in
-                            (Scp03Constant.S_ENC, Scp03Constant.S_MAC, Scp03Constant.S_RMAC))
-    d_card, d_host = (kdf_messages(c, ctx, 64)[0] for c in
-                      (Scp03Constant.CARD_CRYPTOGRAM, Scp03Constant.HOST_CRYPTOGRAM))
-
-    def minimal() -> None:
-        with hsm.lock:
-            enc = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_enc, None, tmpl)
-            mac = raw.derive_encrypt_data(kmc, aes.ecb_derive, x_mac, None, tmpl)
-            o1 = raw.encrypt(enc, aes.ecb, bytes(16) + d_enc[:16])
-            o2 = raw.encrypt(mac, aes.ecb, bytes(16) + d_mac[:16] + d_rmac[:16])
-            ke, km = hsmops._double(o1[:16], aes.rb), hsmops._double(o2[:16], aes.rb)
-            s_enc = raw.derive_encrypt_data(enc, aes.ecb_derive,
-                                            hsmops.xor(hsmops.xor(o1[16:], d_enc[16:]), ke), None, tmpl)
-            s_mac = raw.derive_encrypt_data(mac, aes.ecb_derive,
-                                            hsmops.xor(hsmops.xor(o2[16:32], d_mac[16:]), km), None, tmpl)
-            s_rmac = raw.derive_encrypt_data(mac, aes.ecb_derive,
-                                             hsmops.xor(hsmops.xor(o2[32:], d_rmac[16:]), km), None, tmpl)
-            raw.sign(s_mac, aes.cmac, d_card)
-            host = raw.sign(s_mac, aes.cmac, d_host)[:8]
-            raw.sign(s_mac, aes.cmac, bytes(16) + bytes([0x84, 0x82, 3, 0, 16]) + host)
-            for h in (enc, mac, s_enc, s_mac, s_rmac):
-                raw.destroy(h)
+    minimal = setup_loop(hsm.module, hsm._token.slot.slot_id, kmc, KMC, KDD, HOST, CARD)
 
     r_ours, r_min, r_sw = rate(ours, seconds), rate(minimal, seconds), rate(sw_scp03_setup, seconds)
     r_facade = rate(facade, seconds)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from globalplatform.kcv import KcvMethod, default_method
@@ -31,9 +31,12 @@ from keyservice.records import Signer
 from keyservice.views import KeyView, NewKey
 
 _BY_LABEL: Final = select(KeyRecord).where(KeyRecord.label == bindparam("label"))  # built once: a hot path
-_WITH_HEAD: Final = (select(KeyRecord, AuditHead.seq, AuditHead.record_hash)
-                     .join_from(KeyRecord, AuditHead, AuditHead.id == 1).where(KeyRecord.label == bindparam("label")))
-"""A key record and the audit chain's head in one round trip (`authorise`)."""
+_KEYS = cast(Table, KeyRecord.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
+_WITH_HEAD: Final = (select(_KEYS, _HEAD.c.seq.label("head_seq"), _HEAD.c.record_hash.label("head_hash"))
+                     .join_from(_KEYS, _HEAD, _HEAD.c.id == 1).where(_KEYS.c.label == bindparam("label")))
+"""A key record and the audit chain's head in one round trip, without the ORM (`authorise`, a hot path)."""
+_KEY_COLUMNS: Final = tuple(c.name for c in _KEYS.columns)
 KeyRef = tuple[str, str]
 """(label, KCV) of a key named in an audit record."""
 
@@ -84,15 +87,15 @@ class Core:
         """Load the record and check its signature and policy before the HSM is touched; a refusal is audited
         and raised. With `chain`, the audit chain's head is checked in the same session first (AuditSealed)."""
         with self.audit.reader() as db:
-            found = db.execute(_WITH_HEAD, {"label": label}).first()
-            if chain and (found is None or not self.audit.knows_head(found.seq, found.record_hash)):
+            found = db.connection().execute(_WITH_HEAD, {"label": label}).first()
+            if chain and (found is None or not self.audit.knows_head(found.head_seq, found.head_hash)):
                 self.audit.require_open(db)
-            try:
-                if found is None:
-                    raise KeyNotFound(f"no key labelled {label!r} in the inventory")
-                rec = self.signer.check(found.KeyRecord)
-            except KeyServiceError as exc:
-                raise self.refuse(req, op, [(label, "")], exc) from None
+        try:
+            if found is None:
+                raise KeyNotFound(f"no key labelled {label!r} in the inventory")
+            rec = self.signer.check(KeyRecord(**{name: getattr(found, name) for name in _KEY_COLUMNS}))
+        except KeyServiceError as exc:
+            raise self.refuse(req, op, [(label, "")], exc) from None
         try:
             check(req, op, KeyUsage(rec.usage), KeyState(rec.state))
         except KeyServiceError as exc:
