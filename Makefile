@@ -36,7 +36,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 typecheck: venv
-	$(VENV)/bin/mypy storage keyservice hsm_profiles softhsm tsm_core cardsim web tsm bench
+	$(VENV)/bin/mypy globalplatform storage keyservice hsm_profiles softhsm ceremonies tsm_core cardsim web tsm bench
 
 unit: venv
 	$(VENV)/bin/pytest -q
@@ -47,6 +47,7 @@ kat: venv
 bench: venv
 	$(PY) bench/keyservice_overhead.py
 	$(PY) bench/gp_sessions.py
+	$(PY) bench/audited_open.py --processes 2
 	$(PY) bench/transport.py
 
 clean:
