@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+from contextlib import suppress
 
 from hsm_profiles import loader
-from keyservice.errors import ConfigurationError
+from keyservice.errors import ConfigurationError, KeyServiceError
 from keyservice.service import KeyService
 from keyservice.strategy import profile_table
 from softhsm.bootstrap import BootstrapError, load_pins
@@ -40,12 +42,22 @@ def open_service(settings: Settings) -> KeyService:
                              profile=profile.name,
                              strategies=profile_table(profile.strategies, profile.name))
         service.unseal(pins.user_pin)
+        if not _open:
+            atexit.register(_close_at_exit)
         _open[key] = service
     return service
 
 
 def close_all() -> None:
     """Close every service this process opened (tests, shutdown): sessions and database pools."""
-    for service in _open.values():
-        service.close()
+    for key, service in list(_open.items()):
+        if key[0] == os.getpid():  # a forked child closes only what it opened itself
+            service.close()
     _open.clear()
+
+
+def _close_at_exit() -> None:
+    """At a normal end of the process, anchor the last audit records and close; the HSM or the database may
+    already be gone (a test's scratch token), and then there is nothing left to anchor to."""
+    with suppress(KeyServiceError):
+        close_all()
