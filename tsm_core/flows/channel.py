@@ -33,7 +33,7 @@ from typing import Protocol
 
 from globalplatform import cardinfo, initupdate, keyinfo, sw
 from globalplatform.apdu import CommandApdu, ResponseApdu
-from globalplatform.cardinfo import CardRecognitionData, ScpOption
+from globalplatform.cardinfo import CardRecognitionData, ScpOption, SecurityDomainFci
 from globalplatform.errors import CardExecutionError, GpError, InvalidParameter
 from globalplatform.initupdate import SCP02_ID, SCP03_ID, InitUpdateResponse
 from globalplatform.scp import Scp, Scp03Option, check_level, security_level
@@ -111,7 +111,8 @@ def _get_data(transport: Transport, tag: DataObject) -> bytes | None:
     return response.data if response.sw == sw.Sw.SUCCESS else None
 
 
-def _recognition_data(transport: Transport) -> CardRecognitionData | None:
+def read_recognition_data(transport: Transport) -> CardRecognitionData | None:
+    """Step 2: GET DATA '66'; None when the card does not answer it or answers something else."""
     data = _get_data(transport, DataObject.CARD_DATA)
     if data is None:
         return None
@@ -121,22 +122,31 @@ def _recognition_data(transport: Transport) -> CardRecognitionData | None:
         return None  # not card recognition data: the FCI or INITIALIZE UPDATE will tell
 
 
-def select_isd(transport: Transport) -> IsdInfo:
-    """Steps 1 and 2: SELECT the ISD, read its AID and the card's SCP and "i"."""
+def select(transport: Transport) -> SecurityDomainFci | None:
+    """Step 1: SELECT the ISD; its FCI, or None when the card sent none (or a proprietary one)."""
     selected = ResponseApdu.from_bytes(transport.transmit(commands.select().to_bytes()))
     check(selected.sw, "SELECT of the ISD", (sw.Sw.SUCCESS, CARD_LOCKED))
     try:
-        fci = cardinfo.parse_fci(selected.data) if selected.data else None
+        return cardinfo.parse_fci(selected.data) if selected.data else None
     except GpError:
-        fci = None  # a proprietary answer: no AID, and the SCP from GET DATA or INITIALIZE UPDATE
+        return None  # a proprietary answer: no AID, and the SCP from GET DATA or INITIALIZE UPDATE
+
+
+def describe_isd(fci: SecurityDomainFci | None, recognition: CardRecognitionData | None) -> IsdInfo:
+    """The ISD's AID and channel from the FCI and the recognition data (the recognition data first)."""
     aid = None if fci is None else fci.aid
-    recognition = _recognition_data(transport)
     if recognition is not None and (option := recognition.channel(SCP02_ID, SCP03_ID)) is not None:
         return IsdInfo(aid, option, "recognition data (GET DATA 66)")
     management = None if fci is None else fci.management_data
     if management is not None and (option := management.channel(SCP02_ID, SCP03_ID)) is not None:
         return IsdInfo(aid, option, "Security Domain management data (SELECT of the ISD)")
     return IsdInfo(aid, None)
+
+
+def select_isd(transport: Transport) -> IsdInfo:
+    """Steps 1 and 2: SELECT the ISD, read its AID and the card's SCP and "i"."""
+    fci = select(transport)
+    return describe_isd(fci, read_recognition_data(transport))
 
 
 def _require_level(scp: int, i: int | None, level: int, said: str, unsent: str) -> None:
@@ -171,8 +181,10 @@ def _mismatch_message(response: InitUpdateResponse, host_challenge: bytes, raw: 
             f"--host-challenge {host_challenge.hex().upper()} --key LABEL ...)")
 
 
-def authenticate(transport: Transport, session: ChannelSessionLike, level: int) -> None:
-    """Steps 5 to 7 on the selected ISD: INITIALIZE UPDATE, level and card cryptogram, EXTERNAL AUTHENTICATE."""
+def authenticate(transport: Transport, session: ChannelSessionLike, level: int) -> InitUpdateResponse:
+    """Steps 5 to 7 on the selected ISD: INITIALIZE UPDATE, level and card cryptogram, EXTERNAL AUTHENTICATE.
+
+    Returns what the card said in its INITIALIZE UPDATE answer (KDD, key version, SCP, "i", counter)."""
     initialize_update = session.initialize_update()
     answer = ResponseApdu.from_bytes(transport.transmit(initialize_update))
     command = CommandApdu.from_bytes(initialize_update)
@@ -189,6 +201,25 @@ def authenticate(transport: Transport, session: ChannelSessionLike, level: int) 
         raise CardCryptogramMismatch(_mismatch_message(parsed, command.data, answer.data)) from exc
     done = ResponseApdu.from_bytes(transport.transmit(external_authenticate))
     check(done.sw, "EXTERNAL AUTHENTICATE")
+    return parsed
+
+
+def open_described_isd(transport: Transport, level: int, open_channel: ChannelOpener,
+                       isd: IsdInfo) -> tuple[ChannelSessionLike, InitUpdateResponse]:
+    """Steps 3 to 7 on an ISD already selected and described: the session and the INITIALIZE UPDATE answer.
+
+    The caller closes the session; on any error it is closed here.
+    """
+    security_level(level)
+    if isd.channel is not None:
+        _require_level(isd.channel.scp, isd.i, level, f"{isd.source}: {isd.channel}", "INITIALIZE UPDATE")
+    session = open_channel(isd)
+    try:
+        answer = authenticate(transport, session, level)
+    except BaseException:
+        session.close()
+        raise
+    return session, answer
 
 
 def open_isd_channel(transport: Transport, level: int, open_channel: ChannelOpener) -> ChannelSessionLike:
@@ -197,13 +228,5 @@ def open_isd_channel(transport: Transport, level: int, open_channel: ChannelOpen
     The caller closes the session; on any error it is closed here.
     """
     security_level(level)
-    isd = select_isd(transport)
-    if isd.channel is not None:
-        _require_level(isd.channel.scp, isd.i, level, f"{isd.source}: {isd.channel}", "INITIALIZE UPDATE")
-    session = open_channel(isd)
-    try:
-        authenticate(transport, session, level)
-    except BaseException:
-        session.close()
-        raise
+    session, _ = open_described_isd(transport, level, open_channel, select_isd(transport))
     return session

@@ -52,7 +52,8 @@ class CardContent:
     """True for the TLV format (P2 '02'), False when the card only answered the legacy format."""
 
 
-def _exchange(transport: Transport, session: ChannelSessionLike, command: CommandApdu) -> ResponseApdu:
+def secure_exchange(transport: Transport, session: ChannelSessionLike, command: CommandApdu) -> ResponseApdu:
+    """One command wrapped by the session, its response unwrapped (secure messaging as negotiated)."""
     return ResponseApdu.from_bytes(session.unwrap(transport.transmit(session.wrap(command.to_bytes()))))
 
 
@@ -63,7 +64,7 @@ def get_status(transport: Transport, session: ChannelSessionLike, subset: Status
     step = f"GET STATUS P1 {subset:02X}"
     command = commands.get_status(subset, tlv_format=tlv_format)
     for _ in range(MAX_PAGES):
-        response = _exchange(transport, session, command)
+        response = secure_exchange(transport, session, command)
         if response.sw == ListSw.NO_MATCH and not data:
             return []
         check(response.sw, step, (sw.Sw.SUCCESS, sw.Sw.MORE_DATA))

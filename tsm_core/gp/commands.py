@@ -68,7 +68,8 @@ class PutKeyFlag(IntFlag):
 
 @unique
 class DataObject(IntEnum):
-    """GET DATA tags held in P1-P2 (GPCS 2.3.1 §11.3.3.1, §H.2; CPLC from GP 2.1.1 §9.6)."""
+    """GET DATA tags held in P1-P2 (GPCS 2.3.1 §11.3.1, §11.3.3.1, §H.2; CPLC from GP 2.1.1 §9.6; 'FF21' from
+    ETSI TS 102 226 §8.2.1.7.2)."""
 
     IIN = 0x0042
     CIN = 0x0045
@@ -77,6 +78,7 @@ class DataObject(IntEnum):
     SEQUENCE_COUNTER = 0x00C1
     KEY_INFORMATION = 0x00E0
     CPLC = 0x9F7F
+    EXTENDED_CARD_RESOURCES = 0xFF21
 
 
 DEFAULT_BLOCK_SIZE = 239
@@ -146,6 +148,7 @@ def get_data(tag: DataObject | int, *, cla: Cla = Cla.GP) -> CommandApdu:
 BUILDER_EXAMPLES += [
     BuilderExample(get_data, {"tag": DataObject.CARD_DATA}, ("80CA006600",), "osmocom pySim: GET DATA '66'"),
     BuilderExample(get_data, {"tag": DataObject.CPLC}, ("80CA9F7F00",)),
+    BuilderExample(get_data, {"tag": DataObject.EXTENDED_CARD_RESOURCES}, ("80CAFF2100",)),
 ]
 
 
