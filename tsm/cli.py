@@ -98,17 +98,22 @@ def db_upgrade(revision: str) -> None:
 
 
 def _register() -> None:
+    from tsm.commands.app import app_group
     from tsm.commands.audit import audit_group
     from tsm.commands.cardsim import cardsim_group
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
+    from tsm.commands.jobs import job_group, sd_group, service_group
     from tsm.commands.kat import kat_command, selftest_command
     from tsm.commands.keys import keys_group
     from tsm.commands.pcsc import readers_command, relay_client_command
+    from tsm.commands.se import se_group
     from tsm.commands.serve import serve
+    from tsm.commands.sp import sp_group, vendor_group
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
-                    readers_command, relay_client_command, serve):
+                    readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
+                    app_group, service_group, job_group):
         main.add_command(command)
 
 

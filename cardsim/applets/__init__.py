@@ -12,6 +12,10 @@ from cardsim.registry import Application
 
 TRANSIT_ELF_AID: Final = bytes.fromhex("F0000000010101")
 BANK_ELF_AID: Final = bytes.fromhex("F0000000020101")
+SD_ELF_AID: Final = bytes.fromhex("A0000001515350")
+SD_MODULE_AID: Final = bytes.fromhex("A000000151535041")
+"""The Security Domain package and module (GlobalPlatform's AIDs, as cards carry them in ROM): INSTALL of this
+module with the Security Domain privilege makes a Supplementary Security Domain."""
 
 #: Executable Module AID → demo behaviour; any other module behaves as `GenericApplet`.
 APPLETS: Final[dict[bytes, type[Applet]]] = {
@@ -23,6 +27,7 @@ APPLETS: Final[dict[bytes, type[Applet]]] = {
 DEMO_LOAD_FILES: Final[dict[bytes, list[bytes]]] = {
     TRANSIT_ELF_AID: [TransitPurse.module_aid],
     BANK_ELF_AID: [BankCard.module_aid],
+    SD_ELF_AID: [SD_MODULE_AID],
 }
 
 

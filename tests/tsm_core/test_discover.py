@@ -133,7 +133,8 @@ def test_content_installed_on_the_card_is_listed(keys):
     with LocalTransport(card) as transport:
         survey = discover(transport, opener(keys, level=0x33), level=0x33)
     assert [e.aid for e in survey.content.applications] == [purse]
-    assert survey.content.load_files[0].modules == (bytes.fromhex("F000000001010101"),)
+    modules = {e.aid: e.modules for e in survey.content.load_files}
+    assert modules[bytes.fromhex("F0000000010101")] == (bytes.fromhex("F000000001010101"),)
     assert survey.resources.installed_applications == 1
     assert survey.channel.security_level == 0x33
 
@@ -235,5 +236,6 @@ def test_discover_through_pcscd(keys, served_cardsim):
     assert cplc.encode_cplc(survey.cplc)[3:] == served_cardsim.identity.cplc
     assert survey.kdd == served_cardsim.identity.kdd and survey.life_cycle is CardLifeCycle.SECURED
     assert survey.resources is not None and survey.channel.scp == 0x03
-    assert [e.aid.hex().upper() for e in survey.content.load_files] == ["F0000000010101", "F0000000020101"]
+    assert [e.aid.hex().upper() for e in survey.content.load_files] == ["A0000001515350", "F0000000010101",
+                                                                       "F0000000020101"]
     assert served_cardsim.registry.isd.sd.failed_authentications == 0

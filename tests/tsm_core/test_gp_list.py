@@ -108,6 +108,7 @@ def test_default_profile(home, default_card, level):
         f"ISD: {ISD} (SECURED)",
         f"APP: {PURSE_APP.hex().upper()} (SELECTABLE)",
         f"APP: {SSD.hex().upper()} (SELECTABLE)",
+        "PKG: A0000001515350 (LOADED)",
         "PKG: F0000000010101 (LOADED)",
         "PKG: F0000000020101 (LOADED)",
     ]
@@ -128,8 +129,8 @@ def test_scp02_emv_diversified_from_a_kmc(home, tmp_path):
     ok(tsm(home, "cardsim", "new", "--profile", "scp02-emv", "--out", str(path)))
     counter = _isd_auth_state(path)[1]
     listing = ok(tsm(home, "gp", "list", "--card", str(path), "--key", "kmc", "--div", "emv", "--kvn", "1"))
-    assert list(_blocks(listing)) == ["ISD: A000000003000000 (SECURED)", "PKG: F0000000010101 (LOADED)",
-                                      "PKG: F0000000020101 (LOADED)"]
+    assert list(_blocks(listing)) == ["ISD: A000000003000000 (SECURED)", "PKG: A0000001515350 (LOADED)",
+                                      "PKG: F0000000010101 (LOADED)", "PKG: F0000000020101 (LOADED)"]
     assert _isd_auth_state(path) == (0, counter + 1)  # one successful EXTERNAL AUTHENTICATE, saved back
 
 
@@ -280,7 +281,7 @@ def test_flow_falls_back_to_p1_20(service):
     with pytest.raises(InvalidInput):  # the flow closed the channel: its session keys are gone
         open_channel.opened[0].wrap(bytes.fromhex("80F28002024F0000"))
     assert found.load_file_subset is StatusSubset.LOAD_FILES and found.tlv_format
-    assert [e.aid.hex().upper() for e in found.load_files] == ["F0000000010101", "F0000000020101"]
+    assert [e.aid.hex().upper() for e in found.load_files] == ["A0000001515350", "F0000000010101", "F0000000020101"]
     assert all(not e.modules for e in found.load_files)
     assert card.pages >= 1
     opened = service.audit.records(1)[0]  # one record per channel, written before EXTERNAL AUTHENTICATE left
@@ -293,7 +294,8 @@ def test_flow_uses_the_legacy_format_when_tlv_is_refused(service):
         found = list_content(transport, 0x01, _opener(service))
     assert not found.tlv_format and found.load_file_subset is StatusSubset.LOAD_FILES_AND_MODULES
     assert found.isd[0].aid == bytes.fromhex(ISD)
-    assert [m.hex().upper() for e in found.load_files for m in e.modules] == ["F000000001010101", "F000000002010101"]
+    assert [m.hex().upper() for e in found.load_files for m in e.modules] == [
+        "A000000151535041", "F000000001010101", "F000000002010101"]
 
 
 def test_flow_wrong_key_closes_and_sends_nothing_more(service):

@@ -7,8 +7,6 @@ the root group, which prints one line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
@@ -19,7 +17,8 @@ from globalplatform import sw, tlv
 from globalplatform.apdu import SW_LEN
 from keyservice.channels import ChannelSpec, DivMethod
 from keyservice.policy import Purpose, Request
-from tsm.commands.pcsc import READER_HELP, reader_choice, reader_option
+from tsm.cards import card_options, card_transport, require_card, target_of
+from tsm.commands.pcsc import reader_choice, reader_option
 from tsm.identity import console_officer
 from tsm.output import emit_json, json_option, table
 from tsm.params import HexByte, HexData
@@ -28,8 +27,6 @@ from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
 from tsm_core.gp import getstatus
 from tsm_core.gp.getstatus import Privilege, StatusEntry
-from tsm_core.transport.base import Transport
-from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcsc import PcscTransport
 
 SUBSETS = {
@@ -129,23 +126,6 @@ PRIVILEGE_NAMES: Final[dict[Privilege, str]] = {
 INDENT: Final = "     "
 
 
-@contextmanager
-def _card_transport(reader: str | None, card_path: Path | None) -> Iterator[Transport]:
-    """The card in a PC/SC reader, or a simulated card from a state file (saved back afterwards)."""
-    if card_path is None:
-        with PcscTransport(reader_choice(reader or "")) as transport:
-            yield transport
-        return
-    from cardsim.state import load_card, save_card  # the simulator only when asked for
-
-    card = load_card(card_path)
-    try:
-        with LocalTransport(card) as local:
-            yield local
-    finally:
-        save_card(card, card_path)
-
-
 def _hex(aid: bytes | None) -> str:
     return aid.hex().upper() if aid else ""
 
@@ -195,9 +175,7 @@ def _print_registry(found: CardContent) -> None:
 
 
 @gp_group.command("list")
-@click.option("--reader", "-r", metavar="READER", help=READER_HELP)
-@click.option("--card", "card_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="A simulated card's state file (`tsm cardsim new`), driven in this process instead of a reader.")
+@card_options
 @click.option("--key", "keys", metavar="LABEL", multiple=True, required=True,
               help="Key label: once (ENC = MAC = DEK, or the KMC with --div) or three times (ENC MAC DEK).")
 @click.option("--div", "div", type=click.Choice(DIVERSIFICATIONS), default="none", show_default=True,
@@ -214,17 +192,15 @@ def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ..
 
     The ISD's AID, SCP and "i" are read from the card (SELECT, GET DATA 66), never assumed.
     """
-    if (reader is None) == (card_path is None):
-        raise click.UsageError("give exactly one of --reader and --card")
+    require_card(reader, card_path)
     spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
-    target = f"reader:{reader}" if card_path is None else f"card-file:{card_path.name}"
-    request = Request(console_officer(), Purpose.SE_MANAGEMENT, target)
+    request = Request(console_officer(), Purpose.SE_MANAGEMENT, target_of(reader, card_path))
     channels = key_service().channels
 
     def open_channel(isd: IsdInfo) -> ChannelSessionLike:
         return channels.open(request, replace(spec, aid=isd.aid, i=isd.i))
 
-    with _card_transport(reader, card_path) as transport:
+    with card_transport(reader, card_path) as transport:
         found = list_content(transport, level, open_channel)
     if as_json:
         emit_json({kind: [_entry_json(entry) for entry in entries] for kind, entries in

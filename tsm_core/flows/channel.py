@@ -38,7 +38,7 @@ from globalplatform.errors import CardExecutionError, GpError, InvalidParameter
 from globalplatform.initupdate import SCP02_ID, SCP03_ID, InitUpdateResponse
 from globalplatform.scp import Scp, Scp03Option, check_level, security_level
 from keyservice.errors import CryptogramMismatch
-from tsm_core.flows.errors import CardCryptogramMismatch, KeyVersionNotFound, SecurityLevelNotAllowed
+from tsm_core.flows.errors import CardCryptogramMismatch, KeyVersionNotFound, SecurityLevelNotAllowed, WrongCard
 from tsm_core.gp import commands
 from tsm_core.gp.commands import DataObject
 from tsm_core.transport.base import Transport
@@ -181,10 +181,13 @@ def _mismatch_message(response: InitUpdateResponse, host_challenge: bytes, raw: 
             f"--host-challenge {host_challenge.hex().upper()} --key LABEL ...)")
 
 
-def authenticate(transport: Transport, session: ChannelSessionLike, level: int) -> InitUpdateResponse:
+def authenticate(transport: Transport, session: ChannelSessionLike, level: int, *,
+                 expect_kdd: bytes | None = None) -> InitUpdateResponse:
     """Steps 5 to 7 on the selected ISD: INITIALIZE UPDATE, level and card cryptogram, EXTERNAL AUTHENTICATE.
 
-    Returns what the card said in its INITIALIZE UPDATE answer (KDD, key version, SCP, "i", counter)."""
+    With `expect_kdd`, a card whose INITIALIZE UPDATE answer names other key diversification data is not the
+    SE meant (`WrongCard`), and nothing more is sent to it. Returns what the card said in its INITIALIZE UPDATE
+    answer (KDD, key version, SCP, "i", counter)."""
     initialize_update = session.initialize_update()
     answer = ResponseApdu.from_bytes(transport.transmit(initialize_update))
     command = CommandApdu.from_bytes(initialize_update)
@@ -192,6 +195,10 @@ def authenticate(transport: Transport, session: ChannelSessionLike, level: int) 
         raise _missing_key_set(transport, command.p1)
     check(answer.sw, "INITIALIZE UPDATE")
     parsed = initupdate.parse(answer.data)
+    if expect_kdd is not None and parsed.kdd != expect_kdd:
+        raise WrongCard(f"the card answering is not the SE meant: its key diversification data is "
+                        f"{parsed.kdd.hex().upper()}, not {expect_kdd.hex().upper()}; EXTERNAL AUTHENTICATE was "
+                        "not sent")
     if parsed.scp in (SCP02_ID, SCP03_ID):
         _require_level(parsed.scp, parsed.i, level, f"INITIALIZE UPDATE answer ({parsed.key_information})",
                        "EXTERNAL AUTHENTICATE")

@@ -42,3 +42,11 @@ class KeyVersionNotFound(FlowError):
     (GPCS 2.3.1 §11.14.3); the message names the version and the ones the card's key information lists."""
 
     code = "key_version_not_found"
+
+
+class WrongCard(FlowError):
+    """The card's INITIALIZE UPDATE answer names key diversification data other than the SE's: another card is
+    in the reader (or behind the phone) than the one the job is for."""
+
+    code = "wrong_card"
+    status = 409

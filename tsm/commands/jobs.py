@@ -1,0 +1,135 @@
+"""`tsm job ...`, `tsm sd create`, `tsm service order`: provisioning jobs, run in this process against a card
+in a reader or a simulated card (docs/cli.md, docs/tsm.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tsm.cards import card_options, card_transport, require_card
+from tsm.output import emit_json, json_option, table
+from tsm.service import tsm_context
+from tsm_core.context import Tsm
+from tsm_core.errors import InvalidRequest, TsmCoreError
+from tsm_core.jobs import engine
+from tsm_core.jobs import service as jobs
+from tsm_core.jobs.views import JobView
+from tsm_core.registry import service as registry
+
+
+class JobInError(TsmCoreError):
+    """The job stopped IN_ERROR; running it again resumes it."""
+
+    code = "job_in_error"
+    status = 409
+
+
+def run_now(tsm: Tsm, job_id: str, reader: str | None, card_path: Path | None,
+            perso: dict[int, bytes] | None = None) -> JobView:
+    """Run a job against the card given on the command line."""
+    with card_transport(reader, card_path) as transport:
+        return engine.run(tsm, job_id, transport, perso=perso)
+
+
+def print_job(view: JobView) -> None:
+    """The steps, then the job id on the last line; a job that stopped is the one-line error."""
+    table(("STEP", "STATE", "DETAIL"), [(s.name, s.state, s.detail) for s in view.steps])
+    if view.state == engine.IN_ERROR:
+        raise JobInError(f"job {view.id} stopped: {view.error} (`tsm job run {view.id}` resumes it)")
+    click.echo(view.id)
+
+
+def _perso(path: Path | None) -> dict[int, bytes] | None:
+    """A card's sensitive DGIs: a JSON object {"8101": "hex", ...}; never stored."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return {int(tag, 16): bytes.fromhex(value) for tag, value in dict(data).items()}
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{path.name}: personalization data is a JSON object of DGI: hex ({exc})") from None
+
+
+@click.group("job")
+def job_group() -> None:
+    """Provisioning jobs: run (or resume), show, list."""
+
+
+@job_group.command("run")
+@click.argument("job_id", metavar="JOB")
+@card_options
+@click.option("--perso", "perso_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="This card's sensitive DGIs, JSON {\"8101\": \"hex\"}: encrypted for the card, never stored.")
+def job_run(job_id: str, reader: str | None, card_path: Path | None, perso_path: Path | None) -> None:
+    """Run or resume a job; each step runs after the card was asked whether it is already done."""
+    require_card(reader, card_path)
+    print_job(run_now(tsm_context(), job_id, reader, card_path, _perso(perso_path)))
+
+
+@job_group.command("show")
+@click.argument("job_id", metavar="JOB")
+@json_option
+def job_show(job_id: str, as_json: bool) -> None:
+    """A job, its steps and its APDU log (headers and status words, never data)."""
+    view = jobs.show(tsm_context(), job_id)
+    if as_json:
+        emit_json(view)
+        return
+    click.echo(f"job        {view.id}  {view.kind}  SE {view.se_id}{'  app ' + view.app_id if view.app_id else ''}")
+    click.echo(f"state      {view.state}{'  — ' + view.error if view.error else ''}")
+    click.echo(f"attempts   {view.attempts}   requested by {view.requested_by}")
+    click.echo("")
+    table(("STEP", "STATE", "DETAIL"), [(s.name, s.state, s.detail) for s in view.steps])
+    if view.apdus:
+        click.echo("")
+        table(("STEP", "HEADER", "LC", "SW", "µs"), [(a.step, a.header, a.lc, a.sw, a.micros) for a in view.apdus])
+
+
+@job_group.command("list")
+@click.option("--se", "se_id", default=None, metavar="SE", help="Only this SE's jobs.")
+@json_option
+def job_list(se_id: str | None, as_json: bool) -> None:
+    """The most recent jobs."""
+    found = jobs.list_jobs(tsm_context(), se_id)
+    if as_json:
+        emit_json(found)
+        return
+    table(("JOB", "KIND", "SE", "APP", "STATE", "STEPS", "CREATED"),
+          [(j.id, j.kind, j.se_id, j.app_id, j.state, f"{sum(s.state in ('done', 'present') for s in j.steps)}/"
+            f"{len(j.steps)}", f"{j.created_at:%Y-%m-%d %H:%M:%S}") for j in found])
+
+
+@click.group("sd")
+def sd_group() -> None:
+    """Security domains."""
+
+
+@sd_group.command("create")
+@click.argument("se_id", metavar="SE")
+@click.option("--sp", required=True, help="The service provider the SSD is for.")
+@click.option("--mode", type=click.Choice(registry.SD_MODES), required=True,
+              help="cm issuer-centric, am Authorized Management, dm Delegated Management.")
+@click.option("--aid", default=None, metavar="AID", help="The SSD's AID (default: from the SP's number).")
+@card_options
+def sd_create(se_id: str, sp: str, mode: str, aid: str | None, reader: str | None, card_path: Path | None) -> None:
+    """Create an SP's SSD on an SE and put the SP's keys in it, as a job run now; the job id is the last line."""
+    require_card(reader, card_path)
+    tsm = tsm_context()
+    job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid)
+    print_job(run_now(tsm, job_id, reader, card_path))
+
+
+@click.group("service")
+def service_group() -> None:
+    """Services: an app on an SE."""
+
+
+@service_group.command("order")
+@click.argument("se_id", metavar="SE")
+@click.argument("app_id", metavar="APP")
+def service_order(se_id: str, app_id: str) -> None:
+    """Order an approved app for an SE: the job is planned (not run); its id is the last line."""
+    job_id = jobs.order(tsm_context(), se_id, app_id)
+    click.echo(job_id)

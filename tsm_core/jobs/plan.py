@@ -1,0 +1,68 @@
+"""What a job is for and the steps it takes, decided when the job is created and stored with it.
+
+Job parameters are JSON (no secrets: key-service labels, AIDs, versions). The plan of each kind:
+
+- `create-ssd`: `ssd` (INSTALL the SSD through the ISD), `ssd-keys` (PUT KEY the SP's keys over a channel
+  opened with the SSD's initial keys).
+- `install-app`: `ssd` and `ssd-keys` when the SP has no SSD on the SE yet, then `load`, `install`, `extradite`
+  (issuer-centric mode only: the ISD installs, the app is handed to the SSD), `personalize` (when the app has a
+  personalization profile), `activate`.
+- `rotate-keys`: `put-key` (a new key version for the ISD or an SSD).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Final
+
+from tsm_core.errors import InvalidRequest
+
+KINDS: Final = ("create-ssd", "install-app", "rotate-keys")
+SSD_STEPS: Final = ("ssd", "ssd-keys")
+
+
+@dataclass(frozen=True)
+class JobParams:
+    """Everything a job's steps need that is not in the registry or the catalog."""
+
+    sp: str = ""
+    mode: str = ""
+    ssd_aid: str = ""
+    kvn: int = 0
+    """The key version the SP's SSD keys get (`ssd-keys`), or the new one (`put-key`)."""
+    sd_aid: str = ""
+    """`put-key`: the security domain whose keys rotate."""
+    sp_key: str = ""
+    """Key-service label the SSD's keys are diversified from (the SP's master key, owner `sp:NAME`)."""
+    source_key: str = ""
+    """`put-key`: the key-service label the new keys come from (a KMC, diversified per SE)."""
+    diversification: str = ""
+    nv_quota: int | None = None
+    volatile_quota: int | None = None
+
+    def dumps(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v not in ("", None, 0)}, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> JobParams:
+        try:
+            return cls(**json.loads(text))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"job parameters do not parse: {exc}") from None
+
+
+def steps_for(kind: str, *, new_ssd: bool = False, mode: str = "", perso: bool = False) -> list[str]:
+    """The step names of a job of `kind`, in order."""
+    if kind == "create-ssd":
+        return list(SSD_STEPS)
+    if kind == "rotate-keys":
+        return ["put-key"]
+    if kind == "install-app":
+        steps = [*(SSD_STEPS if new_ssd else ()), "load", "install"]
+        if mode == "cm":
+            steps.append("extradite")
+        if perso:
+            steps.append("personalize")
+        return [*steps, "activate"]
+    raise InvalidRequest(f"job kind {kind!r} is not one of {', '.join(KINDS)}")

@@ -1,0 +1,209 @@
+"""Creating jobs (a service order, an SSD, a key rotation), listing and showing them.
+
+A job is created with its whole plan, checked before anything reaches a card: the app is approved and meant for
+the SE's profile, the content fits the memory the card last reported, the keys exist. Keys are made here, by the
+officer who asks, never by a worker: the SP's SSD master key (owner `sp:NAME`) is generated in the HSM when its
+first SSD is created unless one is already active.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from globalplatform.keys import KeyAlgorithm
+from keyservice.inventory import KeyState, KeyUsage
+from keyservice.policy import Purpose
+from keyservice.views import KeyView, NewKey
+from tsm_core.catalog import service as catalog
+from tsm_core.catalog.models import App
+from tsm_core.catalog.views import AppView
+from tsm_core.context import Tsm, now
+from tsm_core.errors import Conflict, InvalidRequest, NotFound
+from tsm_core.jobs.models import Job, JobStep
+from tsm_core.jobs.plan import JobParams, steps_for
+from tsm_core.jobs.steps import DoesNotFit, fits
+from tsm_core.jobs.views import JobView, job_view
+from tsm_core.registry import service as registry
+from tsm_core.registry.models import ServiceInstance, Tenant
+from tsm_core.registry.views import SeView
+
+SSD_KVN: Final = 0x01
+"""The key version of an SP's keys in its SSD."""
+ISSUER_OWNER: Final = "issuer"
+SSD_AID_PREFIX: Final = "F0535344"
+"""Default SSD AIDs: proprietary (first byte 'F', ISO/IEC 7816-5) 'SSD' then the SP's number."""
+DIVERSIFICATION: Final = {0x02: "emv", 0x03: "kdf3"}
+"""How the per-SE keys are diversified from a master key for each SCP (EMV CPS for SCP02, GP KDF for SCP03)."""
+ALGORITHM: Final = {0x02: (KeyAlgorithm.DES3, 16), 0x03: (KeyAlgorithm.AES, 16)}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+def _active_master(tsm: Tsm, owner: str, scp: int) -> KeyView | None:
+    algorithm, _ = ALGORITHM[scp]
+    found = [k for k in tsm.keys.keys.list_keys(KeyUsage.KMC, owner)
+             if k.state == KeyState.ACTIVE.value and k.algorithm == algorithm.value and k.signed]
+    return found[-1] if found else None
+
+
+def sp_master_key(tsm: Tsm, sp: str, scp: int) -> str:
+    """The label of the SP's active SSD master key for the SCP's algorithm; generated and activated in the HSM
+    when there is none (a privileged key-service operation: the caller must be an officer)."""
+    owner = f"sp:{sp}"
+    found = _active_master(tsm, owner, scp)
+    if found is not None:
+        return found.label
+    algorithm, length = ALGORITHM[scp]
+    request = tsm.request(Purpose.KEY_MANAGEMENT, owner)
+    label = f"sp-{sp}-ssd-{algorithm.value}-{secrets.token_hex(2)}"
+    tsm.keys.keys.generate(request, NewKey(label, algorithm, length, KeyUsage.KMC, owner,
+                                           note=f"SSD master key of service provider {sp}"))
+    tsm.keys.keys.change_state(request, label, KeyState.ACTIVE)
+    return label
+
+
+def issuer_master_key(tsm: Tsm, scp: int) -> str:
+    """The label of the issuer's active KMC for the SCP's algorithm (owner `issuer`)."""
+    found = _active_master(tsm, ISSUER_OWNER, scp)
+    if found is None:
+        algorithm, length = ALGORITHM[scp]
+        raise NotFound(f"the issuer has no active {algorithm.value} KMC: tsm keys generate --usage KMC "
+                       f"--owner issuer --algorithm {algorithm.value} --length {length}, then activate it")
+    return found.label
+
+
+def _sp(tsm: Tsm, name: str) -> Tenant:
+    with tsm.sessions() as db:
+        return registry.tenant_row(db, name, "sp")
+
+
+def default_ssd_aid(sp_number: int) -> str:
+    return f"{SSD_AID_PREFIX}{sp_number:08X}"
+
+
+def _create(tsm: Tsm, kind: str, se_id: str, params: JobParams, steps: list[str], app_id: str | None = None) -> str:
+    job_id = _new_id("job")
+    with tsm.transaction() as db:
+        db.add(Job(id=job_id, kind=kind, se_id=se_id, app_id=app_id, params=params.dumps(), state="pending",
+                   requested_by=tsm.caller.name, created_at=now()))
+        db.flush()
+        db.add_all(JobStep(job_id=job_id, position=n, name=name, state="pending") for n, name in enumerate(steps))
+        if app_id is not None:
+            try:
+                with db.begin_nested():
+                    db.add(ServiceInstance(id=_new_id("svc"), se_id=se_id, app_id=app_id, state="ordered",
+                                           created_at=now(), updated_at=now()))
+            except IntegrityError:
+                raise Conflict(f"app {app_id} is already ordered for SE {se_id} (tsm job list --se {se_id})") \
+                    from None
+    return job_id
+
+
+def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> JobParams:
+    tenant = _sp(tsm, sp)
+    ssd_aid = (aid or default_ssd_aid(tenant.id)).upper()
+    if any(d.aid == ssd_aid for d in se.domains):
+        raise Conflict(f"SE {se.id} already has a security domain {ssd_aid}")
+    if not se.profile.initial_ssd_key:
+        raise Conflict(f"SE profile {se.profile.name} names no initial SSD key: tsm se profile "
+                       f"{se.profile.name} --initial-ssd-key LABEL")
+    return JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN, sp_key=sp_master_key(tsm, sp, se.profile.scp),
+                     diversification=DIVERSIFICATION[se.profile.scp])
+
+
+def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None) -> str:
+    """A job creating SP `sp`'s SSD on the SE in GP `mode` and putting the SP's keys in it."""
+    if mode not in registry.SD_MODES:
+        raise InvalidRequest(f"GP mode {mode!r} is not one of {', '.join(registry.SD_MODES)}")
+    se = registry.show(tsm, se_id)
+    if se.domain_of(sp) is not None:
+        raise Conflict(f"SP {sp} already has a security domain on SE {se_id}")
+    params = _ssd_params(tsm, se, sp, mode, aid)
+    return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd"))
+
+
+def _check_target(app: AppView, se: SeView) -> None:
+    if app.review != "approved":
+        raise Conflict(f"app {app.id} is {app.review}: only approved apps are installed (tsm app review)")
+    if app.target_profiles and se.profile.name not in app.target_profiles:
+        raise Conflict(f"app {app.id} targets SE profiles {', '.join(app.target_profiles)}; SE {se.id} is "
+                       f"{se.profile.name}")
+    if any(e.aid == app.instance_aid for e in se.content):
+        raise Conflict(f"SE {se.id} already has an application {app.instance_aid}")
+
+
+def _space(tsm: Tsm, app: AppView, se: SeView, loaded: bool) -> None:
+    """The load file and the app's quota fit the SE's free memory, and the app's quota fits its SSD's quota."""
+    fits(se, (0 if loaded else app.load_file.size) + (app.nv_quota or 0))
+    domain = se.domain_of(app.sp)
+    if domain is None or domain.nv_quota is None or app.nv_quota is None:
+        return
+    with tsm.sessions() as db:
+        used = int(db.execute(select(func.coalesce(func.sum(App.nv_quota), 0))
+                          .join(ServiceInstance, ServiceInstance.app_id == App.id)
+                          .where(ServiceInstance.se_id == se.id, App.sp_id == _sp(tsm, app.sp).id)).scalar_one()
+                   or 0)
+    if used + app.nv_quota > domain.nv_quota:
+        raise DoesNotFit(f"SSD {domain.aid} has a quota of {domain.nv_quota} bytes with {used} given to apps; app "
+                         f"{app.id} asks {app.nv_quota}")
+
+
+def order(tsm: Tsm, se_id: str, app_id: str) -> str:
+    """A job installing an approved app on an SE (its SP's SSD first, when the SE has none)."""
+    se = registry.show(tsm, se_id)
+    app = catalog.app(tsm, app_id)
+    _check_target(app, se)
+    loaded = any(e.aid == app.load_file.package_aid and e.kind == "elf" for e in se.content)
+    _space(tsm, app, se, loaded)
+    domain = se.domain_of(app.sp)
+    if domain is None:
+        tenant = _sp(tsm, app.sp)
+        params = _ssd_params(tsm, se, app.sp, tenant.sd_mode, None)
+    else:
+        keys = domain.active_key_set
+        if keys is None:
+            raise Conflict(f"the SSD {domain.aid} of {app.sp} on SE {se_id} has no key set in the registry")
+        params = JobParams(sp=app.sp, mode=domain.mode, ssd_aid=domain.aid, kvn=keys.kvn, sp_key=keys.keys[0],
+                           diversification=keys.diversification)
+    steps = steps_for("install-app", new_ssd=domain is None, mode=params.mode, perso=bool(app.perso))
+    return _create(tsm, "install-app", se_id, params, steps, app_id)
+
+
+def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) -> str:
+    """A job giving the ISD (or SD `sd_aid`) a new key version, diversified per SE from the issuer's KMC (the
+    ISD) or the SP's master key (an SSD)."""
+    if not 0x01 <= to_kvn <= 0x7F:
+        raise InvalidRequest(f"key version {to_kvn:02X} is not 01..7F (GPCS 2.3.1 §11.1.8)")
+    se = registry.show(tsm, se_id)
+    aid = (sd_aid or se.isd.aid).upper()
+    domain = next((d for d in se.domains if d.aid == aid), None)
+    if domain is None:
+        raise NotFound(f"SE {se_id} has no security domain {aid} in the registry")
+    current = domain.active_key_set
+    if current is not None and current.kvn == to_kvn:
+        raise Conflict(f"SD {aid} of SE {se_id} already uses key version {to_kvn:02X}")
+    source = issuer_master_key(tsm, se.profile.scp) if domain.mode == "isd" else \
+        sp_master_key(tsm, domain.sp, se.profile.scp)
+    params = JobParams(sd_aid=aid, kvn=to_kvn, source_key=source, diversification=DIVERSIFICATION[se.profile.scp])
+    return _create(tsm, "rotate-keys", se_id, params, steps_for("rotate-keys"))
+
+
+def show(tsm: Tsm, job_id: str, *, apdus: bool = True) -> JobView:
+    """A job with its steps and APDU log."""
+    with tsm.sessions() as db:
+        return job_view(db, job_id, apdus=apdus)
+
+
+def list_jobs(tsm: Tsm, se_id: str | None = None, limit: int = 200) -> list[JobView]:
+    """The most recent jobs, of one SE or all."""
+    query = select(Job.id).order_by(Job.created_at.desc()).limit(limit)
+    if se_id is not None:
+        query = query.where(Job.se_id == se_id)
+    with tsm.sessions() as db:
+        return [job_view(db, job_id) for job_id in db.execute(query).scalars()]
