@@ -11,7 +11,7 @@ from cardsim.apdu import CommandApdu, Response
 from cardsim.applets import applet_for
 from cardsim.keys import KeyType, scp_key_set
 from cardsim.lifecycle import AppLifeCycle, is_locked
-from cardsim.memory import Memory, require
+from cardsim.memory import Memory, quota_holder, require
 from cardsim.privileges import Privilege
 from cardsim.registry import Application, SecurityDomainData
 from cardsim.session import PendingLoad
@@ -192,10 +192,8 @@ def _extradition(card: Card, apdu: CommandApdu, reader: LvReader) -> Response:
     entry = registry.apps.get(aid) or registry.load_files.get(aid)
     if entry is None or aid == registry.isd_aid or aid == sd_aid:
         raise ApduError(SW.REFERENCED_DATA_NOT_FOUND, "nothing to extradite")
-    if isinstance(entry, Application):
-        require(registry, sd_aid, Memory(entry.nv, entry.volatile))
-    else:
-        require(registry, sd_aid, Memory(entry.nv, 0))
+    if quota_holder(registry, sd_aid) is not quota_holder(registry, entry.sd_aid):  # else it is paid for already
+        require(registry, sd_aid, Memory(entry.nv, entry.volatile if isinstance(entry, Application) else 0))
     origin = entry.sd_aid
     entry.sd_aid = sd_aid
     receipt = dm.lv(origin) + dm.lv(aid) + dm.lv(sd_aid) if dm_op else None

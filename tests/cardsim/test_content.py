@@ -173,6 +173,20 @@ def test_ssd_quota_and_extradition(card, host):
     assert free_memory(card.registry, SSD).nv == 3000
 
 
+def test_extradition_between_sds_on_one_quota_needs_no_more_memory(card, host):
+    """An SSD without a quota draws on the ISD's: handing it an app the ISD's quota already pays for moves no
+    memory, even when less than the app's quota is left (the issuer-centric install, GPCS 2.3.1 §11.5.2.3.4)."""
+    load(host, filler=10)
+    _make_ssd(host, nv=None)
+    params = gp.tlv(0xC9, b"") + gp.system_params(nv=60000)
+    assert install(host, APP + b"\x02", params=params) == install(host, params=params) == 0x9000
+    after_install = free_memory(card.registry, card.registry.isd_aid)
+    assert after_install.nv < 60000
+    extradite = gp.lv(SSD) + gp.lv(b"") + gp.lv(APP) + gp.lv(b"") + gp.lv(b"")
+    assert host.send(gp.install(0x10, extradite))[1] == 0x9000
+    assert free_memory(card.registry, card.registry.isd_aid) == free_memory(card.registry, SSD) == after_install
+
+
 def test_store_data_to_the_isd(card, host):
     iin = gp.tlv(0x42, bytes.fromhex("0102030405"))
     assert host.send(gp.store_data(0x90, 0x00, iin))[1] == 0x9000
