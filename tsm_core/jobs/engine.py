@@ -1,6 +1,7 @@
 """Running a job: claim its SE, run each step after its probe, record what the card confirmed, release.
 
-One job runs at a time per SE, for every worker process: the job row's `running_se` is unique. On PostgreSQL
+One job runs at a time per SE, for every worker process and thread: the job row's `running_se` is unique, and
+the threads of one process (one worker id) also hold the SE in memory while they run it. On PostgreSQL
 the claim is also a session advisory lock on the SE held for the whole run, so a worker that dies (kill -9,
 a lost machine) releases it with its connection and the next run takes the job over; on SQLite (one machine) a
 claim whose process is gone is taken over the same way.
@@ -16,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, cast
 
 from sqlalchemy import Connection, CursorResult, func, select, update
@@ -37,13 +40,15 @@ from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance
 from tsm_core.transport.base import Transport
+from tsm_core.transport.errors import TransportError
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"
 DONE: Final = "done"
 IN_ERROR: Final = "in_error"
 STEP_STARTED: Final = "started"
-"""A step whose commands began to reach the card (its probe decides what a resumed run does)."""
+"""A non-repeatable step that sent a command the card may keep (`StepContext.start`): when its probe cannot tell
+what the card holds, a resumed run stops it as unresumable."""
 RESUMABLE_ERRORS: Final = (TsmCoreError, GpError, KeyServiceError)
 
 
@@ -74,6 +79,25 @@ def _alive(worker: str) -> bool:
 
 def _lock_key(se_id: str) -> int:
     return int.from_bytes(hashlib.sha256(se_id.encode()).digest()[:8], "big", signed=True)
+
+
+_running: set[str] = set()
+"""SEs a run of this process holds: its threads share one worker id, so the claim cannot tell them apart."""
+_running_lock = threading.Lock()
+
+
+@contextmanager
+def _in_process(se_id: str) -> Iterator[None]:
+    """Hold the SE against the other threads of this process, or SeBusy."""
+    with _running_lock:
+        if se_id in _running:
+            raise SeBusy(f"a job for SE {se_id} is running in this process")
+        _running.add(se_id)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.discard(se_id)
 
 
 @contextmanager
@@ -188,7 +212,7 @@ def run(tsm: Tsm, job_id: str, transport: Transport, *, perso: dict[int, bytes] 
         if found is None:
             raise NotFound(f"no job {job_id!r} (tsm job list)")
         se_id = found.se_id
-    with _se_lock(tsm, se_id) as locked:
+    with _in_process(se_id), _se_lock(tsm, se_id) as locked:
         job = _claim(tsm, job_id, me, locked)
         se = registry.show(tsm, se_id)
         link = CardLink(tsm, job_id, transport, se.profile.i, bytes.fromhex(se.kdd))
@@ -221,6 +245,10 @@ def _refresh_after_error(ctx: StepContext) -> None:
         refresh(ctx)
 
 
+def _nothing() -> None:
+    """`StepContext.start` outside a non-repeatable step: nothing to record."""
+
+
 def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> None:
     pending = [step for step in steps if step.state not in ("done", "present")]
     for step in pending:
@@ -241,14 +269,16 @@ def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> N
             raise Unresumable(f"step {step.name} was interrupted and the card cannot tell whether it completed; "
                               "the SE needs the service deleted and ordered again")
         if not action.repeatable:
-            recorder.step(step, STEP_STARTED, "sending")
+            ctx.start = partial(recorder.step, step, STEP_STARTED, "sending")
         ctx.progress = 0
         try:
             detail = action.run(ctx)
         except RESUMABLE_ERRORS as exc:
-            if not action.repeatable and ctx.progress == 0:
-                recorder.step(step, "pending", f"the card took nothing: {exc}")
+            if step.state == STEP_STARTED and ctx.progress == 0 and not isinstance(exc, TransportError):
+                recorder.step(step, "pending", f"the card took nothing: {exc}")  # it refused the first command
             raise
+        finally:
+            ctx.start = _nothing
         if action.after is not None:
             action.after(ctx)
         recorder.step(step, "done", detail)

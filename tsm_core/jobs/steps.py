@@ -3,7 +3,8 @@
 A step's probe asks the card (GET STATUS, GPCS 2.3.1 §11.4; GET DATA 'E0' key information, §11.3.3.1) whether
 the step's effect is already there; the engine runs the probe before every step, so a resumed job never repeats a
 non-idempotent step blindly. A probe that cannot tell (a personalization the application does not report) on a
-step that had started sending ends the job IN_ERROR with the reason.
+step that may have left part of its effect on the card (a STORE DATA was sent) ends the job IN_ERROR with the
+reason.
 
 Content management goes through the security domain the GP mode names (GPCS 2.3.1 §9.1): the ISD for
 issuer-centric SSDs (the ISD loads with the SSD as associated SD, installs, then extradites, §11.5.2.3.4); the
@@ -93,6 +94,9 @@ class StepContext:
     progress: int = 0
     """Commands of the running step the card acknowledged that changed it (a non-repeatable step with none
     can run again)."""
+    start: Callable[[], None] = field(default=lambda: None)
+    """Called by a non-repeatable step just before its first command that the card may keep: from then on an
+    interruption the probe cannot see through makes the step unresumable (the engine records it)."""
 
     # ---- channels ----------------------------------------------------------------------------------------------
 
@@ -309,6 +313,15 @@ def install_parameters(app: AppView) -> bytes:
                                                                                     app.volatile_quota)
 
 
+def check_space(ctx: StepContext) -> None:
+    """The app's quota, and its load file unless the card has it, fit the free memory the card last reported
+    (a job that was ordered when they fitted may find the space taken by then)."""
+    app = _app(ctx)
+    aids = {e.aid for e in ctx.se.content}
+    fits(ctx.se, (0 if app.load_file.package_aid in aids else app.load_file.size)
+         + (0 if app.instance_aid in aids else app.nv_quota or 0))
+
+
 def run_install(ctx: StepContext) -> str:
     app = _app(ctx)
     ctx.manager()
@@ -379,6 +392,7 @@ def run_personalize(ctx: StepContext) -> str:
     encryption = (storedata.StoreDataP1.APPLICATION_DEPENDENT_ENCRYPTION if any(e for _, _, e in ctx.perso)
                   else storedata.StoreDataP1.NONE)
     blocks = _blocks(items, commands.DEFAULT_BLOCK_SIZE)
+    ctx.start()
     for n, block in enumerate(blocks):
         command = storedata.store_data(block, structure=storedata.StoreDataP1.DGI, encryption=encryption,
                                        first_block=n, last=n == len(blocks) - 1)[0]
@@ -422,7 +436,7 @@ STEPS: Final[dict[str, Step]] = {
     "ssd-keys": Step(probe_ssd_keys, run_ssd_keys, after_ssd_keys),
     "put-key": Step(probe_put_key, run_put_key, after_put_key),
     "load": Step(probe_load, run_load),
-    "install": Step(probe_install, run_install),
+    "install": Step(probe_install, run_install, check=check_space),
     "extradite": Step(probe_extradite, run_extradite),
     "personalize": Step(probe_personalize, run_personalize, repeatable=False, check=check_personalize),
     "activate": Step(probe_activate, run_activate),

@@ -59,21 +59,28 @@ def _profile(name: str, data: dict[str, Any]) -> ProfileSpec:
 
 
 def _entry(n: int, data: dict[str, Any], profiles: dict[str, ProfileSpec], vendor: str) -> SeRegistration:
+    try:
+        return _registration(data, profiles, vendor)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"entry {n}: {exc}") from None
+
+
+def _registration(data: dict[str, Any], profiles: dict[str, ProfileSpec], vendor: str) -> SeRegistration:
     extra = set(data) - SE_FIELDS
     if extra:
-        raise InvalidRequest(f"entry {n}: unknown field(s) {', '.join(sorted(extra))}")
+        raise InvalidRequest(f"unknown field(s) {', '.join(sorted(extra))}")
     try:
         profile_name = str(data["profile"])
         keys = data["isd_key"]
         kdd = _hex(data["kdd"], "kdd")
     except KeyError as exc:
-        raise InvalidRequest(f"entry {n}: missing field {exc.args[0]}") from None
+        raise InvalidRequest(f"missing field {exc.args[0]}") from None
     profile = profiles.get(profile_name) or ProfileSpec(0, 0, "", "", name=profile_name)
     cplc_raw = _hex(data.get("cplc", ""), "cplc")
     try:
         cplc = parse_cplc(cplc_raw) if cplc_raw else None
     except GpError as exc:
-        raise InvalidRequest(f"entry {n}: {exc}") from None
+        raise InvalidRequest(str(exc)) from None
     return SeRegistration(
         kdd=kdd, profile=profile, isd_keys=tuple(keys.split() if isinstance(keys, str) else keys),
         isd_kvn=_byte(data.get("isd_kvn", "FF"), "isd_kvn"), cin=_hex(data.get("cin", ""), "cin").hex().upper(),
