@@ -139,3 +139,23 @@ def service(settings_factory, tmp_path):  # type: ignore[no-untyped-def]
     for label, algorithm in (("gp", KeyAlgorithm.AES), ("gp-des", KeyAlgorithm.DES3)):
         svc.keys.import_test(req, NewKey(label, algorithm, 16, KeyUsage.ISD_KEYSET, "lab"), GP_TEST_KEY)
     return svc
+
+
+@pytest.fixture
+def lab(settings_factory, db_url):  # type: ignore[no-untyped-def]
+    """A TSM lab (tests/tsm_core/lab.py) on a fresh token, on SQLite and on PostgreSQL."""
+    from tests.tsm_core.lab import make_lab
+
+    made = make_lab(*settings_factory(db_url))
+    yield made
+    made.tsm.sessions.kw["bind"].dispose()
+
+
+@pytest.fixture
+def sqlite_lab(settings_factory, tmp_path):  # type: ignore[no-untyped-def]
+    """A TSM lab on SQLite only (flows whose database behaviour the `lab` tests already cover on both)."""
+    from tests.tsm_core.lab import make_lab
+
+    made = make_lab(*settings_factory(f"sqlite:///{tmp_path / 'tsm.db'}"))
+    yield made
+    made.tsm.sessions.kw["bind"].dispose()
