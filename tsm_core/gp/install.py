@@ -43,6 +43,12 @@ NO_PRIVILEGES = Privilege(0)
 BUILDER_EXAMPLES: list[BuilderExample] = []
 
 
+def _ber_lv(value: bytes) -> bytes:
+    """The value after its length in BER form ('81 80' from 128 bytes on): install parameters and tokens
+    (GPCS 2.3.1 §11.5.2.3 Tables 11-43 to 11-47; an RSA-1024 token is 128 bytes)."""
+    return tlv.encode_length(len(value)) + value
+
+
 def _install(p1: InstallFor, data: bytes, more: bool) -> CommandApdu:
     if more:
         p1 |= InstallFor.MORE_COMMANDS
@@ -59,7 +65,7 @@ def install_for_load(
 ) -> CommandApdu:
     """INSTALL [for load] (GPCS 2.3.1 §11.5.2.3.1 Table 11-43); `load_parameters` is encoded TLV ('EF')."""
     data = lv(aid_field(elf_aid)) + lv(aid_field(sd_aid, empty_ok=True))
-    data += lv(load_file_hash) + lv(load_parameters) + lv(token)
+    data += lv(load_file_hash) + _ber_lv(load_parameters) + _ber_lv(token)
     return _install(InstallFor.LOAD, data, False)
 
 
@@ -90,7 +96,7 @@ def install_for_install(
     """
     p1 = InstallFor.INSTALL | (InstallFor.MAKE_SELECTABLE if make_selectable else InstallFor(0))
     data = lv(aid_field(elf_aid)) + lv(aid_field(module_aid)) + lv(aid_field(application_aid))
-    data += lv(privileges.encode(short=privileges.fits_byte1)) + lv(parameters) + lv(token)
+    data += lv(privileges.encode(short=privileges.fits_byte1)) + _ber_lv(parameters) + _ber_lv(token)
     return _install(p1, data, more)
 
 
@@ -112,7 +118,7 @@ def install_for_make_selectable(
 ) -> CommandApdu:
     """INSTALL [for make selectable] (GPCS 2.3.1 §11.5.2.3.3 Table 11-45)."""
     data = b"\x00\x00" + lv(aid_field(application_aid)) + lv(privileges.encode(short=privileges.fits_byte1))
-    data += lv(b"") + lv(token)
+    data += lv(b"") + _ber_lv(token)
     return _install(InstallFor.MAKE_SELECTABLE, data, False)
 
 
@@ -145,7 +151,7 @@ def install_for_extradition(
 ) -> CommandApdu:
     """INSTALL [for extradition] (GPCS 2.3.1 §11.5.2.3.4 Table 11-46): associate an app with another SD."""
     data = lv(aid_field(sd_aid)) + b"\x00" + lv(aid_field(application_aid)) + b"\x00"
-    data += lv(parameters) + lv(token)
+    data += _ber_lv(parameters) + _ber_lv(token)
     return _install(InstallFor.EXTRADITION, data, False)
 
 

@@ -9,6 +9,7 @@ first SSD is created unless one is already active.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Final
 
 from sqlalchemy import func, select
@@ -113,8 +114,28 @@ def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> Jo
     if not se.profile.initial_ssd_key:
         raise Conflict(f"SE profile {se.profile.name} names no initial SSD key: tsm se profile "
                        f"{se.profile.name} --initial-ssd-key LABEL")
-    return JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN, sp_key=sp_master_key(tsm, sp, se.profile.scp),
-                     diversification=DIVERSIFICATION[se.profile.scp])
+    params = JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN,
+                       sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp])
+    return _with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
+
+
+def _issuer_key(tsm: Tsm, usage: KeyUsage, algorithm: KeyAlgorithm, hint: str) -> str:
+    found = [k for k in tsm.keys.keys.list_keys(usage, ISSUER_OWNER)
+             if k.state == KeyState.ACTIVE.value and k.algorithm == algorithm.value and k.signed]
+    if not found:
+        raise NotFound(f"Delegated Management needs the issuer's active {hint}")
+    return found[-1].label
+
+
+def _with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
+    """The issuer's token key pair and receipt key (for the ISD's key versions 70 and 71, GPCS 2.3.1 §C.4-C.5)."""
+    receipt_algorithm, length = ALGORITHM[scp]
+    token = _issuer_key(tsm, KeyUsage.TOKEN_KEY, KeyAlgorithm.RSA,
+                        "RSA token key: tsm keys generate --type rsa --length 1024 --usage TOKEN_KEY --owner issuer")
+    receipt = _issuer_key(tsm, KeyUsage.RECEIPT_KEY, receipt_algorithm,
+                          f"receipt key: tsm keys generate --type {receipt_algorithm.value} --length {length} "
+                          "--usage RECEIPT_KEY --owner issuer --exportable")
+    return replace(params, token_key=token, receipt_key=receipt)
 
 
 def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None) -> str:
@@ -125,7 +146,7 @@ def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None)
     if se.domain_of(sp) is not None:
         raise Conflict(f"SP {sp} already has a security domain on SE {se_id}")
     params = _ssd_params(tsm, se, sp, mode, aid)
-    return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd"))
+    return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd", mode=mode))
 
 
 def _check_target(app: AppView, se: SeView) -> None:
@@ -171,6 +192,8 @@ def order(tsm: Tsm, se_id: str, app_id: str) -> str:
             raise Conflict(f"the SSD {domain.aid} of {app.sp} on SE {se_id} has no key set in the registry")
         params = JobParams(sp=app.sp, mode=domain.mode, ssd_aid=domain.aid, kvn=keys.kvn, sp_key=keys.keys[0],
                            diversification=keys.diversification)
+        if domain.mode == "dm":
+            params = _with_dm_keys(tsm, params, se.profile.scp)
     steps = steps_for("install-app", new_ssd=domain is None, mode=params.mode, perso=bool(app.perso))
     return _create(tsm, "install-app", se_id, params, steps, app_id)
 

@@ -20,9 +20,10 @@ from enum import Enum
 from typing import Final
 
 from globalplatform import keyinfo, sw, tlv
-from globalplatform.apdu import ResponseApdu
+from globalplatform.apdu import CommandApdu, ResponseApdu
 from globalplatform.dataobjects import parse_card_resources
 from globalplatform.errors import GpError
+from globalplatform.keys import ReservedKvn
 from keyservice.channels import ChannelSession, ChannelSpec, DivMethod
 from keyservice.policy import Purpose
 from tsm_core.catalog.views import AppView
@@ -232,6 +233,54 @@ def after_ssd_keys(ctx: StepContext) -> None:
                             replaces=INITIAL_KVN)
 
 
+# ---- Delegated Management -----------------------------------------------------------------------------------
+
+
+def probe_dm_keys(ctx: StepContext) -> Probe:
+    versions = _key_versions(ctx, ctx.se.profile.isd_aid)
+    if versions is None:
+        return Probe.UNKNOWN
+    return Probe.PRESENT if {ReservedKvn.TOKEN, ReservedKvn.RECEIPT} <= versions else Probe.ABSENT
+
+
+def run_dm_keys(ctx: StepContext) -> str:
+    """PUT KEY of the issuer's token key (public half, key version 70) and receipt key (71) into the ISD
+    (GPCS 2.3.1 §11.8, §C.4, §C.5)."""
+    p = ctx.params
+    versions = _key_versions(ctx, ctx.se.profile.isd_aid) or set()
+    session = ctx.isd()
+    for label, kvn in ((p.token_key, ReservedKvn.TOKEN), (p.receipt_key, ReservedKvn.RECEIPT)):
+        if kvn in versions:
+            continue
+        command = session.put_single_key(label, kvn)
+        response = _ok(ctx.link.secure(command.apdu), f"PUT KEY {kvn:02X}")
+        session.check_put_key(command, response.data)
+    return f"token key {p.token_key} (70), receipt key {p.receipt_key} (71)"
+
+
+def _tokened(ctx: StepContext, build: Callable[[bytes], CommandApdu]) -> CommandApdu:
+    """The command with a Delegated Management token made in the HSM (DM mode), else as built (§C.4.1)."""
+    plain = build(b"")
+    if ctx.params.mode != "dm":
+        return plain
+    signed = (plain.data or b"")[:-1]  # everything before the (empty) token's length byte
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    return build(ctx.tsm.keys.tokens.dm_token(request, ctx.params.token_key, plain.p1, plain.p2, signed))
+
+
+def _receipt(ctx: StepContext, response: ResponseApdu, receipt_data: bytes) -> None:
+    """DM mode: verify the card's receipt (in the HSM) and that its confirmation counter grew (§C.5)."""
+    if ctx.params.mode != "dm":
+        return
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    confirmed = ctx.tsm.keys.tokens.verify_receipt(request, ctx.params.receipt_key, receipt_data, response.data)
+    registry.record_receipt(ctx.tsm, ctx.se.id, confirmed.counter)
+
+
+def _lv(value: bytes) -> bytes:
+    return bytes((len(value),)) + value
+
+
 # ---- key rotation ------------------------------------------------------------------------------------------------
 
 
@@ -289,12 +338,15 @@ def run_load(ctx: StepContext) -> str:
     lfdb = ctx.lfdb
     digest = hashlib.sha256(lfdb).digest() if ctx.se.profile.load_file_hash == "sha256" else b""
     sd_aid = bytes.fromhex(p.ssd_aid) if p.mode == "cm" else b""
-    command = install.install_for_load(bytes.fromhex(app.load_file.package_aid), sd_aid, load_file_hash=digest,
-                                       load_parameters=_system_parameters(None, None, len(lfdb)))
+    package = bytes.fromhex(app.load_file.package_aid)
+    parameters = _system_parameters(None, None, len(lfdb))
+    command = _tokened(ctx, lambda token: install.install_for_load(package, sd_aid, load_file_hash=digest,
+                                                                   load_parameters=parameters, token=token))
     _ok(ctx.link.secure(command), "INSTALL [for load]")
     blocks = install.load_commands(lfdb)
     for block in blocks:
-        _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
+        response = _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
+    _receipt(ctx, response, _lv(package) + _lv(bytes.fromhex(p.ssd_aid)))
     return f"{app.load_file.package_aid} loaded: {len(lfdb)} bytes in {len(blocks)} LOAD commands"
 
 
@@ -313,10 +365,12 @@ def run_install(ctx: StepContext) -> str:
     app = _app(ctx)
     ctx.manager()
     privileges = Privilege.from_bytes(bytes.fromhex(app.privileges)) if app.privileges else Privilege(0)
-    command = install.install_for_install(bytes.fromhex(app.load_file.package_aid), bytes.fromhex(app.module_aid),
-                                          bytes.fromhex(app.instance_aid), privileges=privileges,
-                                          parameters=install_parameters(app))
-    _ok(ctx.link.secure(command), "INSTALL [for install and make selectable]")
+    package, instance = bytes.fromhex(app.load_file.package_aid), bytes.fromhex(app.instance_aid)
+    command = _tokened(ctx, lambda token: install.install_for_install(
+        package, bytes.fromhex(app.module_aid), instance, privileges=privileges, parameters=install_parameters(app),
+        token=token))
+    response = _ok(ctx.link.secure(command), "INSTALL [for install and make selectable]")
+    _receipt(ctx, response, _lv(package) + _lv(instance))
     return f"{app.instance_aid} installed from {app.module_aid}"
 
 
@@ -418,6 +472,7 @@ class Step:
 
 
 STEPS: Final[dict[str, Step]] = {
+    "dm-keys": Step(probe_dm_keys, run_dm_keys),
     "ssd": Step(probe_ssd, run_ssd, after_ssd),
     "ssd-keys": Step(probe_ssd_keys, run_ssd_keys, after_ssd_keys),
     "put-key": Step(probe_put_key, run_put_key, after_put_key),
