@@ -86,7 +86,8 @@ def test_demo_cap_loads_installs_and_selects(service, name, profile, label, leve
         installed = send(transport, session, install_for_install(cap.package_aid, module, instance))
         assert installed.sw == OK
         listed = send(transport, session, commands.get_status(StatusSubset.LOAD_FILES_AND_MODULES))
-        (elf,) = parse_tlv(StatusSubset.LOAD_FILES_AND_MODULES, listed.data)
+        (elf,) = [e for e in parse_tlv(StatusSubset.LOAD_FILES_AND_MODULES, listed.data)
+                  if e.aid == cap.package_aid]  # besides the Security Domain package in ROM
         assert (elf.aid, elf.elf_version, elf.modules) == (cap.package_aid, bytes.fromhex("0100"), (module,))
         apps = parse_tlv(StatusSubset.APPLICATIONS, send(transport, session,
                                                          commands.get_status(StatusSubset.APPLICATIONS)).data)
@@ -103,6 +104,6 @@ def test_a_wrong_load_file_hash_is_refused_and_nothing_is_registered(service, pr
     wrong = bytes(32)
     with isd_session(service, profile, label, level) as (transport, session, sd_aid):
         assert load(transport, session, cap, sd_aid, level, scp, wrong) == WRONG_DATA  # at the last block
-        listed = send(transport, session, commands.get_status(StatusSubset.LOAD_FILES))
-        assert listed.sw == REFERENCED_DATA_NOT_FOUND  # no load file at all on this card
+        listed = send(transport, session, commands.get_status(StatusSubset.LOAD_FILES, aid=cap.package_aid))
+        assert listed.sw == REFERENCED_DATA_NOT_FOUND  # no such load file on this card
         assert load(transport, session, cap, sd_aid, level, scp, cap.load_file_hash()) == OK  # the right one
