@@ -24,6 +24,7 @@ from globalplatform.apdu import CommandApdu, ResponseApdu
 from globalplatform.dataobjects import parse_card_resources
 from globalplatform.errors import GpError
 from globalplatform.keys import ReservedKvn
+from globalplatform.scp import Scp
 from keyservice.channels import ChannelSession, ChannelSpec, DivMethod
 from keyservice.policy import Purpose
 from tsm_core.catalog.views import AppView
@@ -149,6 +150,11 @@ class StepContext:
             data += response.data
         check(response.sw, f"GET STATUS P1 {subset:02X}")
         return next((e for e in getstatus.parse_tlv(subset, data) if e.aid == wanted), None)
+
+
+def _block_size(ctx: StepContext) -> int:
+    """The largest LOAD / STORE DATA block the channel's protection leaves room for."""
+    return commands.max_block_size(ctx.link.level, Scp(f"{ctx.se.profile.scp:02X}"))
 
 
 def _ok(response: ResponseApdu, step: str) -> ResponseApdu:
@@ -343,7 +349,7 @@ def run_load(ctx: StepContext) -> str:
     command = _tokened(ctx, lambda token: install.install_for_load(package, sd_aid, load_file_hash=digest,
                                                                    load_parameters=parameters, token=token))
     _ok(ctx.link.secure(command), "INSTALL [for load]")
-    blocks = install.load_commands(lfdb)
+    blocks = install.load_commands(lfdb, block_size=_block_size(ctx))
     for block in blocks:
         response = _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
     _receipt(ctx, response, _lv(package) + _lv(bytes.fromhex(p.ssd_aid)))
@@ -432,7 +438,7 @@ def run_personalize(ctx: StepContext) -> str:
              for tag, value, encrypted in ctx.perso if value is not None]
     encryption = (storedata.StoreDataP1.APPLICATION_DEPENDENT_ENCRYPTION if any(e for _, _, e in ctx.perso)
                   else storedata.StoreDataP1.NONE)
-    blocks = _blocks(items, commands.DEFAULT_BLOCK_SIZE)
+    blocks = _blocks(items, _block_size(ctx))
     for n, block in enumerate(blocks):
         command = storedata.store_data(block, structure=storedata.StoreDataP1.DGI, encryption=encryption,
                                        first_block=n, last=n == len(blocks) - 1)[0]
