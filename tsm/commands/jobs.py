@@ -153,12 +153,16 @@ def sd_group() -> None:
 @click.option("--mode", type=click.Choice(registry.SD_MODES), required=True,
               help="cm issuer-centric, am Authorized Management, dm Delegated Management.")
 @click.option("--aid", default=None, metavar="AID", help="The SSD's AID (default: from the SP's number).")
+@click.option("--nv-quota", type=click.IntRange(0, 0xFFFFFFFF), default=None,
+              help="Non-volatile memory quota of the SSD and its apps (C8), bytes.")
+@click.option("--volatile-quota", type=click.IntRange(0, 0xFFFFFFFF), default=None, help="Volatile quota (C7).")
 @card_options
-def sd_create(se_id: str, sp: str, mode: str, aid: str | None, reader: str | None, card_path: Path | None) -> None:
+def sd_create(se_id: str, sp: str, mode: str, aid: str | None, nv_quota: int | None, volatile_quota: int | None,
+              reader: str | None, card_path: Path | None) -> None:
     """Create an SP's SSD on an SE and put the SP's keys in it, as a job run now; the job id is the last line."""
     require_card(reader, card_path)
     tsm = tsm_context()
-    job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid)
+    job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid, nv_quota=nv_quota, volatile_quota=volatile_quota)
     print_job(run_now(tsm, job_id, reader, card_path))
 
 

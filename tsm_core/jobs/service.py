@@ -106,7 +106,8 @@ def _create(tsm: Tsm, kind: str, se_id: str, params: JobParams, steps: list[str]
     return job_id
 
 
-def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> JobParams:
+def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None, nv_quota: int | None = None,
+                volatile_quota: int | None = None) -> JobParams:
     tenant = _sp(tsm, sp)
     ssd_aid = (aid or default_ssd_aid(tenant.id)).upper()
     if any(d.aid == ssd_aid for d in se.domains):
@@ -114,8 +115,10 @@ def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> Jo
     if not se.profile.initial_ssd_key:
         raise Conflict(f"SE profile {se.profile.name} names no initial SSD key: tsm se profile "
                        f"{se.profile.name} --initial-ssd-key LABEL")
+    fits(se, nv_quota or 0)
     params = JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN,
-                       sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp])
+                       sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp],
+                       nv_quota=nv_quota, volatile_quota=volatile_quota)
     return _with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
 
 
@@ -138,14 +141,15 @@ def _with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
     return replace(params, token_key=token, receipt_key=receipt)
 
 
-def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None) -> str:
-    """A job creating SP `sp`'s SSD on the SE in GP `mode` and putting the SP's keys in it."""
+def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None, *, nv_quota: int | None = None,
+               volatile_quota: int | None = None) -> str:
+    """A job creating SP `sp`'s SSD on the SE in GP `mode` (with memory quotas) and putting the SP's keys in it."""
     if mode not in registry.SD_MODES:
         raise InvalidRequest(f"GP mode {mode!r} is not one of {', '.join(registry.SD_MODES)}")
     se = registry.show(tsm, se_id)
     if se.domain_of(sp) is not None:
         raise Conflict(f"SP {sp} already has a security domain on SE {se_id}")
-    params = _ssd_params(tsm, se, sp, mode, aid)
+    params = _ssd_params(tsm, se, sp, mode, aid, nv_quota, volatile_quota)
     return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd", mode=mode))
 
 

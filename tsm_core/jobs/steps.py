@@ -41,6 +41,7 @@ from tsm_core.registry import service as registry
 from tsm_core.registry.views import KeySetView, SeView
 
 NO_MATCH: Final = 0x6A88
+WRONG_P1P2: Final = 0x6A86
 APP_SPECIFIC: Final = 0x78
 """Application life-cycle bits b7..b4: states the application sets itself, e.g. PERSONALIZED (§5.3.1.3)."""
 SELECTABLE: Final = 0x07
@@ -92,6 +93,8 @@ class StepContext:
     """(DGI, value, encrypted) of the personalization in the app profile's order; a sensitive value not given
     for this run is None."""
     channel_for: tuple[str, str] = ("", "")
+    tlv_status: bool = True
+    """GET STATUS in the TLV format, until the card refuses it."""
     progress: int = 0
     """Commands of the running step the card acknowledged that changed it (a non-repeatable step with none
     can run again)."""
@@ -139,17 +142,23 @@ class StepContext:
     # ---- the card's registry -----------------------------------------------------------------------------------
 
     def status(self, subset: StatusSubset, aid: str) -> StatusEntry | None:
-        """The Registry entry with exactly this AID, over the open channel (GET STATUS, search by AID)."""
+        """The Registry entry with exactly this AID, over the open channel (GET STATUS, search by AID); the
+        legacy format (P2 '00') when the card refuses the TLV format (GPCS 2.3.1 §11.4.2.2)."""
         wanted = bytes.fromhex(aid)
-        response = self.link.secure(commands.get_status(subset, aid=wanted))
+        response = self.link.secure(commands.get_status(subset, aid=wanted, tlv_format=self.tlv_status))
+        if response.sw == WRONG_P1P2 and self.tlv_status:
+            self.tlv_status = False
+            return self.status(subset, aid)
         if response.sw == NO_MATCH:
             return None
         data = response.data
         while response.sw == sw.Sw.MORE_DATA:
-            response = self.link.secure(commands.get_status(subset, aid=wanted, next_occurrence=True))
+            response = self.link.secure(commands.get_status(subset, aid=wanted, tlv_format=self.tlv_status,
+                                                            next_occurrence=True))
             data += response.data
         check(response.sw, f"GET STATUS P1 {subset:02X}")
-        return next((e for e in getstatus.parse_tlv(subset, data) if e.aid == wanted), None)
+        parse = getstatus.parse_tlv if self.tlv_status else getstatus.parse_legacy
+        return next((e for e in parse(subset, data) if e.aid == wanted), None)
 
 
 def _block_size(ctx: StepContext) -> int:
