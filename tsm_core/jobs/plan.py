@@ -43,6 +43,8 @@ class JobParams:
     """Delegated Management: the issuer's RSA token key pair (its public half is the ISD's key version 70)."""
     receipt_key: str = ""
     """Delegated Management: the issuer's receipt key (the ISD's key version 71)."""
+    dap_key: str = ""
+    """The SP's DAP key, when it has one: its SSD verifies a DAP on every load (key version 73, GPCS §C.2)."""
     nv_quota: int | None = None
     volatile_quota: int | None = None
 

@@ -32,6 +32,8 @@ from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance, Tenant
 from tsm_core.registry.views import SeView
 
+DAP_VERIFICATION_BIT: Final = 0x40
+"""Privilege byte 1 b7: the SD verifies a DAP on loads (GPCS 2.3.1 §11.1.2)."""
 SSD_KVN: Final = 0x01
 """The key version of an SP's keys in its SSD."""
 ISSUER_OWNER: Final = "issuer"
@@ -67,6 +69,14 @@ def sp_master_key(tsm: Tsm, sp: str, scp: int) -> str:
                                            note=f"SSD master key of service provider {sp}"))
     tsm.keys.keys.change_state(request, label, KeyState.ACTIVE)
     return label
+
+
+def sp_dap_key(tsm: Tsm, sp: str, scp: int) -> str:
+    """The label of the SP's active DAP key for the SCP's algorithm (owner `sp:NAME`, usage DAP_KEY), or ""."""
+    algorithm, _ = ALGORITHM[scp]
+    found = [k for k in tsm.keys.keys.list_keys(KeyUsage.DAP_KEY, f"sp:{sp}")
+             if k.state == KeyState.ACTIVE.value and k.algorithm == algorithm.value and k.signed]
+    return found[-1].label if found else ""
 
 
 def issuer_master_key(tsm: Tsm, scp: int) -> str:
@@ -118,7 +128,7 @@ def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None, nv_qu
     fits(se, nv_quota or 0)
     params = JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN,
                        sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp],
-                       nv_quota=nv_quota, volatile_quota=volatile_quota)
+                       dap_key=sp_dap_key(tsm, sp, se.profile.scp), nv_quota=nv_quota, volatile_quota=volatile_quota)
     return _with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
 
 
@@ -194,8 +204,10 @@ def order(tsm: Tsm, se_id: str, app_id: str) -> str:
         keys = domain.active_key_set
         if keys is None:
             raise Conflict(f"the SSD {domain.aid} of {app.sp} on SE {se_id} has no key set in the registry")
+        dap = sp_dap_key(tsm, app.sp, se.profile.scp) if domain.privileges and \
+            int(domain.privileges, 16) >> 16 & DAP_VERIFICATION_BIT else ""
         params = JobParams(sp=app.sp, mode=domain.mode, ssd_aid=domain.aid, kvn=keys.kvn, sp_key=keys.keys[0],
-                           diversification=keys.diversification)
+                           diversification=keys.diversification, dap_key=dap)
         if domain.mode == "dm":
             params = _with_dm_keys(tsm, params, se.profile.scp)
     steps = steps_for("install-app", new_ssd=domain is None, mode=params.mode, perso=bool(app.perso))

@@ -193,9 +193,10 @@ def run_ssd(ctx: StepContext) -> str:
     p, profile = ctx.params, ctx.se.profile
     ctx.isd()
     params = tlv.encode(0xC9, b"") + _system_parameters(p.nv_quota, p.volatile_quota)
+    privileges = SSD_PRIVILEGES[p.mode] | (Privilege.DAP_VERIFICATION if p.dap_key else Privilege(0))
     command = install.install_for_install(bytes.fromhex(profile.ssd_package_aid),
                                           bytes.fromhex(profile.ssd_module_aid), bytes.fromhex(p.ssd_aid),
-                                          privileges=SSD_PRIVILEGES[p.mode], parameters=params)
+                                          privileges=privileges, parameters=params)
     _ok(ctx.link.secure(command), "INSTALL [for install] of the SSD")
     return f"SSD {p.ssd_aid} installed ({p.mode})"
 
@@ -220,11 +221,16 @@ def _key_versions(ctx: StepContext, aid: str) -> set[int] | None:
         return None
 
 
+def _ssd_key_versions(ctx: StepContext) -> set[int]:
+    """The key versions the SSD must end with: the SP's, and the DAP key's when the SP has one."""
+    return {ctx.params.kvn, *((ReservedKvn.DAP,) if ctx.params.dap_key else ())}
+
+
 def probe_ssd_keys(ctx: StepContext) -> Probe:
     versions = _key_versions(ctx, ctx.params.ssd_aid)
     if versions is None:
         return Probe.UNKNOWN
-    return Probe.PRESENT if ctx.params.kvn in versions else Probe.ABSENT
+    return Probe.PRESENT if _ssd_key_versions(ctx) <= versions else Probe.ABSENT
 
 
 def _put_key(ctx: StepContext, session: ChannelSession, source: ChannelSpec, old_kvn: int, new_kvn: int) -> None:
@@ -236,10 +242,17 @@ def _put_key(ctx: StepContext, session: ChannelSession, source: ChannelSpec, old
 def run_ssd_keys(ctx: StepContext) -> str:
     """PUT KEY of the SP's keys, diversified per SE from its master key, over the initial keys (§11.8)."""
     p = ctx.params
-    session = ctx.channel(p.ssd_aid, ctx.initial_ssd_keys(), Purpose.SE_PERSO)
-    _put_key(ctx, session, ChannelSpec((p.sp_key,), DivMethod(p.diversification)), 0, p.kvn)
-    ctx.link.close_channel()
-    return f"SSD keys KVN {p.kvn:02X} from {p.sp_key}"
+    present = _key_versions(ctx, p.ssd_aid) or set()
+    if p.kvn not in present:
+        session = ctx.channel(p.ssd_aid, ctx.initial_ssd_keys(), Purpose.SE_PERSO)
+        _put_key(ctx, session, ChannelSpec((p.sp_key,), DivMethod(p.diversification)), 0, p.kvn)
+        ctx.link.close_channel()
+    if p.dap_key and ReservedKvn.DAP not in present:  # over the SP's keys: they replaced the initial key set
+        session = ctx.channel(p.ssd_aid, ctx.sp_keys(), Purpose.SE_PERSO)
+        command = session.put_single_key(p.dap_key, ReservedKvn.DAP)
+        session.check_put_key(command, _ok(ctx.link.secure(command.apdu), "PUT KEY 73").data)
+        ctx.link.close_channel()
+    return f"SSD keys KVN {p.kvn:02X} from {p.sp_key}" + (f", DAP key {p.dap_key} (73)" if p.dap_key else "")
 
 
 def after_ssd_keys(ctx: StepContext) -> None:
@@ -351,18 +364,27 @@ def run_load(ctx: StepContext) -> str:
     app, p = _app(ctx), ctx.params
     ctx.manager()
     lfdb = ctx.lfdb
-    digest = hashlib.sha256(lfdb).digest() if ctx.se.profile.load_file_hash == "sha256" else b""
+    hashed = ctx.se.profile.load_file_hash == "sha256" or bool(p.dap_key)
+    digest = hashlib.sha256(lfdb).digest() if hashed else b""
+    dap_blocks = [_dap_block(ctx, digest)] if p.dap_key else []
     sd_aid = bytes.fromhex(p.ssd_aid) if p.mode == "cm" else b""
     package = bytes.fromhex(app.load_file.package_aid)
     parameters = _system_parameters(None, None, len(lfdb))
     command = _tokened(ctx, lambda token: install.install_for_load(package, sd_aid, load_file_hash=digest,
                                                                    load_parameters=parameters, token=token))
     _ok(ctx.link.secure(command), "INSTALL [for load]")
-    blocks = install.load_commands(lfdb, block_size=_block_size(ctx))
+    blocks = install.load_commands(lfdb, dap_blocks=dap_blocks, block_size=_block_size(ctx))
     for block in blocks:
         response = _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
     _receipt(ctx, response, _lv(package) + _lv(bytes.fromhex(p.ssd_aid)))
     return f"{app.load_file.package_aid} loaded: {len(lfdb)} bytes in {len(blocks)} LOAD commands"
+
+
+def _dap_block(ctx: StepContext, digest: bytes) -> bytes:
+    """'E2' {'4F' SSD AID, 'C3' the SP's DAP over the load file hash, made in the HSM} (GPCS 2.3.1 §11.6.2.3)."""
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    signature = ctx.tsm.keys.tokens.dap_signature(request, ctx.params.dap_key, digest)
+    return tlv.encode(0xE2, tlv.encode(0x4F, bytes.fromhex(ctx.params.ssd_aid)) + tlv.encode(0xC3, signature))
 
 
 def probe_install(ctx: StepContext) -> Probe:
