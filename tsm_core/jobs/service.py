@@ -29,7 +29,7 @@ from tsm_core.jobs.plan import JobParams, steps_for
 from tsm_core.jobs.steps import DoesNotFit, fits
 from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
-from tsm_core.registry.models import ServiceInstance, Tenant
+from tsm_core.registry.models import SdKeySet, SecurityDomain, ServiceInstance, Tenant
 from tsm_core.registry.views import SeView
 
 DAP_VERIFICATION_BIT: Final = 0x40
@@ -84,8 +84,9 @@ def issuer_master_key(tsm: Tsm, scp: int) -> str:
     found = _active_master(tsm, ISSUER_OWNER, scp)
     if found is None:
         algorithm, length = ALGORITHM[scp]
-        raise NotFound(f"the issuer has no active {algorithm.value} KMC: tsm keys generate --usage KMC "
-                       f"--owner issuer --algorithm {algorithm.value} --length {length}, then activate it")
+        raise NotFound(f"the issuer has no active {algorithm.value} KMC: tsm keys generate --label LABEL --type "
+                       f"{algorithm.value} --length {length} --usage KMC --owner issuer, then tsm keys state LABEL "
+                       "active")
     return found.label
 
 
@@ -144,10 +145,11 @@ def _with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
     """The issuer's token key pair and receipt key (for the ISD's key versions 70 and 71, GPCS 2.3.1 §C.4-C.5)."""
     receipt_algorithm, length = ALGORITHM[scp]
     token = _issuer_key(tsm, KeyUsage.TOKEN_KEY, KeyAlgorithm.RSA,
-                        "RSA token key: tsm keys generate --type rsa --length 1024 --usage TOKEN_KEY --owner issuer")
+                        "RSA token key: tsm keys generate --label LABEL --type rsa --length 1024 --usage TOKEN_KEY "
+                        "--owner issuer, then activate it")
     receipt = _issuer_key(tsm, KeyUsage.RECEIPT_KEY, receipt_algorithm,
-                          f"receipt key: tsm keys generate --type {receipt_algorithm.value} --length {length} "
-                          "--usage RECEIPT_KEY --owner issuer --exportable")
+                          f"receipt key: tsm keys generate --label LABEL --type {receipt_algorithm.value} --length "
+                          f"{length} --usage RECEIPT_KEY --owner issuer --exportable, then activate it")
     return replace(params, token_key=token, receipt_key=receipt)
 
 
@@ -231,6 +233,41 @@ def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) ->
         sp_master_key(tsm, domain.sp, se.profile.scp)
     params = JobParams(sd_aid=aid, kvn=to_kvn, source_key=source, diversification=DIVERSIFICATION[se.profile.scp])
     return _create(tsm, "rotate-keys", se_id, params, steps_for("rotate-keys"))
+
+
+def rollout(tsm: Tsm, to_kvn: int, *, sp: str | None = None, limit: int = 100_000) -> list[str]:
+    """Rotation jobs to key version `to_kvn` for every SE whose ISD (or `sp`'s SSD) uses another one and has no
+    rotation job pending; returns their ids (run them, or queue them for the workers)."""
+    query = (select(SecurityDomain.se_id).join(SdKeySet, SdKeySet.sd_id == SecurityDomain.id)
+             .where(SdKeySet.active.is_(True), SdKeySet.kvn != to_kvn).order_by(SecurityDomain.se_id).limit(limit))
+    with tsm.sessions() as db:
+        if sp is None:
+            query = query.where(SecurityDomain.mode == "isd")
+        else:
+            query = query.where(SecurityDomain.sp_id == registry.tenant_row(db, sp, "sp").id)
+        pending = set(db.execute(select(Job.se_id).where(Job.kind == "rotate-keys",
+                                                         Job.state.in_(("pending", "running", "in_error"))))
+                      .scalars())
+        targets = [se_id for se_id in db.execute(query).scalars() if se_id not in pending]
+    created = []
+    for se_id in targets:
+        se = registry.show(tsm, se_id)
+        domain = se.isd if sp is None else se.domain_of(sp)
+        if domain is not None:
+            created.append(rotate_keys(tsm, se_id, to_kvn, domain.aid))
+    return created
+
+
+def key_versions(tsm: Tsm, sp: str | None = None) -> dict[int, int]:
+    """How many SEs use each key version in their ISD (or `sp`'s SSD): which SE has which, in the registry."""
+    query = (select(SdKeySet.kvn, func.count()).join(SecurityDomain, SdKeySet.sd_id == SecurityDomain.id)
+             .where(SdKeySet.active.is_(True)).group_by(SdKeySet.kvn).order_by(SdKeySet.kvn))
+    with tsm.sessions() as db:
+        if sp is None:
+            query = query.where(SecurityDomain.mode == "isd")
+        else:
+            query = query.where(SecurityDomain.sp_id == registry.tenant_row(db, sp, "sp").id)
+        return {kvn: count for kvn, count in db.execute(query).tuples()}
 
 
 def show(tsm: Tsm, job_id: str, *, apdus: bool = True) -> JobView:
