@@ -35,3 +35,9 @@ class CardSimInputError(CardSimError):
     """Bad command-line input (e.g. a malformed HOST:PORT)."""
 
     code = "cardsim_bad_input"
+
+
+class OutputFileError(CardSimError):
+    """A file the simulator was asked to write (a demo CAP file) cannot be written."""
+
+    code = "cardsim_output_file"

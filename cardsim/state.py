@@ -160,6 +160,8 @@ def load_card(path: str | os.PathLike[str]) -> Card:
         text = target.read_text("utf-8")
     except OSError as exc:
         raise StateFileError(f"cannot read {target}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise StateFileError(f"{target} is not UTF-8 text, so not a state file") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -4,7 +4,10 @@
   of 0x01 (Amd D §7.2.2);
 - `aes_zero`: AES-ECB over 16 zero bytes (vendor usage);
 - `aes_cmac`: AES-CMAC over 16 zero bytes (X9.24-1:2017 §A.3, TR-31:2018);
-- `hmac`: HMAC-SHA256 over 16 zero bytes (the key service's HMAC keys; not a GP method).
+- `hmac`: HMAC-SHA256 over 16 zero bytes (the key service's HMAC keys; not a GP method);
+- `spki_sha256`: for RSA key pairs, SHA-256 of the public key's DER SubjectPublicKeyInfo (RFC 5280 §4.1), the
+  fingerprint `openssl pkey -pubin -outform DER | sha256sum` prints. GP defines no check value for RSA keys
+  (PUT KEY sends them with an empty one, GPCS 2.3.1 §11.8.2.3); this one names the pair in the inventory.
 A KCV is the leftmost 2, 3 or 5 bytes. `check_input` says what to compute; the key service computes it.
 """
 
@@ -26,6 +29,7 @@ class KcvMethod(StrEnum):
     AES_ZERO = "aes_zero"
     AES_CMAC = "aes_cmac"
     HMAC = "hmac"
+    SPKI_SHA256 = "spki_sha256"
 
 
 @unique
@@ -43,6 +47,8 @@ class KcvFunction(StrEnum):
     ECB = "ecb"
     CMAC = "cmac"
     HMAC = "hmac"
+    SPKI_SHA256 = "spki_sha256"
+    """No keyed function: SHA-256 over the public key (RSA)."""
 
 
 KCV_LENGTHS: Final = (2, 3, 5)
@@ -65,17 +71,19 @@ def check_length(length: int) -> None:
 
 
 def default_method(algorithm: KeyAlgorithm) -> KcvMethod:
-    """The GP method for 3DES/AES keys; HMAC keys have only the HMAC method."""
-    return KcvMethod.HMAC if algorithm is KeyAlgorithm.HMAC else KcvMethod.GP
+    """The GP method for 3DES/AES keys; HMAC keys have only the HMAC method, RSA pairs only the fingerprint."""
+    return {KeyAlgorithm.HMAC: KcvMethod.HMAC, KeyAlgorithm.RSA: KcvMethod.SPKI_SHA256}.get(algorithm, KcvMethod.GP)
 
 
 def check_input(algorithm: KeyAlgorithm, method: KcvMethod) -> KcvInput:
     """The function and check block of `method` for a key of `algorithm` (InvalidParameter if it does not apply)."""
-    if algorithm is KeyAlgorithm.HMAC or method is KcvMethod.HMAC:
-        if algorithm is not KeyAlgorithm.HMAC or method is not KcvMethod.HMAC:
-            raise InvalidParameter(f"KCV method {method.value} does not apply to {algorithm.article} "
-                                   f"{algorithm.label} key")
-        return KcvInput(KcvFunction.HMAC, bytes(HMAC_CHECK_BLOCK))
+    for only, only_input in ((KeyAlgorithm.HMAC, KcvInput(KcvFunction.HMAC, bytes(HMAC_CHECK_BLOCK))),
+                             (KeyAlgorithm.RSA, KcvInput(KcvFunction.SPKI_SHA256, b""))):
+        if algorithm is only or method is default_method(only):
+            if algorithm is not only or method is not default_method(only):
+                raise InvalidParameter(f"KCV method {method.value} does not apply to {algorithm.article} "
+                                       f"{algorithm.label} key")
+            return only_input
     block = BLOCK_SIZE[algorithm]
     if method is KcvMethod.GP:
         fill = KcvFill.AES_GP if algorithm is KeyAlgorithm.AES else KcvFill.ZERO

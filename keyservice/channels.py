@@ -213,6 +213,35 @@ class ChannelSession:
         core.audit.append(core.entry(self._req, Operation.PUT_KEY, used, "ok", f"kvn {old_kvn:02X}->{new_kvn:02X}"))
         return command
 
+    def put_single_key(self, label: str, new_kvn: int, old_kvn: int = 0, key_id: int = 1) -> putkey.PutKeyCommand:
+        """The plain PUT KEY for one inventory key (GPCS 2.3.1 §11.8.2.3), to be sent through `wrap`: the public
+        half of an RSA pair in clear (the DM token key as KVN '70', an RSA DAP key as '73'), or a symmetric key
+        under the channel's DEK with its KCV (the receipt key as '71', a DAP key as '73').
+
+        A symmetric key must have been created exportable: it leaves the HSM only under the card's DEK. Policy
+        `put-key` is checked for the key; the record names it, its KCV, the KVNs and the key id.
+        """
+        channel = self._open()
+        core = self._core
+        rec = core.authorise(self._req, Operation.PUT_KEY, label)
+        used = [(rec.label, rec.kcv)]
+        algorithm = KeyAlgorithm(rec.algorithm)
+        try:
+            if algorithm is KeyAlgorithm.RSA:
+                modulus, exponent = core.hsm.public_key(label)
+                command = putkey.build_put_public_key(old_kvn, new_kvn, modulus, exponent, key_id)
+            elif not rec.exportable:
+                raise InvalidInput(f"{label} is not exportable: a symmetric key put on cards must be created "
+                                   "--exportable (it then leaves the HSM only under the card's DEK)")
+            else:
+                new = putkey.NewKey(core.hsm.handle(label), algorithm, rec.length)
+                command = putkey.put_key(channel, core.hsm, old_kvn, new_kvn, [new], key_id)
+        except KeyServiceError as exc:
+            raise core.refuse(self._req, Operation.PUT_KEY, used, exc) from None
+        core.audit.append(core.entry(self._req, Operation.PUT_KEY, used, "ok",
+                                     f"kvn {old_kvn:02X}->{new_kvn:02X} key {key_id:02X}"))
+        return command
+
     def encrypt_dgi(self, dgi: int, value: bytes) -> bytes:
         """A DGI whose value is encrypted with the channel's DEK for STORE DATA (GPCS 2.3.1 §11.11.2.3; EMV CPS:
         SCP02 3DES-ECB under the session DEK, SCP03 AES-CBC under the static DEK, value padded 80 00..).
@@ -316,6 +345,9 @@ class Channels:
             raise PolicyDenied("the audit key MACs audit records only")
         core = self._core()
         rec = core.authorise(req, Operation.MAC, label)
+        if rec.algorithm not in _MAC_MECHANISM:
+            raise core.refuse(req, Operation.MAC, [(rec.label, rec.kcv)],
+                              InvalidInput(f"{label} is {rec.algorithm}: a MAC context takes a secret key"))
         with core.audited(req, Operation.MAC, [(rec.label, rec.kcv)]):
             handle = core.hsm.hot_handle(label)
         return MacContext(core, req, rec, handle)

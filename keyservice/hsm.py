@@ -26,6 +26,9 @@ from keyservice.strategy import SOFTHSM2, CryptoStep, select
 
 TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
 STALE_HANDLE: Final = "CKR_OBJECT_HANDLE_INVALID"
+KEY_CLASSES: Final = {ObjectClass.SECRET_KEY: "secret_key", ObjectClass.PRIVATE_KEY: "private_key",
+                      ObjectClass.PUBLIC_KEY: "public_key"}
+"""The key object classes the key service creates, and their names in `TokenObject.object_class`."""
 
 @contextmanager
 def mapped(what: str) -> Iterator[None]:
@@ -67,7 +70,7 @@ class Hsm:
         self.token_label = token_label
         self.lock = threading.RLock()
         self._pid = os.getpid()
-        self._handles: dict[str, int] = {}
+        self._handles: dict[tuple[str, ObjectClass], int] = {}
         self._session_copies: dict[str, int] = {}
         self._static: set[int] = set()
         self.static_l: dict[int, bytes] = {}
@@ -129,29 +132,34 @@ class Hsm:
             return {int(m) for m in self._token.slot.get_mechanisms()}
 
     def objects(self) -> list[TokenObject]:
-        """Every secret-key object on the token (labels, ids and sizes only)."""
+        """Every key object on the token: secret keys, and both halves of RSA key pairs (labels, ids and sizes
+        only; an RSA pair is two objects with one label)."""
         with self.lock, mapped("list objects"):
-            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}))
+            found = [obj for cls in KEY_CLASSES
+                     for obj in self._session.get_objects({Attribute.CLASS: cls, Attribute.TOKEN: True})]
             return [TokenObject(label=obj[Attribute.LABEL], cka_id=bytes(obj[Attribute.ID]).hex(),
-                                object_class="secret_key", key_type=KeyType(obj[Attribute.KEY_TYPE]).name,
+                                object_class=KEY_CLASSES[ObjectClass(obj[Attribute.CLASS])],
+                                key_type=KeyType(obj[Attribute.KEY_TYPE]).name,
                                 length=self.key_length(int(obj.handle))) for obj in found]
 
     # ---- handles ----------------------------------------------------------------------------------------
 
-    def handle(self, label: str) -> int:
-        """The token object handle of a secret key, resolved once (`C_FindObjects` is slow)."""
-        cached = self._handles.get(label)
+    def handle(self, label: str, object_class: ObjectClass = ObjectClass.SECRET_KEY) -> int:
+        """The token object handle of a secret key (or of one half of an RSA pair: `object_class` PRIVATE_KEY or
+        PUBLIC_KEY), resolved once (`C_FindObjects` is slow)."""
+        cached = self._handles.get((label, object_class))
         if cached is not None:
             return cached
         with self.lock, mapped("find key"):
-            found = list(self._session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
-                                                    Attribute.TOKEN: True, Attribute.LABEL: label}))
+            found = list(self._session.get_objects({Attribute.CLASS: object_class, Attribute.TOKEN: True,
+                                                    Attribute.LABEL: label}))
         if not found:
-            raise KeyNotFound(f"no key labelled {label!r} on the token")
+            what = "key" if object_class is ObjectClass.SECRET_KEY else KEY_CLASSES[object_class].replace("_", " ")
+            raise KeyNotFound(f"no {what} labelled {label!r} on the token")
         if len(found) > 1:
             raise HsmError(f"{len(found)} token objects carry the label {label!r}")
-        self._handles[label] = int(found[0].handle)
-        return self._handles[label]
+        self._handles[(label, object_class)] = int(found[0].handle)
+        return self._handles[(label, object_class)]
 
     def hot_handle(self, label: str) -> int:
         """A per-process, non-extractable session copy of a token key (17–34 µs cheaper per operation)."""
@@ -170,7 +178,8 @@ class Hsm:
 
     def forget(self, label: str) -> None:
         """Drop cached handles for `label` (after destroy), destroying its session copy."""
-        self._handles.pop(label, None)
+        for cls in KEY_CLASSES:
+            self._handles.pop((label, cls), None)
         copy = self._session_copies.pop(label, None)
         if copy is not None:
             self._static.discard(copy)
@@ -179,26 +188,45 @@ class Hsm:
                 self.raw.destroy(copy)
 
     def key_length(self, handle: int) -> int:
-        """Length in bytes of a secret key object (DES2 16, DES3 24, else CKA_VALUE_LEN)."""
+        """Length of a key object: bytes of a secret key (DES2 16, DES3 24, else CKA_VALUE_LEN), bits of an RSA
+        key's modulus."""
         with self.lock:
             key_type = self.raw.get_ulong(handle, Attribute.KEY_TYPE)
             if key_type == KeyType.DES2:
                 return 16
             if key_type == KeyType.DES3:
                 return 24
+            if key_type == KeyType.RSA:
+                modulus = self.raw.get_bytes(handle, Attribute.MODULUS)
+                return 8 * len(modulus.lstrip(b"\0")) if modulus else 0
             length = self.raw.get_ulong(handle, Attribute.VALUE_LEN)
         if length is None:
             raise HsmError("the key object has no length attribute")
         return length
 
+    def public_key(self, label: str) -> tuple[bytes, bytes]:
+        """(modulus, public exponent) of an RSA pair, big-endian without leading zeros: public values, read from
+        the public key object."""
+        handle = self.handle(label, ObjectClass.PUBLIC_KEY)
+        with self.lock:
+            modulus = self.raw.get_bytes(handle, Attribute.MODULUS)
+            exponent = self.raw.get_bytes(handle, Attribute.PUBLIC_EXPONENT)
+        if not modulus or not exponent:
+            raise HsmError(f"the public key {label!r} has no modulus or exponent")
+        return modulus.lstrip(b"\0"), exponent.lstrip(b"\0")
+
     # ---- key management ---------------------------------------------------------------------------------
 
+    def _labelled(self, label: str) -> list[int]:
+        """Handles of every key object (secret, private, public) labelled `label`."""
+        with self.lock, mapped("find key"):
+            return [int(obj.handle) for cls in KEY_CLASSES
+                    for obj in self._session.get_objects({Attribute.CLASS: cls, Attribute.TOKEN: True,
+                                                          Attribute.LABEL: label})]
+
     def _ensure_absent(self, label: str) -> None:
-        try:
-            self.handle(label)
-        except KeyNotFound:
-            return
-        raise KeyExists(f"a key labelled {label!r} already exists on the token")
+        if self._labelled(label):
+            raise KeyExists(f"a key labelled {label!r} already exists on the token")
 
     def generate(self, label: str, cka_id: bytes, key_type: KeyType, length: int,
                  caps: frozenset[templates.Capability], exportable: bool = False) -> int:
@@ -212,8 +240,18 @@ class Hsm:
             template[Attribute.VALUE_LEN] = length
         with self.lock:
             handle = self.raw.generate(mech, template)
-        self._handles[label] = handle
+        self._handles[(label, ObjectClass.SECRET_KEY)] = handle
         return handle
+
+    def generate_pair(self, label: str, cka_id: bytes, bits: int) -> int:
+        """Generate an RSA key pair inside the token (templates.rsa_key_pair); returns the public key's handle."""
+        self._ensure_absent(label)
+        public, private = templates.rsa_key_pair(label, cka_id, bits)
+        with self.lock:
+            pub, priv = self.raw.generate_pair(Mechanism.RSA_PKCS_KEY_PAIR_GEN, public, private)
+        self._handles[(label, ObjectClass.PUBLIC_KEY)] = pub
+        self._handles[(label, ObjectClass.PRIVATE_KEY)] = priv
+        return pub
 
     def create(self, label: str, cka_id: bytes, key_type: KeyType, value: bytes,
                caps: frozenset[templates.Capability], exportable: bool = False) -> int:
@@ -223,19 +261,22 @@ class Hsm:
         template[Attribute.VALUE] = value
         with self.lock:
             handle = self.raw.create(template)
-        self._handles[label] = handle
+        self._handles[(label, ObjectClass.SECRET_KEY)] = handle
         return handle
 
     def adopt(self, label: str, handle: int) -> None:
         """Record the handle of a token key created through the raw path (unwrap)."""
-        self._handles[label] = handle
+        self._handles[(label, ObjectClass.SECRET_KEY)] = handle
 
     def destroy(self, label: str) -> None:
-        """Destroy a token key and forget its handles."""
-        handle = self.handle(label)
+        """Destroy a token key (both objects of an RSA pair) and forget its handles; KeyNotFound when none."""
+        handles = self._labelled(label)
+        if not handles:
+            raise KeyNotFound(f"no key labelled {label!r} on the token")
         self.forget(label)
         with self.lock:
-            self.raw.destroy(handle)
+            for handle in handles:
+                self.raw.destroy(handle)
 
     # ---- token data objects -----------------------------------------------------------------------------
 

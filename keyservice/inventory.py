@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum, unique
 from typing import Final, TypeVar
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice.errors import InvalidInput, KeyStateError
 from keyservice.templates import Capability
 
@@ -76,6 +77,26 @@ CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
     KeyUsage.DAP_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY}),
     KeyUsage.AUDIT_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
 }
+
+
+_CARD_MAC: Final = frozenset({KeyAlgorithm.DES3, KeyAlgorithm.AES})
+
+# Algorithms per usage class. DM tokens are RSA signatures (GPCS 2.3.1 §C.4); receipts are MACs (§C.5); a DAP
+# is an RSA signature or a MAC (§C.2, §C.3). RSA serves nothing else: the other classes are secret keys.
+ALGORITHMS: Final[dict[KeyUsage, frozenset[KeyAlgorithm]]] = {
+    **{usage: frozenset(KeyAlgorithm) - {KeyAlgorithm.RSA} for usage in KeyUsage},
+    KeyUsage.TOKEN_KEY: frozenset({KeyAlgorithm.RSA}),
+    KeyUsage.RECEIPT_KEY: _CARD_MAC,
+    KeyUsage.DAP_KEY: _CARD_MAC | {KeyAlgorithm.RSA},
+}
+
+
+def check_algorithm(usage: KeyUsage, algorithm: KeyAlgorithm) -> None:
+    """Refuse a key whose algorithm its usage class does not use (InvalidInput naming the allowed ones)."""
+    allowed = ALGORITHMS[usage]
+    if algorithm not in allowed:
+        names = " or ".join(sorted(a.value for a in allowed))
+        raise InvalidInput(f"a {usage.value} key is {names}, not {algorithm.value}")
 
 
 def parse_enum(enum: type[E], value: str, what: str) -> E:

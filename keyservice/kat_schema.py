@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from enum import StrEnum, unique
 from typing import Final
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_der_private_key
 
 from globalplatform.initupdate import KDD_LENGTH
 from globalplatform.kcv import KCV_LENGTHS, KcvMethod
 from globalplatform.keys import VALID_LENGTHS, KeyAlgorithm
 from globalplatform.scp import Scp
 from keyservice.exchange import aeskw, tr31
-from keyservice.gp import scp02, scp03
+from keyservice.gp import dm, scp02, scp03
 from keyservice.gp.diversify import ALGORITHM, DivMethod
 from keyservice.gp.storedata import KeyDgiHeader
 from keyservice.kat_fields import Fields, VectorError, one_of
@@ -271,3 +275,41 @@ def parse_store_data_keys(f: Fields) -> StoreDataKeysVector:
     if not 0 < len(keys) <= MAX_DGI_KEYS:
         raise VectorError(f"has {len(keys)} keys, expected 1 to {MAX_DGI_KEYS}", f.path("keys"))
     return StoreDataKeysVector(dek, header, tuple(keys), f.hex("expect", minimum=1))
+
+
+@unique
+class RsaHash(StrEnum):
+    """The hashes of GP RSA signatures (GPCS 2.3.1 §C.4.1): SHA-1 for 1024-bit keys, SHA-256 above."""
+
+    SHA1 = "sha1"
+    SHA256 = "sha256"
+
+
+RSA_HASHES: Final = {RsaHash.SHA1: dm.SignatureHash.SHA1, RsaHash.SHA256: dm.SignatureHash.SHA256}
+
+
+@dataclass(frozen=True)
+class RsaPkcs1SignVector:
+    key: rsa.RSAPrivateNumbers
+    bits: int
+    hash: dm.SignatureHash
+    message: bytes
+    expect: bytes
+
+
+def parse_rsa_pkcs1_sign(f: Fields) -> RsaPkcs1SignVector:
+    der = f.hex("private_key_pkcs8", minimum=1)
+    try:
+        key = load_der_private_key(der, password=None)
+    except (ValueError, TypeError):
+        raise VectorError("is not a PKCS#8 private key (DER)", f.path("private_key_pkcs8")) from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size not in VALID_LENGTHS[KeyAlgorithm.RSA]:
+        raise VectorError(f"is not an RSA key of {one_of(VALID_LENGTHS[KeyAlgorithm.RSA])} bits",
+                          f.path("private_key_pkcs8"))
+    hash_ = RSA_HASHES[f.choice("hash", RsaHash)]
+    if hash_ is not dm.signature_hash(key.key_size):
+        raise VectorError(f"is not the hash GP signs with at {key.key_size} bits (SHA-1 up to 1024 bits, SHA-256 "
+                          "above)", f.path("hash"))
+    size = -(-key.key_size // 8)
+    return RsaPkcs1SignVector(key.private_numbers(), key.key_size, hash_, f.hex("message"),
+                              f.hex("expect", (size,)))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Generic, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateNumbers
+from pkcs11.constants import Attribute
 from pkcs11.mechanisms import KeyType, Mechanism
 
 from globalplatform.kcv import KcvMethod
@@ -24,7 +26,7 @@ from keyservice import kat_schema_sm as sm
 from keyservice import templates
 from keyservice.errors import CryptogramMismatch, KeyServiceError, MacMismatch, UnwrapFailed
 from keyservice.exchange import aeskw, tr31
-from keyservice.gp import hsmops, putkey, scp02, storedata
+from keyservice.gp import dm, hsmops, putkey, scp02, storedata
 from keyservice.gp.channel import SecureChannel, State
 from keyservice.gp.diversify import ALGORITHM, Diversifier, KeySet, diversify_key
 from keyservice.gp.kcv import kcv
@@ -62,6 +64,20 @@ class Context:
         """A session object from a clear value (static and expected keys; wrappable: keys a vector wraps)."""
         with self.hsm.lock:
             handle = self.hsm.raw.create(templates.test_session_key(key_type, value, wrappable=wrappable))
+        return self.own(handle)
+
+    def rsa_private_key(self, key: RSAPrivateNumbers) -> int:
+        """An RSA private key from a vector's components, as a signing-only, non-extractable session object."""
+        def big(value: int) -> bytes:
+            return value.to_bytes(-(-value.bit_length() // 8), "big")
+
+        public = key.public_numbers
+        components = {Attribute.MODULUS: big(public.n), Attribute.PUBLIC_EXPONENT: big(public.e),
+                      Attribute.PRIVATE_EXPONENT: big(key.d), Attribute.PRIME_1: big(key.p),
+                      Attribute.PRIME_2: big(key.q), Attribute.EXPONENT_1: big(key.dmp1),
+                      Attribute.EXPONENT_2: big(key.dmq1), Attribute.COEFFICIENT: big(key.iqmp)}
+        with self.hsm.lock:
+            handle = self.hsm.raw.create(templates.rsa_test_private_key(components))
         return self.own(handle)
 
     def own(self, handle: int) -> int:
@@ -311,6 +327,12 @@ def t_sm_wrap(ctx: Context, v: sm.SmWrapVector) -> None:
         equal(f"command {n} wrapped", ch.wrap(cmd.plain), cmd.wrapped)
 
 
+def t_rsa_pkcs1_sign(ctx: Context, v: schema.RsaPkcs1SignVector) -> None:
+    """The signature function of DM tokens and RSA DAPs (`dm.rsa_sign`, the hash GP picks for the key size)."""
+    key = ctx.rsa_private_key(v.key)
+    equal("signature", dm.rsa_sign(ctx.hsm, key, dm.signature_hash(v.bits), v.message), v.expect)
+
+
 @dataclass(frozen=True)
 class VectorType(Generic[V]):
     """How one `type` is parsed (strictly, before any HSM work) and checked."""
@@ -332,4 +354,5 @@ HANDLERS: Final[dict[str, VectorType[Any]]] = {
     "dek_encrypt": VectorType(schema.parse_dek_encrypt, t_dek_encrypt),
     "store_data_keys": VectorType(schema.parse_store_data_keys, t_store_data_keys),
     "sm_wrap": VectorType(sm.parse_sm_wrap, t_sm_wrap),
+    "rsa_pkcs1_sign": VectorType(schema.parse_rsa_pkcs1_sign, t_rsa_pkcs1_sign),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from pkcs11.constants import ObjectClass
 from sqlalchemy import select
 
 from globalplatform.kcv import KcvMethod
@@ -17,12 +18,15 @@ from globalplatform.keys import KeyAlgorithm
 from keyservice import reconcile, templates
 from keyservice.audit import AUDIT_KEY_LABEL
 from keyservice.core import Core
-from keyservice.errors import InvalidInput, TestTokenOnly
+from keyservice.errors import InvalidInput, KeyNotFound, TestTokenOnly
 from keyservice.hsm import TEST_TOKEN_MARKER
 from keyservice.inventory import CAPABILITIES, KeyState, KeyUsage, Provenance, check_transition
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request, check_officer
 from keyservice.views import KeyView, NewKey, TokenCheck
+
+_KCV_OBJECT = {True: ObjectClass.SECRET_KEY, False: ObjectClass.PUBLIC_KEY}
+"""The object a KCV is computed on: the secret key, or the public half of an RSA pair (its fingerprint)."""
 
 
 class Keys:
@@ -32,8 +36,12 @@ class Keys:
         self._core = core
 
     def generate(self, req: Request, spec: NewKey) -> KeyView:
-        """Generate a master key inside the HSM and record it (state pre-activation)."""
+        """Generate a master key (or an RSA key pair: C_GenerateKeyPair) inside the HSM and record it (state
+        pre-activation)."""
         core = self._core()
+        if spec.algorithm is KeyAlgorithm.RSA:
+            return core.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
+                                   lambda cka_id: (core.hsm.generate_pair(spec.label, cka_id, spec.length), spec))
         key_type = templates.key_type(spec.algorithm, spec.length)
         return core.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
                                lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
@@ -42,12 +50,12 @@ class Keys:
     def import_test(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
         """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
         core = self._core()
+        key_type = templates.key_type(spec.algorithm, spec.length)  # refuses RSA: pairs are generated only
         if len(value) != spec.length:
             raise InvalidInput(f"the key value is {len(value)} bytes, the key is declared {spec.length}")
         if not core.hsm.has_marker(TEST_TOKEN_MARKER):
             raise core.refuse(req, Operation.IMPORT_TEST, [(spec.label, "")],
                               TestTokenOnly("clear-key import is refused: this is not a test token"))
-        key_type = templates.key_type(spec.algorithm, spec.length)
         return core.create_key(req, Operation.IMPORT_TEST, spec.label, spec.usage, Provenance.IMPORTED_TEST,
                                lambda cka_id: (core.hsm.create(spec.label, cka_id, key_type, value,
                                                                CAPABILITIES[spec.usage], spec.exportable), spec),
@@ -116,8 +124,9 @@ class Keys:
         """The key check value of a key, by method (GP, AES over zeros, AES-CMAC, HMAC)."""
         core = self._core()
         rec = core.authorise(req, Operation.KCV, label)
+        algorithm = KeyAlgorithm(rec.algorithm)
         with core.audited(req, Operation.KCV, [(rec.label, rec.kcv)]):
-            return core.kcv(core.hsm.handle(label), KeyAlgorithm(rec.algorithm), method, length)
+            return core.kcv(core.hsm.handle(label, _KCV_OBJECT[algorithm.symmetric]), algorithm, method, length)
 
     def check(self) -> TokenCheck:
         """Compare inventory and token: every live record needs its object, every object its record, and each
@@ -164,18 +173,28 @@ class Keys:
 
 
 def _drift(core: Core, rec: KeyRecord, length: int | None) -> list[str]:
-    """How the token object differs from its record and template."""
+    """How the token object (both objects of an RSA pair) differs from its record and template."""
     algorithm = KeyAlgorithm(rec.algorithm)
-    expected = templates.master_key(rec.label, b"", templates.key_type(algorithm, rec.length),
-                                    CAPABILITIES[KeyUsage(rec.usage)], rec.exportable)
-    handle = core.hsm.handle(rec.label)
+    if algorithm is KeyAlgorithm.RSA:
+        public, private = templates.rsa_key_pair(rec.label, b"", rec.length)
+        expected = [(ObjectClass.PUBLIC_KEY, public, "public key: "), (ObjectClass.PRIVATE_KEY, private, "")]
+    else:
+        secret = templates.master_key(rec.label, b"", templates.key_type(algorithm, rec.length),
+                                      CAPABILITIES[KeyUsage(rec.usage)], rec.exportable)
+        expected = [(ObjectClass.SECRET_KEY, secret, "")]
     problems = []
     if length and length != rec.length:  # SoftHSM2 records no CKA_VALUE_LEN on unwrapped AES keys: 0 is unknown
-        problems.append(f"the token object is {length} bytes, the record says {rec.length}")
-    with core.hsm.lock:
-        for attr, want in expected.items():
-            if isinstance(want, bool):
-                have = core.hsm.raw.get_bool(handle, attr)
-                if have is not want:
-                    problems.append(f"{attr.name} is {have}, its template says {want}")
+        problems.append(f"the token object is {length} {algorithm.unit}, the record says {rec.length}")
+    for object_class, template, part in expected:
+        try:
+            handle = core.hsm.handle(rec.label, object_class)
+        except KeyNotFound:
+            problems.append(f"the {object_class.name.lower().replace('_', ' ')} object is missing")
+            continue
+        with core.hsm.lock:
+            for attr, want in template.items():
+                if isinstance(want, bool):
+                    have = core.hsm.raw.get_bool(handle, attr)
+                    if have is not want:
+                        problems.append(f"{part}{attr.name} is {have}, its template says {want}")
     return problems

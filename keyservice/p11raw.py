@@ -113,6 +113,7 @@ class RawSession:
         self._copy = lib.C_CopyObject
         self._wrap, self._unwrap = lib.C_WrapKey, lib.C_UnwrapKey
         self._generate, self._create = lib.C_GenerateKey, lib.C_CreateObject
+        self._generate_pair = lib.C_GenerateKeyPair
         self._get_attr = lib.C_GetAttributeValue
 
     def _set_mech(self, mechanism: Mechanism, param: ctypes.Structure | ctypes.Array[ctypes.c_char] | None) -> None:
@@ -148,7 +149,7 @@ class RawSession:
         return ctypes.string_at(self._out, self._out_len.value)
 
     def sign(self, key: int, mechanism: Mechanism, data: bytes) -> bytes:
-        """C_SignInit + C_Sign: CMAC, HMAC (single part)."""
+        """C_SignInit + C_Sign: CMAC, HMAC, RSA PKCS#1 v1.5 with a hash (single part)."""
         self._set_mech(mechanism, None)
         check(self._sign_init(self._h, ctypes.byref(self._mech), CK_ULONG(key)), "C_SignInit")
         self._out_len.value = len(self._out)
@@ -195,6 +196,30 @@ class RawSession:
         """A CK_BBOOL attribute of an object (None when the object has no such attribute)."""
         value = CK_BBOOL()
         return bool(value.value) if self._get(obj, attribute, value) else None
+
+    def get_bytes(self, obj: int, attribute: Attribute) -> bytes | None:
+        """A variable-length attribute (CKA_MODULUS, CKA_PUBLIC_EXPONENT); None when the object has no such
+        attribute. A sensitive one is refused by the token (CKR_ATTRIBUTE_SENSITIVE: HsmOperationRefused)."""
+        attr = CkAttribute(int(attribute), None, 0)
+        rv = self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1))
+        if rv == CKR_ATTRIBUTE_TYPE_INVALID:
+            return None
+        check(rv, "C_GetAttributeValue")
+        buf = ctypes.create_string_buffer(int(attr.value_len))
+        attr.value = ctypes.cast(buf, ctypes.c_void_p)
+        check(self._get_attr(self._h, CK_ULONG(obj), ctypes.byref(attr), CK_ULONG(1)), "C_GetAttributeValue")
+        return buf.raw[: int(attr.value_len)]
+
+    def generate_pair(self, mechanism: Mechanism, public: Template, private: Template) -> tuple[int, int]:
+        """C_GenerateKeyPair: (public key handle, private key handle)."""
+        self._set_mech(mechanism, None)
+        pub_attrs, _keep_pub = pack_template(public)
+        priv_attrs, _keep_priv = pack_template(private)
+        pub, priv = CK_ULONG(), CK_ULONG()
+        check(self._generate_pair(self._h, ctypes.byref(self._mech), pub_attrs, CK_ULONG(len(public)), priv_attrs,
+                                  CK_ULONG(len(private)), ctypes.byref(pub), ctypes.byref(priv)),
+              "C_GenerateKeyPair")
+        return int(pub.value), int(priv.value)
 
     def generate(self, mechanism: Mechanism, template: Template) -> int:
         """C_GenerateKey (secret keys)."""

@@ -48,6 +48,9 @@ class Operation(StrEnum):
     STORE_DATA = "store-data"
     DIAGNOSE = "diagnose"
     RECONCILE = "reconcile"
+    DM_TOKEN = "dm-token"  # noqa: S105 - an operation name, not a secret
+    VERIFY_RECEIPT = "verify-receipt"
+    DAP_SIGNATURE = "dap-signature"
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,16 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
        (KeyUsage.KMC, KeyUsage.ISD_KEYSET, KeyUsage.SSD_KEYSET, KeyUsage.KEK)},
     (KeyUsage.KEK, Operation.WRAP): frozenset({Purpose.VENDOR_EXPORT}),
     (KeyUsage.KEK, Operation.UNWRAP): frozenset({Purpose.VENDOR_IMPORT, Purpose.SELFTEST}),
-    (KeyUsage.TOKEN_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.RECEIPT_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.DAP_KEY, Operation.MAC): frozenset({Purpose.SE_MANAGEMENT}),
     (KeyUsage.AUDIT_KEY, Operation.MAC): frozenset({Purpose.AUDIT}),
+    # Delegated Management and DAP (GPCS 2.3.1 §C.2-§C.5): tokens and DAPs are made, receipts verified, for
+    # card-content management; the public token key, the receipt key and a DAP key reach a card by PUT KEY.
+    (KeyUsage.TOKEN_KEY, Operation.DM_TOKEN): frozenset({Purpose.SE_MANAGEMENT}),
+    (KeyUsage.RECEIPT_KEY, Operation.VERIFY_RECEIPT): frozenset({Purpose.SE_MANAGEMENT}),
+    (KeyUsage.DAP_KEY, Operation.DAP_SIGNATURE): frozenset({Purpose.SE_MANAGEMENT}),
+    **{(u, Operation.PUT_KEY): frozenset({Purpose.SE_MANAGEMENT, Purpose.KEY_ROTATION, Purpose.SE_PERSO})
+       for u in (KeyUsage.TOKEN_KEY, KeyUsage.RECEIPT_KEY, KeyUsage.DAP_KEY)},
 }
 
 # Operations that change the key hierarchy: officers (and, with the ceremonies, approval sets) only.

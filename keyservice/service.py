@@ -4,13 +4,15 @@ A `KeyService` starts sealed: every call raises ServiceSealed until `unseal` has
 the PIN. Its work is split by purpose into four sub-facades, each call of which checks policy before the HSM is
 touched and writes one audit record before a result leaves (a refused or failed call is audited too):
 
-    service.keys       generate, import test keys, list/show, state changes, destroy, KCVs, token check
+    service.keys       generate (secret keys, RSA pairs), import test keys, list/show, state changes, destroy,
+                       KCVs, token check
     service.channels   secure channels (SCP02/SCP03, PUT KEY, encrypted DGIs), MAC contexts, diagnosis
+    service.tokens     Delegated Management tokens and receipts, DAP signatures (GPCS 2.3.1 Annex C)
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
     service.audit      the audit records and the verification of the chain
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
-`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `vendor`, `runtime`, `kat`.
+`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `vendor`, `runtime`, `kat`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
@@ -38,6 +40,7 @@ from keyservice.keys import Keys
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Purpose
 from keyservice.strategy import SOFTHSM2, STRATEGIES, CryptoStep
+from keyservice.tokens import Tokens
 from keyservice.vendor import VendorExchange
 from keyservice.views import KeyView, NewKey, StrategyView
 
@@ -64,6 +67,7 @@ class KeyService:
         self._selftest_error: str | None = None
         self.keys = Keys(self._open_core)
         self.channels = Channels(self._open_core)
+        self.tokens = Tokens(self._open_core)
         self.vendor = VendorExchange(self._open_core)
         self.audit = AuditTrail(self._open_core)
 

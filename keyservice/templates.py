@@ -1,8 +1,10 @@
 """Every PKCS#11 attribute template the key service uses, in one module (cf. python-pkcs11 `defaults`).
 
 These are choices, not spec: master keys are token objects that are private, sensitive and never
-extractable; derived session keys are session objects, also sensitive and non-extractable. A test asserts
-each template (tests/keyservice/test_templates.py).
+extractable; derived session keys are session objects, also sensitive and non-extractable; an RSA key pair
+(DM token and DAP keys) is a private key that signs and nothing else, never extractable, and its public key
+that verifies, both token objects sharing label and CKA_ID. A test asserts each template
+(tests/keyservice/test_templates.py).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.mechanisms import KeyType
 
 from globalplatform.keys import KeyAlgorithm, check_length
+from keyservice.errors import InvalidInput
 from keyservice.p11raw import Template
 
 DES2_LENGTH: Final = 16
+RSA_PUBLIC_EXPONENT: Final = (65537).to_bytes(3, "big")
+"""F4, the public exponent of every key pair the key service generates."""
 
 
 @unique
@@ -47,7 +52,10 @@ ALL_CAPABILITIES: Final = frozenset(Capability)
 
 def key_type(algorithm: KeyAlgorithm, length: int) -> KeyType:
     """The PKCS#11 key type of a key of `length` bytes: a 16-byte 3DES key is CKK_DES2 (two-key), a 24-byte one
-    CKK_DES3; generic secrets carry HMAC keys."""
+    CKK_DES3; generic secrets carry HMAC keys. RSA keys are pairs (`rsa_key_pair`), never secret-key objects."""
+    if algorithm is KeyAlgorithm.RSA:
+        raise InvalidInput("an RSA key is a key pair generated in the HSM (tsm keys generate --type rsa); it is "
+                           "never created from a value, imported or unwrapped as a secret key")
     check_length(algorithm, length)
     if algorithm is KeyAlgorithm.AES:
         return KeyType.AES
@@ -82,6 +90,36 @@ def master_key(label: str, cka_id: bytes, key_type: KeyType, caps: frozenset[Cap
         Attribute.ID: cka_id,
         **_capabilities(caps),
     }
+
+
+def rsa_key_pair(label: str, cka_id: bytes, bits: int) -> tuple[Template, Template]:
+    """(public, private) templates of a token RSA key pair (PKCS#11 v2.40 §2.1.4 CKM_RSA_PKCS_KEY_PAIR_GEN).
+
+    The private key signs and nothing else (no decrypt, unwrap, derive, sign-recover), is sensitive and never
+    extractable; the public key verifies only. Both are token objects with the same label and CKA_ID. The
+    private key is modifiable like secret master keys; `tsm keys check` compares its flags with this template.
+    """
+    common: Template = {Attribute.KEY_TYPE: KeyType.RSA, Attribute.TOKEN: True, Attribute.LABEL: label,
+                        Attribute.ID: cka_id}
+    public: Template = {
+        Attribute.CLASS: ObjectClass.PUBLIC_KEY, **common, Attribute.PRIVATE: False,
+        Attribute.MODULUS_BITS: bits, Attribute.PUBLIC_EXPONENT: RSA_PUBLIC_EXPONENT,
+        Attribute.VERIFY: True, Attribute.ENCRYPT: False, Attribute.WRAP: False, Attribute.VERIFY_RECOVER: False,
+        Attribute.DERIVE: False,
+    }
+    private: Template = {
+        Attribute.CLASS: ObjectClass.PRIVATE_KEY, **common, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+        Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False, Attribute.UNWRAP: False,
+        Attribute.SIGN_RECOVER: False, Attribute.DERIVE: False,
+    }
+    return public, private
+
+
+def rsa_test_private_key(components: dict[Attribute, bytes]) -> Template:
+    """A session RSA private key from published components (KAT runner: the vector's key), signing only."""
+    return {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: KeyType.RSA, Attribute.TOKEN: False,
+            Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DECRYPT: False,
+            **components}
 
 
 def session_copy() -> Template:

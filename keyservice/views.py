@@ -7,7 +7,7 @@ from datetime import datetime
 
 from globalplatform.keys import KeyAlgorithm, check_length
 from keyservice.errors import InvalidInput, gp_input
-from keyservice.inventory import KeyUsage
+from keyservice.inventory import KeyUsage, check_algorithm
 from keyservice.models import AuditRecord, KeyRecord
 
 LABEL_MAX = 128
@@ -46,7 +46,7 @@ class KeyView:
 
 @dataclass(frozen=True)
 class NewKey:
-    """Attributes of a key to create."""
+    """Attributes of a key to create; `length` is in bytes, or in modulus bits for RSA (KeyAlgorithm.unit)."""
 
     label: str
     algorithm: KeyAlgorithm
@@ -61,6 +61,9 @@ class NewKey:
     def __post_init__(self) -> None:
         with gp_input():
             check_length(self.algorithm, self.length)
+        check_algorithm(self.usage, self.algorithm)
+        if self.exportable and self.algorithm is KeyAlgorithm.RSA:
+            raise InvalidInput("an RSA private key never leaves the HSM: it cannot be exportable")
         if not self.label or len(self.label) > LABEL_MAX or not self.label.isprintable():
             raise InvalidInput(f"a key label is 1 to {LABEL_MAX} printable characters")
         if not self.owner or len(self.owner) > LABEL_MAX or not self.owner.isprintable():
@@ -68,6 +71,38 @@ class NewKey:
         for name, value in (("kvn", self.kvn), ("key_id", self.key_id)):
             if value is not None and not 0 <= value <= 0xFF:
                 raise InvalidInput(f"{name} must be 00..FF")
+
+
+@dataclass(frozen=True)
+class PublicKeyView:
+    """The public half of an RSA key pair: what PUT KEY sends to a card (GPCS 2.3.1 Table 11-16 'A1', 'A0')."""
+
+    label: str
+    modulus: bytes
+    exponent: bytes
+
+    @property
+    def bits(self) -> int:
+        return self.modulus_int.bit_length()
+
+    @property
+    def modulus_int(self) -> int:
+        return int.from_bytes(self.modulus, "big")
+
+    @property
+    def exponent_int(self) -> int:
+        return int.from_bytes(self.exponent, "big")
+
+
+@dataclass(frozen=True)
+class ConfirmedReceipt:
+    """A card's confirmation of a token-authorised command whose receipt verified (GPCS 2.3.1 §C.5)."""
+
+    counter: int
+    """The card's confirmation counter: one more for every receipt it generates."""
+    card_unique_data: bytes
+    """The CIN (tag '45' of the ISD), else the KDD: which card confirmed."""
+    receipt: bytes
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,28 @@ def test_keys_commands(home):
     assert json.loads(tsm(home, "keys", "check", "--json").stdout)["consistent"] is True
 
 
+def test_rsa_key_pair_at_the_console(home):
+    """The issue's `tsm keys generate --type rsa --length 2048 --usage TOKEN_KEY`: a pair in the HSM, the length
+    in bits, the public key's fingerprint as its KCV; lengths in the wrong unit and usages without RSA refused."""
+    out = tsm(home, "keys", "generate", "--label", "token", "--type", "rsa", "--length", "2048", "--usage",
+              "TOKEN_KEY").stdout
+    row = rows(out)[0]
+    assert {"TYPE": "rsa", "LENGTH": "2048", "USAGE": "TOKEN_KEY", "KCV-METHOD": "spki_sha256",
+            "EXPORTABLE": "no", "STATE": "pre-activation"}.items() <= row.items()
+    assert tsm(home, "keys", "kcv", "token").stdout.strip() == row["KCV"]
+    made = json.loads(tsm(home, "keys", "generate", "--label", "dap", "--type", "rsa", "--usage", "DAP_KEY",
+                          "--json").stdout)[0]
+    assert (made["algorithm"], made["length"]) == ("rsa", 2048)
+    assert "agree" in tsm(home, "keys", "check").stdout
+    assert "1024, 2048, 3072, 4096 bits long, not 16" in tsm(home, "keys", "generate", "--label", "x", "--type",
+                                                              "rsa", "--length", "16", "--usage", "TOKEN_KEY",
+                                                              ok=False).stderr
+    assert "a KMC key is" in tsm(home, "keys", "generate", "--label", "x", "--type", "rsa", "--usage", "KMC",
+                                 ok=False).stderr
+    assert "error[usage]" in tsm(home, "keys", "import-test", "--label", "x", "--type", "rsa", "--hex", "00",
+                                 ok=False).stderr
+
+
 def test_vendor_key_imports(home):
     # RFC 3394 §4.1: KEK 000102..0F wraps 00112233..FF
     tsm(home, "keys", "import-test", "--label", "vendor-kek", "--type", "aes", "--usage", "KEK", "--hex",
@@ -137,6 +159,7 @@ def test_hsm_info_and_audit(home):
     assert {"STEP": "put_key_scp02", "STRATEGY": "host_memory_card_key", "WHERE": "host-memory"}.items() <= \
         next(r for r in strategies if r["STEP"] == "put_key_scp02").items()
     assert next(r for r in strategies if r["STEP"] == "scp03_session_keys")["WHERE"] == "hsm"
+    assert next(r for r in strategies if r["STEP"] == "rsa_sign")["STRATEGY"] == "native_sign"
     assert "audit chain intact" in tsm(home, "audit", "verify").stdout
     records = rows(tsm(home, "audit", "list", "--limit", "50").stdout)
     assert "refused" in {r["OUTCOME"] for r in records}

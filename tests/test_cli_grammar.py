@@ -173,7 +173,7 @@ def test_a_group_alone_prints_its_help(group):
 
 @pytest.mark.parametrize(("args", "says"), [
     (["keys", "generate"], "Missing option '--label'"),
-    (["keys", "generate", "--label", "x", "--type", "rsa", "--usage", "KMC"], "'rsa' is not one of"),
+    (["keys", "generate", "--label", "x", "--type", "ecc", "--usage", "KMC"], "'ecc' is not one of"),
     (["keys", "generate", "--label", "x", "--type", "aes", "--usage", "KMC", "--kvn", "100"], "not one hex byte"),
     (["keys", "import-test", "--label", "x", "--type", "aes", "--hex", "zz"], "not valid hex"),
     (["keys", "list", "--bogus"], "No such option '--bogus'"),

@@ -43,3 +43,5 @@ def test_the_readme_tour_runs_as_written(tmp_path):
     assert re.search(r"^\d+ passed, 0 failed$", out, re.M)
     assert "ISD: A000000151000000 (SECURED)" in out
     assert "use: --key gp-test --div none" in out
+    assert re.search(r"^activate +done ", out, re.M) and re.search(r"^F000000001010101 +app +07 +07 +yes$", out, re.M)
+    assert "01*:kmc-issuer/kdf3" in out  # the ISD's key set after the rotation

@@ -24,8 +24,12 @@ def _sessions(url: str, busy_timeout: float) -> sessionmaker[Session]:
     return session_factory(make_engine(url, busy_timeout))
 
 
+def sessions() -> sessionmaker[Session]:
+    """Database sessions for the TSM services (one engine per process)."""
+    settings = load_settings()
+    return _sessions(settings.database_url, settings.database_busy_timeout)
+
+
 def tsm_context() -> Tsm:
     """The TSM services' context for the officer at this console."""
-    settings = load_settings()
-    return Tsm(_sessions(settings.database_url, settings.database_busy_timeout), open_service(settings),
-               console_officer())
+    return Tsm(sessions(), key_service(), console_officer())

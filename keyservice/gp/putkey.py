@@ -7,7 +7,11 @@ data = new KVN || key data field per key. Key data field (§11.8.2.3, Table 11-7
   JCShell show (tests/vectors/put_key_gpp.json, put_key_parity_jcshell.json);
 - SCP03 (AES): '88' || L || key length || AES-CBC(static DEK, ICV 0, key) || '03' || KCV (AES over 16 x 01),
   L = 1 + length of the encrypted key (GlobalPlatformPro's and the Amd D layout).
-The response (§11.8.3) is the new KVN followed by the KCVs; `check_response` verifies them.
+- RSA public key (§11.8.2.3, Table 11-16; the DM token key, KVN '70', or an RSA DAP key, KVN '73'): 'A1' ‖
+  BER length ‖ modulus ‖ '00', then 'A0' ‖ length ‖ public exponent ‖ '00': components in clear, each with an
+  empty check value (`build_put_public_key`). A 1024-bit key fits one short command; a longer one does not
+  (268 bytes of data for 2048 bits) and is refused: the secure channel speaks short APDUs only.
+The response (§11.8.3) is the new KVN followed by the KCVs (none for an RSA key); `check_response` verifies them.
 
 Strategies (strategy.py):
 - SCP03: C_WrapKey with AES_CBC under the static DEK (`native_wrap`). The new keys must be wrappable
@@ -26,6 +30,7 @@ from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
+from globalplatform import tlv
 from globalplatform.apdu import SHORT_NC_MAX, Cla, CommandApdu, Ins
 from globalplatform.kcv import DEFAULT_LENGTH, KcvMethod
 from globalplatform.keys import GpKeyType, KeyAlgorithm, check_length
@@ -38,6 +43,7 @@ from keyservice.hsm import Hsm
 from keyservice.strategy import CryptoStep
 
 SCP02_KEY_LENGTH: Final = 16
+KVN_MAX: Final = 0x7F
 
 
 @unique
@@ -89,17 +95,23 @@ def key_data_field(hsm: Hsm, scp: Scp, dek: int, key: NewKey) -> tuple[bytes, by
     return field + bytes([len(check)]) + check, check
 
 
+def _check_kvns(old_kvn: int, new_kvn: int, key_id: int) -> None:
+    for name, value in (("old KVN", old_kvn), ("new KVN", new_kvn)):
+        if not 0 <= value <= KVN_MAX:
+            raise InvalidInput(f"{name} {value} is outside 00..7F")
+    if not 1 <= key_id <= PutKeyP2.KEY_ID_MASK:
+        raise InvalidInput(f"key id {key_id} is outside 01..7F")
+
+
 def build_put_key(hsm: Hsm, scp: Scp, dek: int, old_kvn: int, new_kvn: int, keys: Sequence[NewKey],
                   key_id: int = 1) -> PutKeyCommand:
     """The plain PUT KEY command for `keys` (ENC, MAC, DEK order) under `dek`.
 
     `dek` is the SCP02 session DEK or the SCP03 static DEK (`SecureChannel.session_dek()`).
     """
-    for name, value in (("old KVN", old_kvn), ("new KVN", new_kvn)):
-        if not 0 <= value <= 0x7F:
-            raise InvalidInput(f"{name} {value} is outside 00..7F")
-    if not keys or not 1 <= key_id <= PutKeyP2.KEY_ID_MASK:
-        raise InvalidInput("PUT KEY needs at least one key and a key id in 01..7F")
+    _check_kvns(old_kvn, new_kvn, key_id)
+    if not keys:
+        raise InvalidInput("PUT KEY needs at least one key")
     fields, kcvs = [], []
     for key in keys:
         field, check = key_data_field(hsm, scp, dek, key)
@@ -110,6 +122,21 @@ def build_put_key(hsm: Hsm, scp: Scp, dek: int, old_kvn: int, new_kvn: int, keys
     if len(data) > SHORT_NC_MAX:
         raise InvalidInput(f"PUT KEY data of {len(data)} bytes does not fit a short APDU")
     return PutKeyCommand(CommandApdu(Cla.GP, Ins.PUT_KEY, old_kvn, p2, data).to_bytes(), new_kvn, tuple(kcvs))
+
+
+def build_put_public_key(old_kvn: int, new_kvn: int, modulus: bytes, exponent: bytes,
+                         key_id: int = 1) -> PutKeyCommand:
+    """The plain PUT KEY command for an RSA public key (modulus and exponent in clear, no check values)."""
+    _check_kvns(old_kvn, new_kvn, key_id)
+    fields = b"".join(bytes([key_type]) + tlv.encode_length(len(value)) + value + bytes([0])
+                      for key_type, value in ((GpKeyType.RSA_MODULUS, modulus),
+                                              (GpKeyType.RSA_PUBLIC_EXPONENT, exponent)))
+    data = bytes([new_kvn]) + fields
+    if len(data) > SHORT_NC_MAX:
+        raise InvalidInput(f"a {8 * len(modulus)}-bit RSA public key does not fit one short PUT KEY command "
+                           f"({len(data)} bytes of data, at most {SHORT_NC_MAX}); the secure channel speaks short "
+                           "APDUs only: use a 1024-bit key for a card that takes the key in one command")
+    return PutKeyCommand(CommandApdu(Cla.GP, Ins.PUT_KEY, old_kvn, key_id, data).to_bytes(), new_kvn, ())
 
 
 def put_key(channel: SecureChannel, hsm: Hsm, old_kvn: int, new_kvn: int, keys: Sequence[NewKey],

@@ -50,6 +50,14 @@ def test_bad_state_files(tmp_path, content):
         load_card(tmp_path / "missing.json")
 
 
+def test_a_binary_file_is_not_a_state_file(tmp_path):
+    """A CAP file (`tsm cardsim cap`) given as --card: not UTF-8, so a typed error, not a UnicodeDecodeError."""
+    path = tmp_path / "transit.cap"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x08\x00\x08\x00\x00\x00!\x00\x8f\xff")
+    with pytest.raises(StateFileError, match="not UTF-8"):
+        load_card(path)
+
+
 def test_save_into_missing_directory_is_typed(tmp_path, card):
     with pytest.raises(StateFileError):
         save_card(card, tmp_path / "no" / "such" / "card.json")

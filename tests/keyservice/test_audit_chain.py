@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pkcs11.constants import ObjectClass
 from sqlalchemy import delete, select, update
 
 from globalplatform.keys import KeyAlgorithm
@@ -101,10 +102,11 @@ def test_no_key_material_in_records(chain):
 def test_audit_failure_fails_the_operation(chain):
     core_of(chain).hsm.forget("tsm.audit-key")
     handle = core_of(chain).hsm.handle("tsm.audit-key")
-    core_of(chain).hsm._handles["tsm.audit-key"] = handle + 100000  # an invalid handle: the MAC cannot be computed
+    audit_key = ("tsm.audit-key", ObjectClass.SECRET_KEY)
+    core_of(chain).hsm._handles[audit_key] = handle + 100000  # an invalid handle: the MAC cannot be computed
     with pytest.raises(AuditFailure):
         chain.keys.generate(OFFICER, NewKey("lost", KeyAlgorithm.AES, 16, KeyUsage.KEK, "x"))
-    core_of(chain).hsm._handles["tsm.audit-key"] = handle
+    core_of(chain).hsm._handles[audit_key] = handle
     assert [k.label for k in chain.keys.list_keys() if k.label == "lost"] == []
     assert "lost" not in {o.label for o in core_of(chain).hsm.objects()}
     assert chain.audit.verify().records == 5

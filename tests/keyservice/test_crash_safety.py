@@ -57,6 +57,8 @@ VICTIM = textwrap.dedent('''
     req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "crash")
     if operation == "generate":
         service.keys.generate(req, NewKey("victim", KeyAlgorithm.AES, 16, KeyUsage.KEK, "issuer"))
+    elif operation == "generate-rsa":
+        service.keys.generate(req, NewKey("victim", KeyAlgorithm.RSA, 1024, KeyUsage.TOKEN_KEY, "issuer"))
     else:
         service.keys.destroy(req, "victim")
     print("survived")
@@ -84,11 +86,14 @@ def _accounted(service) -> None:
 GENERATE_POINTS = [("generate", "intent", "after"), ("generate", "generate", "before"),
                    ("generate", "generate", "after"), ("generate", "record", "after"),
                    ("generate", "anchor", "before")]
+RSA_POINTS = [("generate-rsa", "intent", "after"), ("generate-rsa", "generate_pair", "after"),
+              ("generate-rsa", "record", "after")]
+"""An RSA pair is two token objects made by one C_GenerateKeyPair: both are rolled back or kept together."""
 DESTROY_POINTS = [("destroy", "intent", "after"), ("destroy", "record", "after"), ("destroy", "destroy", "before"),
                   ("destroy", "destroy", "after"), ("destroy", "anchor", "before")]
 
 
-@pytest.mark.parametrize(("operation", "step", "when"), GENERATE_POINTS + DESTROY_POINTS)
+@pytest.mark.parametrize(("operation", "step", "when"), GENERATE_POINTS + RSA_POINTS + DESTROY_POINTS)
 def test_killed_at_each_step_nothing_is_left_unaccounted(settings_factory, db_url, operation, step, when):
     settings, test_token = settings_factory(db_url)
     service = make_service(settings, test_token)

@@ -6,6 +6,7 @@ import pytest
 from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.mechanisms import KeyType, Mechanism
 
+from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
 from keyservice.errors import HsmLoginFailed, HsmOperationRefused, HsmUnavailable, KeyExists, KeyNotFound
 from keyservice.hsm import Hsm
@@ -30,6 +31,36 @@ def test_master_key_template_is_locked_down():
     assert s[Attribute.TOKEN] is False and s[Attribute.SENSITIVE] and s[Attribute.EXTRACTABLE] is False
     assert Attribute.VALUE_LEN not in templates.session_key(KeyType.DES2)
     assert templates.data_object("x", "tsm")[Attribute.CLASS] == ObjectClass.DATA
+
+
+def test_rsa_key_pair_template_signs_only_and_keeps_the_private_key_in():
+    public, private = templates.rsa_key_pair("t", b"\x01", 2048)
+    assert private[Attribute.CLASS] == ObjectClass.PRIVATE_KEY and private[Attribute.TOKEN]
+    assert private[Attribute.SENSITIVE] and private[Attribute.EXTRACTABLE] is False and private[Attribute.PRIVATE]
+    assert private[Attribute.SIGN] and not any(private[a] for a in (Attribute.DECRYPT, Attribute.UNWRAP,
+                                                                     Attribute.DERIVE, Attribute.SIGN_RECOVER))
+    assert public[Attribute.CLASS] == ObjectClass.PUBLIC_KEY and public[Attribute.VERIFY]
+    assert public[Attribute.MODULUS_BITS] == 2048 and public[Attribute.PUBLIC_EXPONENT] == b"\x01\x00\x01"
+    assert not any(public[a] for a in (Attribute.ENCRYPT, Attribute.WRAP, Attribute.DERIVE))
+
+
+def test_a_key_pair_is_generated_found_and_destroyed_as_one_key(hsm):
+    from keyservice.errors import InvalidInput
+
+    public = hsm.generate_pair("pair", b"\x05", 1024)
+    assert hsm.handle("pair", ObjectClass.PUBLIC_KEY) == public
+    assert hsm.key_length(public) == hsm.key_length(hsm.handle("pair", ObjectClass.PRIVATE_KEY)) == 1024
+    with pytest.raises(KeyNotFound):
+        hsm.handle("pair")  # not a secret key
+    with pytest.raises(KeyExists):
+        hsm.generate_pair("pair", b"\x06", 1024)
+    with pytest.raises(KeyExists):
+        hsm.create("pair", b"\x06", KeyType.AES, GP_KEY, templates.ALL_CAPABILITIES)
+    assert sorted(o.object_class for o in hsm.objects() if o.label == "pair") == ["private_key", "public_key"]
+    hsm.destroy("pair")
+    assert not [o for o in hsm.objects() if o.label == "pair"]
+    with pytest.raises(InvalidInput):
+        templates.key_type(KeyAlgorithm.RSA, 2048)
 
 
 def test_unknown_token_and_wrong_pin_are_typed():

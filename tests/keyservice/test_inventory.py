@@ -92,7 +92,7 @@ def test_policy_is_checked_and_refusals_audited(keyservice):
     service_caller = Request(Caller("tsm-core", CallerKind.SERVICE), Purpose.KEY_MANAGEMENT, "se-1")
     with pytest.raises(PolicyDenied):
         keyservice.keys.generate(service_caller, NewKey("k", KeyAlgorithm.AES, 16, KeyUsage.KMC, "x"))
-    keyservice.keys.import_test(OFFICER, NewKey("tok", KeyAlgorithm.AES, 16, KeyUsage.TOKEN_KEY, "x"), GP_TEST_KEY)
+    keyservice.keys.import_test(OFFICER, NewKey("tok", KeyAlgorithm.AES, 16, KeyUsage.RECEIPT_KEY, "x"), GP_TEST_KEY)
     with pytest.raises(PolicyDenied):
         keyservice.keys.change_state(Request(Caller("v", CallerKind.VENDOR), Purpose.KEY_MANAGEMENT, "x"), "tok",
                                 KeyState.SUSPENDED)

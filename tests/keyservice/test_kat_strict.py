@@ -146,7 +146,8 @@ def test_tsm_kat_deep_json_is_a_report(tmp_path: Path) -> None:
 ONE_PER_TYPE = [("kcv.json", 0), ("diversify.json", 0), ("scp02_session_keys.json", 0),
                 ("scp03_session_keys.json", 0), ("scp03_card_challenge_omfgp.json", 0),
                 ("secure_channel_scp02.json", 0), ("put_key_gpp.json", 0), ("tr31.json", 0), ("aes_key_wrap.json", 0),
-                ("dek_encrypt_omfgp_gpp.json", 0), ("store_data_keys_kaoh.json", 0), ("sm_wrap_ojc.json", 0)]
+                ("dek_encrypt_omfgp_gpp.json", 0), ("store_data_keys_kaoh.json", 0), ("sm_wrap_ojc.json", 0),
+                ("rsa_pkcs1_sign_wycheproof.json", 0)]
 
 
 @pytest.mark.parametrize(("file", "index"), ONE_PER_TYPE)
@@ -211,10 +212,26 @@ def mutated(file: str, index: int, change: dict[str, Any], drop: tuple[str, ...]
      "is not a field of 'expect' (enc, mac or dek)"),
     (mutated("kcv.json", 0, {"method": "aes_cmac", "algorithm": "des3"}), "method",
      "is aes_cmac, which applies to AES keys only"),
+    (mutated("rsa_pkcs1_sign_wycheproof.json", 0, {"hash": "sha256"}), "hash",
+     "is not the hash GP signs with at 1024 bits (SHA-1 up to 1024 bits, SHA-256 above)"),
+    (mutated("rsa_pkcs1_sign_wycheproof.json", 4, {"hash": "sha1"}), "hash",
+     "is not the hash GP signs with at 2048 bits (SHA-1 up to 1024 bits, SHA-256 above)"),
+    (mutated("rsa_pkcs1_sign_wycheproof.json", 0, {"hash": "sha384"}), "hash",
+     "is 'sha384', expected one of sha1, sha256"),
+    (mutated("rsa_pkcs1_sign_wycheproof.json", 0, {"private_key_pkcs8": "3000"}), "private_key_pkcs8",
+     "is not a PKCS#8 private key (DER)"),
+    (mutated("rsa_pkcs1_sign_wycheproof.json", 0, {"expect": "00" * 256}), "expect", "is 256 bytes, expected 128"),
 ])
 def test_type_specific_rules(gp_hsm: Hsm, tmp_path: Path, vector: dict[str, Any], where: str, message: str) -> None:
     line = run_one(gp_hsm, tmp_path, vector)
     assert line == f"ERROR v.json:{vector['id']}: invalid vector: field '{where}' {message}"
+
+
+def test_a_wrong_rsa_signature_is_a_fail(gp_hsm: Hsm, tmp_path: Path) -> None:
+    vector = published("rsa_pkcs1_sign_wycheproof.json", 0)
+    vector["message"] = vector["message"][:-2] + "00"
+    line = run_one(gp_hsm, tmp_path, vector)
+    assert line.startswith(f"FAIL v.json:{vector['id']}: signature: got ")
 
 
 def test_negative_checks_expect_their_error_class(gp_hsm: Hsm) -> None:

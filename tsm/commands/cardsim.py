@@ -12,6 +12,8 @@ from typing import Any, Final
 
 import click
 
+from cardsim.capbuild import DEMO_CAPS, demo_cap
+from cardsim.errors import OutputFileError
 from cardsim.lifecycle import is_locked
 from cardsim.memory import free_memory
 from cardsim.profiles import available_profiles, load_profile
@@ -79,6 +81,25 @@ def _summary(card_path: Path) -> dict[str, Any]:
                           "life_cycle": app.life_cycle, "locked": is_locked(app.life_cycle)}
                          for app in registry.apps.values() if app.aid != isd.aid],
     }
+
+
+@cardsim_group.command("cap")
+@click.argument("applet", type=click.Choice(sorted(DEMO_CAPS)))
+@click.option("--out", metavar="FILE", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The CAP file to write.")
+@click.option("--format", "form", type=click.Choice(["jar", "components"]), default="jar", show_default=True,
+              help="jar: the JAR/ZIP a converter writes; components: the components concatenated, as LOAD sends "
+                   "them.")
+def cap_command(applet: str, out: Path, form: str) -> None:
+    """Write a demo applet's CAP file (JCVM 3.0.5 §6), built by the simulator (docs/cap.md)."""
+    image = demo_cap(applet)
+    data = image.jar() if form == "jar" else image.load_file()
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"{applet} CAP file ({form}, {len(data)} bytes, package {image.spec.package_aid.hex().upper()}, "
+               f"applet {image.spec.applet_aid.hex().upper()}) written to {out}")
 
 
 @cardsim_group.command("show")

@@ -4,19 +4,24 @@ in a reader or a simulated card (docs/cli.md, docs/tsm.md)."""
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
 
+from storage.config import load_settings
 from tsm.cards import card_options, card_transport, require_card
+from tsm.identity import worker_service
 from tsm.output import emit_json, json_option, table
-from tsm.service import tsm_context
+from tsm.service import key_service, tsm_context
+from tsm.service import sessions as _context_sessions
 from tsm_core.context import Tsm
 from tsm_core.errors import InvalidRequest, TsmCoreError
-from tsm_core.jobs import engine
+from tsm_core.jobs import engine, queue
 from tsm_core.jobs import service as jobs
 from tsm_core.jobs.views import JobView
 from tsm_core.registry import service as registry
+from tsm_core.transport.base import Transport
 
 
 class JobInError(TsmCoreError):
@@ -68,6 +73,42 @@ def job_run(job_id: str, reader: str | None, card_path: Path | None, perso_path:
     print_job(run_now(tsm_context(), job_id, reader, card_path, _perso(perso_path)))
 
 
+@job_group.command("enqueue")
+@click.argument("job_ids", metavar="JOB...", nargs=-1, required=True)
+def job_enqueue(job_ids: tuple[str, ...]) -> None:
+    """Queue jobs for the workers (PostgreSQL): one job at a time per SE, whichever worker takes it."""
+    tsm = tsm_context()
+    app = queue.make_app(load_settings().database_url)
+    for job_id in job_ids:
+        click.echo(f"{job_id} queued (task {queue.enqueue(app, tsm, job_id)})")
+
+
+def _card_files(folder: Path) -> queue.CardOpener:
+    """Simulated cards by SE id: FOLDER/<SE id>.json state files."""
+
+    def opener(se_id: str) -> AbstractContextManager[Transport]:
+        return card_transport(None, folder / f"{se_id}.json")
+
+    return opener
+
+
+@job_group.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Jobs run at once by this process (for different SEs).")
+@click.option("--cards", "cards_dir", required=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Simulated cards, one state file per SE named <SE id>.json (the phone relay comes with the "
+                   "web app).")
+@click.option("--once", is_flag=True, help="Run the queued jobs, then exit (else wait for more).")
+def job_worker(concurrency: int, cards_dir: Path, once: bool) -> None:
+    """Run queued jobs (PostgreSQL, Procrastinate): start one worker process per core."""
+    settings = load_settings()
+    app = queue.make_app(settings.database_url)
+    queue.bind(app, lambda: Tsm(_context_sessions(), key_service(), worker_service()), _card_files(cards_dir))
+    with app.open():
+        app.run_worker(queues=[queue.QUEUE], concurrency=concurrency, wait=not once, install_signal_handlers=True)
+
+
 @job_group.command("show")
 @click.argument("job_id", metavar="JOB")
 @json_option
@@ -112,12 +153,16 @@ def sd_group() -> None:
 @click.option("--mode", type=click.Choice(registry.SD_MODES), required=True,
               help="cm issuer-centric, am Authorized Management, dm Delegated Management.")
 @click.option("--aid", default=None, metavar="AID", help="The SSD's AID (default: from the SP's number).")
+@click.option("--nv-quota", type=click.IntRange(0, 0xFFFFFFFF), default=None,
+              help="Non-volatile memory quota of the SSD and its apps (C8), bytes.")
+@click.option("--volatile-quota", type=click.IntRange(0, 0xFFFFFFFF), default=None, help="Volatile quota (C7).")
 @card_options
-def sd_create(se_id: str, sp: str, mode: str, aid: str | None, reader: str | None, card_path: Path | None) -> None:
+def sd_create(se_id: str, sp: str, mode: str, aid: str | None, nv_quota: int | None, volatile_quota: int | None,
+              reader: str | None, card_path: Path | None) -> None:
     """Create an SP's SSD on an SE and put the SP's keys in it, as a job run now; the job id is the last line."""
     require_card(reader, card_path)
     tsm = tsm_context()
-    job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid)
+    job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid, nv_quota=nv_quota, volatile_quota=volatile_quota)
     print_job(run_now(tsm, job_id, reader, card_path))
 
 

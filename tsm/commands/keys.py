@@ -19,7 +19,9 @@ from tsm.output import emit_json, json_option, table
 from tsm.params import HexByte, HexData
 from tsm.service import key_service
 
-ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm if a is not KeyAlgorithm.HMAC])
+ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm if a.symmetric and a is not KeyAlgorithm.HMAC])
+GENERATED = click.Choice([a.value for a in KeyAlgorithm if a is not KeyAlgorithm.HMAC])
+DEFAULT_LENGTH = {KeyAlgorithm.RSA: 2048}
 USAGES = click.Choice([u.value for u in KeyUsage if u is not KeyUsage.AUDIT_KEY])
 IRREVERSIBLE_STATES = frozenset({KeyState.COMPROMISED})
 
@@ -76,18 +78,22 @@ def keys_group() -> None:
 
 @keys_group.command("generate")
 @label_option
-@type_option
-@click.option("--length", type=int, default=16, show_default=True, help="Key length in bytes.")
+@click.option("--type", "algorithm", type=GENERATED, required=True, help="Key algorithm (rsa: a key pair).")
+@click.option("--length", type=int, help="Key length: bytes for des3/aes (16, 24, 32; default 16), modulus bits "
+              "for rsa (1024, 2048, 3072, 4096; default 2048).")
 @click.option("--usage", type=USAGES, required=True, help="Usage class in the key hierarchy.")
 @click.option("--owner", metavar="OWNER", default="issuer", show_default=True, help="Owner of the key.")
 @kvn_option
 @key_id_option
 @click.option("--exportable", is_flag=True, help="May leave the HSM wrapped under a KEK (for SE vendors).")
 @json_option
-def generate(label: str, algorithm: str, length: int, usage: str, owner: str, kvn: int | None,
+def generate(label: str, algorithm: str, length: int | None, usage: str, owner: str, kvn: int | None,
              key_id: int | None, exportable: bool, as_json: bool) -> None:
-    """Generate a key inside the HSM (sensitive; never extractable unless --exportable; pre-activation)."""
-    spec = NewKey(label, KeyAlgorithm(algorithm), length, KeyUsage(usage), owner, kvn, key_id, exportable=exportable)
+    """Generate a key inside the HSM (sensitive; never extractable unless --exportable; pre-activation); an rsa
+    key is a key pair whose private key never leaves the HSM."""
+    alg = KeyAlgorithm(algorithm)
+    size = DEFAULT_LENGTH.get(alg, 16) if length is None else length
+    spec = NewKey(label, alg, size, KeyUsage(usage), owner, kvn, key_id, exportable=exportable)
     print_keys([key_service().keys.generate(request(label), spec)], as_json)
 
 

@@ -11,6 +11,7 @@ import click
 from globalplatform.scp import SecurityLevel
 from keyservice.channels import ChannelSpec, DivMethod
 from keyservice.policy import Purpose
+from storage.config import load_settings
 from tsm.cards import card_options, card_transport, require_card, target_of
 from tsm.commands.jobs import print_job, run_now
 from tsm.output import emit_json, json_option, table
@@ -18,6 +19,7 @@ from tsm.params import HexByte
 from tsm.service import tsm_context
 from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
+from tsm_core.jobs import queue
 from tsm_core.jobs import service as jobs
 from tsm_core.registry import batch, discovery
 from tsm_core.registry import service as registry
@@ -184,6 +186,32 @@ def se_rotate_keys(se_id: str, to_kvn: int, sd_aid: str | None, reader: str | No
     tsm = tsm_context()
     job_id = jobs.rotate_keys(tsm, se_id, to_kvn, sd_aid)
     print_job(run_now(tsm, job_id, reader, card_path))
+
+
+@se_group.command("rollout-keys")
+@click.option("--to-kvn", type=HexByte(), required=True, help="The new key version, hex (01..7F).")
+@click.option("--sp", default=None, help="Rotate this SP's SSDs instead of the ISDs.")
+@click.option("--enqueue", is_flag=True, help="Queue the jobs for the workers (PostgreSQL).")
+def se_rollout_keys(to_kvn: int, sp: str | None, enqueue: bool) -> None:
+    """Plan a rotation job for every SE not yet at the key version; prints the job ids."""
+    tsm = tsm_context()
+    created = jobs.rollout(tsm, to_kvn, sp=sp)
+    app = queue.make_app(load_settings().database_url) if enqueue and created else None
+    for job_id in created:
+        click.echo(job_id if app is None else f"{job_id} queued (task {queue.enqueue(app, tsm, job_id)})")
+    click.echo(f"{len(created)} rotation jobs to key version {to_kvn:02X}")
+
+
+@se_group.command("key-versions")
+@click.option("--sp", default=None, help="This SP's SSDs instead of the ISDs.")
+@json_option
+def se_key_versions(sp: str | None, as_json: bool) -> None:
+    """How many SEs use each key version (ISD, or an SP's SSDs)."""
+    counts = jobs.key_versions(tsm_context(), sp)
+    if as_json:
+        emit_json({f"{kvn:02X}": count for kvn, count in counts.items()})
+    else:
+        table(("KVN", "SES"), [(f"{kvn:02X}", count) for kvn, count in counts.items()])
 
 
 @se_group.command("profiles")

@@ -19,18 +19,21 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from globalplatform.errors import GpError
+from keyservice.inventory import KeyState, KeyUsage
 from tsm_core.catalog.models import App, LoadFile
 from tsm_core.catalog.views import AppView, LoadFileView
 from tsm_core.context import Tsm, now
 from tsm_core.errors import Conflict, InvalidRequest, NotFound
 from tsm_core.gp.cap import CapFile, parse_cap
 from tsm_core.registry import service as registry
-from tsm_core.registry.models import SeProfile, Tenant
+from tsm_core.registry.models import SecurityDomain, SeProfile, Tenant
 
 REVIEW_STATES: Final = ("pending", "approved", "rejected")
 ENCRYPTED_DGIS: Final = range(0x8000, 0x9000)
 """DGIs a card decrypts under application-dependent encryption (EMV CPS §A.3): the only ones given per card."""
 MAX_REASON: Final = 1000
+DAP_VERIFICATION: Final = 0x40
+"""Privilege byte 1 b7 (GPCS 2.3.1 §11.1.2)."""
 
 
 def _aid(value: str, what: str) -> str:
@@ -167,6 +170,19 @@ def _findings(db: Session, app: App, load_file: LoadFile) -> list[str]:
     return found
 
 
+def _dap_findings(tsm: Tsm, db: Session, app: App) -> list[str]:
+    """An SP whose SSDs verify DAPs needs an active DAP key: every load of its apps carries a DAP (GPCS §C.2)."""
+    verifying = db.execute(select(SecurityDomain.privileges).where(SecurityDomain.sp_id == app.sp_id)).scalars()
+    if not any(p and int(p[:2], 16) & DAP_VERIFICATION for p in verifying):
+        return []
+    sp = db.get(Tenant, app.sp_id)
+    assert sp is not None  # a foreign key
+    keys = tsm.keys.keys.list_keys(KeyUsage.DAP_KEY, f"sp:{sp.name}")
+    if any(k.state == KeyState.ACTIVE.value and k.signed for k in keys):
+        return []
+    return [f"{sp.name}'s SSDs verify DAPs, and {sp.name} has no active DAP key"]
+
+
 def review(tsm: Tsm, app_id: str, *, approve: bool, reason: str = "") -> AppView:
     """Approve (when the review finds nothing) or reject with a reason; the reviewer is the caller."""
     reason = reason.strip()
@@ -179,7 +195,7 @@ def review(tsm: Tsm, app_id: str, *, approve: bool, reason: str = "") -> AppView
         load_file = db.get(LoadFile, app.load_file_id)
         assert load_file is not None  # a foreign key
         if approve:
-            findings = _findings(db, app, load_file)
+            findings = _findings(db, app, load_file) + _dap_findings(tsm, db, app)
             if findings:
                 raise Conflict(f"app {app_id} cannot be approved: {'; '.join(findings)}")
         app.review = "approved" if approve else "rejected"

@@ -15,6 +15,7 @@ from typing import Any
 from globalplatform import tlv
 from globalplatform.apdu import SHORT_NC_MAX, SHORT_NE_MAX, Cla, CommandApdu, Ins
 from globalplatform.errors import InvalidParameter
+from globalplatform.scp import Scp, SecurityLevel, security_level
 from tsm_core.gp.getstatus import StatusSubset
 
 
@@ -81,8 +82,13 @@ class DataObject(IntEnum):
     EXTENDED_CARD_RESOURCES = 0xFF21
 
 
+C_MAC_LENGTH = 8
+"""C-MAC bytes appended by SCP02 (GPCS 2.3.1 §E.4.4) and SCP03 in its usual S8 mode (Amd D §6.2.4)."""
+CIPHER_BLOCK: dict[Scp, int] = {Scp.SCP02: 8, Scp.SCP03: 16}
+"""C-DECRYPTION pads to the cipher's block: 3DES for SCP02 (§E.4.6), AES for SCP03 (Amd D §6.2.6)."""
 DEFAULT_BLOCK_SIZE = 239
-"""LOAD/STORE DATA block size: padded to 240 and with an 8-byte MAC it still fits a short Lc (255)."""
+"""LOAD/STORE DATA block size for any channel: padded to 240 and with an 8-byte MAC it still fits a short Lc
+(255); `max_block_size` gives the largest for a known channel."""
 MAX_BLOCK_NUMBER = 0xFF
 PUT_KEY_ID_MAX = 0x7F
 
@@ -105,6 +111,18 @@ def block_number(n: int) -> int:
     if not 0 <= n <= MAX_BLOCK_NUMBER:
         raise InvalidParameter(f"block number {n} exceeds {MAX_BLOCK_NUMBER}")
     return n
+
+
+def max_block_size(level: int, scp: Scp) -> int:
+    """The largest LOAD / STORE DATA block whose protected command still has a short Lc (ISO 7816-4 §5.1): the
+    C-MAC takes 8 bytes, and C-DECRYPTION pads with '80 00..' to a cipher block, always adding at least one
+    byte (GPCS 2.3.1 §E.4.4, §E.4.6; Amd D §6.2.4, §6.2.6). 247 with C-MAC only, 239 with C-DECRYPTION."""
+    protection = security_level(level)
+    room = SHORT_NC_MAX - (C_MAC_LENGTH if protection & SecurityLevel.C_MAC else 0)
+    if not protection & SecurityLevel.C_DECRYPTION:
+        return room
+    block = CIPHER_BLOCK[scp]
+    return room // block * block - 1
 
 
 def split_blocks(data: bytes, block_size: int) -> list[bytes]:

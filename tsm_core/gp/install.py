@@ -43,6 +43,12 @@ NO_PRIVILEGES = Privilege(0)
 BUILDER_EXAMPLES: list[BuilderExample] = []
 
 
+def _ber_lv(value: bytes) -> bytes:
+    """The value after its length in BER form ('81 80' from 128 bytes on): install parameters and tokens
+    (GPCS 2.3.1 §11.5.2.3 Tables 11-43 to 11-47; an RSA-1024 token is 128 bytes)."""
+    return tlv.encode_length(len(value)) + value
+
+
 def _install(p1: InstallFor, data: bytes, more: bool) -> CommandApdu:
     if more:
         p1 |= InstallFor.MORE_COMMANDS
@@ -59,17 +65,31 @@ def install_for_load(
 ) -> CommandApdu:
     """INSTALL [for load] (GPCS 2.3.1 §11.5.2.3.1 Table 11-43); `load_parameters` is encoded TLV ('EF')."""
     data = lv(aid_field(elf_aid)) + lv(aid_field(sd_aid, empty_ok=True))
-    data += lv(load_file_hash) + lv(load_parameters) + lv(token)
+    data += lv(load_file_hash) + _ber_lv(load_parameters) + _ber_lv(token)
     return _install(InstallFor.LOAD, data, False)
 
 
-BUILDER_EXAMPLES.append(
+BUILDER_EXAMPLES += [
     BuilderExample(
         install_for_load,
         {"elf_aid": tlv.h("A0000000620001"), "sd_aid": tlv.h("A000000151000000")},
         ("80E6020014 07A0000000620001 08A000000151000000 000000 00",),
-    )
-)
+    ),
+    BuilderExample(
+        install_for_load,
+        {"elf_aid": tlv.h("A00000030800001000"), "sd_aid": tlv.h("A000000151000000"),
+         "load_parameters": tlv.h("EF04C60268F8")},
+        ("80E602001C 09A00000030800001000 08A000000151000000 00 06EF04C60268F8 00 00",),
+        "GPShell log of OpenFIPS201 (OpenPhysical/Gp4Net, tests/Gp4Net.Tests/TestData/Traces/Raw/"
+        "configure_gpshell_log.txt): non-volatile code minimum 'C6' in the load parameters",
+    ),
+    BuilderExample(
+        install_for_load,
+        {"elf_aid": tlv.h("1983122910DEAE"), "load_file_hash": bytes(range(20))},
+        ("80E6020020 071983122910DEAE 00 14000102030405060708090A0B0C0D0E0F10111213 00 00 00",),
+        "GPCS 2.3.1 §11.5.2.3.1 Table 11-43: a 20-byte (SHA-1) Load File Data Block Hash, no SD AID",
+    ),
+]
 
 
 def install_for_install(
@@ -90,7 +110,7 @@ def install_for_install(
     """
     p1 = InstallFor.INSTALL | (InstallFor.MAKE_SELECTABLE if make_selectable else InstallFor(0))
     data = lv(aid_field(elf_aid)) + lv(aid_field(module_aid)) + lv(aid_field(application_aid))
-    data += lv(privileges.encode(short=privileges.fits_byte1)) + lv(parameters) + lv(token)
+    data += lv(privileges.encode(short=privileges.fits_byte1)) + _ber_lv(parameters) + _ber_lv(token)
     return _install(p1, data, more)
 
 
@@ -112,7 +132,7 @@ def install_for_make_selectable(
 ) -> CommandApdu:
     """INSTALL [for make selectable] (GPCS 2.3.1 §11.5.2.3.3 Table 11-45)."""
     data = b"\x00\x00" + lv(aid_field(application_aid)) + lv(privileges.encode(short=privileges.fits_byte1))
-    data += lv(b"") + lv(token)
+    data += lv(b"") + _ber_lv(token)
     return _install(InstallFor.MAKE_SELECTABLE, data, False)
 
 
@@ -145,7 +165,7 @@ def install_for_extradition(
 ) -> CommandApdu:
     """INSTALL [for extradition] (GPCS 2.3.1 §11.5.2.3.4 Table 11-46): associate an app with another SD."""
     data = lv(aid_field(sd_aid)) + b"\x00" + lv(aid_field(application_aid)) + b"\x00"
-    data += lv(parameters) + lv(token)
+    data += _ber_lv(parameters) + _ber_lv(token)
     return _install(InstallFor.EXTRADITION, data, False)
 
 
@@ -161,8 +181,10 @@ BUILDER_EXAMPLES.append(
 def load_commands(
     load_file: bytes, *, dap_blocks: Sequence[bytes] = (), block_size: int = DEFAULT_BLOCK_SIZE
 ) -> list[CommandApdu]:
-    """LOAD (GPCS 2.3.1 §11.6): DAP blocks ('E2', encoded) then 'C4' + Load File Data Block, cut into
-    blocks numbered from 0; P1 '80' on the last."""
+    """LOAD (GPCS 2.3.1 §11.6): the DAP blocks ('E2', encoded, Table 11-58) then 'C4' with its BER length and
+    the Load File Data Block (`CapFile.load_file_data_block()`), cut into blocks of `block_size` bytes
+    (`commands.max_block_size` for the channel) numbered from 0 in P2; P1 '80' on the last (Table 11-57).
+    At most 256 blocks (P2 is one byte)."""
     payload = b"".join(dap_blocks) + tlv.encode(tlv.LOAD_FILE_DATA_BLOCK_TAG, load_file)
     blocks = split_blocks(payload, block_size)
     return [
@@ -178,10 +200,23 @@ def load_commands(
     ]
 
 
-BUILDER_EXAMPLES.append(
+BUILDER_EXAMPLES += [
     BuilderExample(
         load_commands,
         {"load_file": bytes(range(8)), "block_size": 6},
         ("80E8000006 C4080001020300", "80E8800104 0405060700"),
-    )
-)
+    ),
+    BuilderExample(
+        load_commands,
+        {"load_file": bytes(range(4)), "block_size": 16,
+         "dap_blocks": [tlv.h("E2134F07A0000000030000C3080102030405060708")]},
+        ("80E8000010 E2134F07A0000000030000C308010203 00", "80E880010B 0405060708 C40400010203 00"),
+        "GPCS 2.3.1 §11.6.2.3 Table 11-58: a DAP block before the Load File Data Block, in the first block",
+    ),
+    BuilderExample(
+        load_commands,
+        {"load_file": bytes(range(128)), "block_size": 0x60},
+        ("80E8000060 C48180" + bytes(range(93)).hex() + " 00", "80E8800123 " + bytes(range(93, 128)).hex() + " 00"),
+        "ITU-T X.690 §8.1.3.5: a 128-byte Load File Data Block takes the two-byte length '81 80'",
+    ),
+]

@@ -2,9 +2,10 @@
 
 Job parameters are JSON (no secrets: key-service labels, AIDs, versions). The plan of each kind:
 
-- `create-ssd`: `ssd` (INSTALL the SSD through the ISD), `ssd-keys` (PUT KEY the SP's keys over a channel
-  opened with the SSD's initial keys).
-- `install-app`: `ssd` and `ssd-keys` when the SP has no SSD on the SE yet, then `load`, `install`, `extradite`
+- `create-ssd`: `dm-keys` (Delegated Management only: the ISD gets the issuer's token and receipt keys),
+  `ssd` (INSTALL the SSD through the ISD), `ssd-keys` (PUT KEY the SP's keys over a channel opened with the
+  SSD's initial keys).
+- `install-app`: those steps when the SP has no SSD on the SE yet, then `load`, `install`, `extradite`
   (issuer-centric mode only: the ISD installs, the app is handed to the SSD), `personalize` (when the app has a
   personalization profile), `activate`.
 - `rotate-keys`: `put-key` (a new key version for the ISD or an SSD).
@@ -38,6 +39,12 @@ class JobParams:
     source_key: str = ""
     """`put-key`: the key-service label the new keys come from (a KMC, diversified per SE)."""
     diversification: str = ""
+    token_key: str = ""
+    """Delegated Management: the issuer's RSA token key pair (its public half is the ISD's key version 70)."""
+    receipt_key: str = ""
+    """Delegated Management: the issuer's receipt key (the ISD's key version 71)."""
+    dap_key: str = ""
+    """The SP's DAP key, when it has one: its SSD verifies a DAP on every load (key version 73, GPCS §C.2)."""
     nv_quota: int | None = None
     volatile_quota: int | None = None
 
@@ -52,14 +59,19 @@ class JobParams:
             raise InvalidRequest(f"job parameters do not parse: {exc}") from None
 
 
+def ssd_steps(mode: str) -> list[str]:
+    """The steps that make an SSD in GP `mode`."""
+    return ["dm-keys", *SSD_STEPS] if mode == "dm" else list(SSD_STEPS)
+
+
 def steps_for(kind: str, *, new_ssd: bool = False, mode: str = "", perso: bool = False) -> list[str]:
     """The step names of a job of `kind`, in order."""
     if kind == "create-ssd":
-        return list(SSD_STEPS)
+        return ssd_steps(mode)
     if kind == "rotate-keys":
         return ["put-key"]
     if kind == "install-app":
-        steps = [*(SSD_STEPS if new_ssd else ()), "load", "install"]
+        steps = [*(ssd_steps(mode) if new_ssd else ()), "load", "install"]
         if mode == "cm":
             steps.append("extradite")
         if perso:

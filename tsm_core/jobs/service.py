@@ -9,6 +9,7 @@ first SSD is created unless one is already active.
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Final
 
 from sqlalchemy import func, select
@@ -28,9 +29,11 @@ from tsm_core.jobs.plan import JobParams, steps_for
 from tsm_core.jobs.steps import DoesNotFit, fits
 from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
-from tsm_core.registry.models import ServiceInstance, Tenant
+from tsm_core.registry.models import SdKeySet, SecurityDomain, ServiceInstance, Tenant
 from tsm_core.registry.views import SeView
 
+DAP_VERIFICATION_BIT: Final = 0x40
+"""Privilege byte 1 b7: the SD verifies a DAP on loads (GPCS 2.3.1 §11.1.2)."""
 SSD_KVN: Final = 0x01
 """The key version of an SP's keys in its SSD."""
 ISSUER_OWNER: Final = "issuer"
@@ -68,13 +71,22 @@ def sp_master_key(tsm: Tsm, sp: str, scp: int) -> str:
     return label
 
 
+def sp_dap_key(tsm: Tsm, sp: str, scp: int) -> str:
+    """The label of the SP's active DAP key for the SCP's algorithm (owner `sp:NAME`, usage DAP_KEY), or ""."""
+    algorithm, _ = ALGORITHM[scp]
+    found = [k for k in tsm.keys.keys.list_keys(KeyUsage.DAP_KEY, f"sp:{sp}")
+             if k.state == KeyState.ACTIVE.value and k.algorithm == algorithm.value and k.signed]
+    return found[-1].label if found else ""
+
+
 def issuer_master_key(tsm: Tsm, scp: int) -> str:
     """The label of the issuer's active KMC for the SCP's algorithm (owner `issuer`)."""
     found = _active_master(tsm, ISSUER_OWNER, scp)
     if found is None:
         algorithm, length = ALGORITHM[scp]
-        raise NotFound(f"the issuer has no active {algorithm.value} KMC: tsm keys generate --usage KMC "
-                       f"--owner issuer --algorithm {algorithm.value} --length {length}, then activate it")
+        raise NotFound(f"the issuer has no active {algorithm.value} KMC: tsm keys generate --label LABEL --type "
+                       f"{algorithm.value} --length {length} --usage KMC --owner issuer, then tsm keys state LABEL "
+                       "active")
     return found.label
 
 
@@ -105,7 +117,8 @@ def _create(tsm: Tsm, kind: str, se_id: str, params: JobParams, steps: list[str]
     return job_id
 
 
-def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> JobParams:
+def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None, nv_quota: int | None = None,
+                volatile_quota: int | None = None) -> JobParams:
     tenant = _sp(tsm, sp)
     ssd_aid = (aid or default_ssd_aid(tenant.id)).upper()
     if any(d.aid == ssd_aid for d in se.domains):
@@ -113,19 +126,43 @@ def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None) -> Jo
     if not se.profile.initial_ssd_key:
         raise Conflict(f"SE profile {se.profile.name} names no initial SSD key: tsm se profile "
                        f"{se.profile.name} --initial-ssd-key LABEL")
-    return JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN, sp_key=sp_master_key(tsm, sp, se.profile.scp),
-                     diversification=DIVERSIFICATION[se.profile.scp])
+    fits(se, nv_quota or 0)
+    params = JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN,
+                       sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp],
+                       dap_key=sp_dap_key(tsm, sp, se.profile.scp), nv_quota=nv_quota, volatile_quota=volatile_quota)
+    return _with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
 
 
-def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None) -> str:
-    """A job creating SP `sp`'s SSD on the SE in GP `mode` and putting the SP's keys in it."""
+def _issuer_key(tsm: Tsm, usage: KeyUsage, algorithm: KeyAlgorithm, hint: str) -> str:
+    found = [k for k in tsm.keys.keys.list_keys(usage, ISSUER_OWNER)
+             if k.state == KeyState.ACTIVE.value and k.algorithm == algorithm.value and k.signed]
+    if not found:
+        raise NotFound(f"Delegated Management needs the issuer's active {hint}")
+    return found[-1].label
+
+
+def _with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
+    """The issuer's token key pair and receipt key (for the ISD's key versions 70 and 71, GPCS 2.3.1 §C.4-C.5)."""
+    receipt_algorithm, length = ALGORITHM[scp]
+    token = _issuer_key(tsm, KeyUsage.TOKEN_KEY, KeyAlgorithm.RSA,
+                        "RSA token key: tsm keys generate --label LABEL --type rsa --length 1024 --usage TOKEN_KEY "
+                        "--owner issuer, then activate it")
+    receipt = _issuer_key(tsm, KeyUsage.RECEIPT_KEY, receipt_algorithm,
+                          f"receipt key: tsm keys generate --label LABEL --type {receipt_algorithm.value} --length "
+                          f"{length} --usage RECEIPT_KEY --owner issuer --exportable, then activate it")
+    return replace(params, token_key=token, receipt_key=receipt)
+
+
+def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None, *, nv_quota: int | None = None,
+               volatile_quota: int | None = None) -> str:
+    """A job creating SP `sp`'s SSD on the SE in GP `mode` (with memory quotas) and putting the SP's keys in it."""
     if mode not in registry.SD_MODES:
         raise InvalidRequest(f"GP mode {mode!r} is not one of {', '.join(registry.SD_MODES)}")
     se = registry.show(tsm, se_id)
     if se.domain_of(sp) is not None:
         raise Conflict(f"SP {sp} already has a security domain on SE {se_id}")
-    params = _ssd_params(tsm, se, sp, mode, aid)
-    return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd"))
+    params = _ssd_params(tsm, se, sp, mode, aid, nv_quota, volatile_quota)
+    return _create(tsm, "create-ssd", se_id, params, steps_for("create-ssd", mode=mode))
 
 
 def _check_target(app: AppView, se: SeView) -> None:
@@ -169,8 +206,12 @@ def order(tsm: Tsm, se_id: str, app_id: str) -> str:
         keys = domain.active_key_set
         if keys is None:
             raise Conflict(f"the SSD {domain.aid} of {app.sp} on SE {se_id} has no key set in the registry")
+        dap = sp_dap_key(tsm, app.sp, se.profile.scp) if domain.privileges and \
+            int(domain.privileges, 16) >> 16 & DAP_VERIFICATION_BIT else ""
         params = JobParams(sp=app.sp, mode=domain.mode, ssd_aid=domain.aid, kvn=keys.kvn, sp_key=keys.keys[0],
-                           diversification=keys.diversification)
+                           diversification=keys.diversification, dap_key=dap)
+        if domain.mode == "dm":
+            params = _with_dm_keys(tsm, params, se.profile.scp)
     steps = steps_for("install-app", new_ssd=domain is None, mode=params.mode, perso=bool(app.perso))
     return _create(tsm, "install-app", se_id, params, steps, app_id)
 
@@ -192,6 +233,41 @@ def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) ->
         sp_master_key(tsm, domain.sp, se.profile.scp)
     params = JobParams(sd_aid=aid, kvn=to_kvn, source_key=source, diversification=DIVERSIFICATION[se.profile.scp])
     return _create(tsm, "rotate-keys", se_id, params, steps_for("rotate-keys"))
+
+
+def rollout(tsm: Tsm, to_kvn: int, *, sp: str | None = None, limit: int = 100_000) -> list[str]:
+    """Rotation jobs to key version `to_kvn` for every SE whose ISD (or `sp`'s SSD) uses another one and has no
+    rotation job pending; returns their ids (run them, or queue them for the workers)."""
+    query = (select(SecurityDomain.se_id).join(SdKeySet, SdKeySet.sd_id == SecurityDomain.id)
+             .where(SdKeySet.active.is_(True), SdKeySet.kvn != to_kvn).order_by(SecurityDomain.se_id).limit(limit))
+    with tsm.sessions() as db:
+        if sp is None:
+            query = query.where(SecurityDomain.mode == "isd")
+        else:
+            query = query.where(SecurityDomain.sp_id == registry.tenant_row(db, sp, "sp").id)
+        pending = set(db.execute(select(Job.se_id).where(Job.kind == "rotate-keys",
+                                                         Job.state.in_(("pending", "running", "in_error"))))
+                      .scalars())
+        targets = [se_id for se_id in db.execute(query).scalars() if se_id not in pending]
+    created = []
+    for se_id in targets:
+        se = registry.show(tsm, se_id)
+        domain = se.isd if sp is None else se.domain_of(sp)
+        if domain is not None:
+            created.append(rotate_keys(tsm, se_id, to_kvn, domain.aid))
+    return created
+
+
+def key_versions(tsm: Tsm, sp: str | None = None) -> dict[int, int]:
+    """How many SEs use each key version in their ISD (or `sp`'s SSD): which SE has which, in the registry."""
+    query = (select(SdKeySet.kvn, func.count()).join(SecurityDomain, SdKeySet.sd_id == SecurityDomain.id)
+             .where(SdKeySet.active.is_(True)).group_by(SdKeySet.kvn).order_by(SdKeySet.kvn))
+    with tsm.sessions() as db:
+        if sp is None:
+            query = query.where(SecurityDomain.mode == "isd")
+        else:
+            query = query.where(SecurityDomain.sp_id == registry.tenant_row(db, sp, "sp").id)
+        return {kvn: count for kvn, count in db.execute(query).tuples()}
 
 
 def show(tsm: Tsm, job_id: str, *, apdus: bool = True) -> JobView:

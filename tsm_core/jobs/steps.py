@@ -21,9 +21,11 @@ from enum import Enum
 from typing import Final
 
 from globalplatform import keyinfo, sw, tlv
-from globalplatform.apdu import ResponseApdu
+from globalplatform.apdu import CommandApdu, ResponseApdu
 from globalplatform.dataobjects import parse_card_resources
 from globalplatform.errors import GpError
+from globalplatform.keys import ReservedKvn
+from globalplatform.scp import Scp
 from keyservice.channels import ChannelSession, ChannelSpec, DivMethod
 from keyservice.policy import Purpose
 from tsm_core.catalog.views import AppView
@@ -40,6 +42,7 @@ from tsm_core.registry import service as registry
 from tsm_core.registry.views import KeySetView, SeView
 
 NO_MATCH: Final = 0x6A88
+WRONG_P1P2: Final = 0x6A86
 APP_SPECIFIC: Final = 0x78
 """Application life-cycle bits b7..b4: states the application sets itself, e.g. PERSONALIZED (§5.3.1.3)."""
 SELECTABLE: Final = 0x07
@@ -91,6 +94,8 @@ class StepContext:
     """(DGI, value, encrypted) of the personalization in the app profile's order; a sensitive value not given
     for this run is None."""
     channel_for: tuple[str, str] = ("", "")
+    tlv_status: bool = True
+    """GET STATUS in the TLV format, until the card refuses it."""
     progress: int = 0
     """Commands of the running step the card acknowledged that changed it (a non-repeatable step with none
     can run again)."""
@@ -141,17 +146,28 @@ class StepContext:
     # ---- the card's registry -----------------------------------------------------------------------------------
 
     def status(self, subset: StatusSubset, aid: str) -> StatusEntry | None:
-        """The Registry entry with exactly this AID, over the open channel (GET STATUS, search by AID)."""
+        """The Registry entry with exactly this AID, over the open channel (GET STATUS, search by AID); the
+        legacy format (P2 '00') when the card refuses the TLV format (GPCS 2.3.1 §11.4.2.2)."""
         wanted = bytes.fromhex(aid)
-        response = self.link.secure(commands.get_status(subset, aid=wanted))
+        response = self.link.secure(commands.get_status(subset, aid=wanted, tlv_format=self.tlv_status))
+        if response.sw == WRONG_P1P2 and self.tlv_status:
+            self.tlv_status = False
+            return self.status(subset, aid)
         if response.sw == NO_MATCH:
             return None
         data = response.data
         while response.sw == sw.Sw.MORE_DATA:
-            response = self.link.secure(commands.get_status(subset, aid=wanted, next_occurrence=True))
+            response = self.link.secure(commands.get_status(subset, aid=wanted, tlv_format=self.tlv_status,
+                                                            next_occurrence=True))
             data += response.data
         check(response.sw, f"GET STATUS P1 {subset:02X}")
-        return next((e for e in getstatus.parse_tlv(subset, data) if e.aid == wanted), None)
+        parse = getstatus.parse_tlv if self.tlv_status else getstatus.parse_legacy
+        return next((e for e in parse(subset, data) if e.aid == wanted), None)
+
+
+def _block_size(ctx: StepContext) -> int:
+    """The largest LOAD / STORE DATA block the channel's protection leaves room for."""
+    return commands.max_block_size(ctx.link.level, Scp(f"{ctx.se.profile.scp:02X}"))
 
 
 def _ok(response: ResponseApdu, step: str) -> ResponseApdu:
@@ -181,9 +197,10 @@ def run_ssd(ctx: StepContext) -> str:
     p, profile = ctx.params, ctx.se.profile
     ctx.isd()
     params = tlv.encode(0xC9, b"") + _system_parameters(p.nv_quota, p.volatile_quota)
+    privileges = SSD_PRIVILEGES[p.mode] | (Privilege.DAP_VERIFICATION if p.dap_key else Privilege(0))
     command = install.install_for_install(bytes.fromhex(profile.ssd_package_aid),
                                           bytes.fromhex(profile.ssd_module_aid), bytes.fromhex(p.ssd_aid),
-                                          privileges=SSD_PRIVILEGES[p.mode], parameters=params)
+                                          privileges=privileges, parameters=params)
     _ok(ctx.link.secure(command), "INSTALL [for install] of the SSD")
     return f"SSD {p.ssd_aid} installed ({p.mode})"
 
@@ -208,11 +225,16 @@ def _key_versions(ctx: StepContext, aid: str) -> set[int] | None:
         return None
 
 
+def _ssd_key_versions(ctx: StepContext) -> set[int]:
+    """The key versions the SSD must end with: the SP's, and the DAP key's when the SP has one."""
+    return {ctx.params.kvn, *((ReservedKvn.DAP,) if ctx.params.dap_key else ())}
+
+
 def probe_ssd_keys(ctx: StepContext) -> Probe:
     versions = _key_versions(ctx, ctx.params.ssd_aid)
     if versions is None:
         return Probe.UNKNOWN
-    return Probe.PRESENT if ctx.params.kvn in versions else Probe.ABSENT
+    return Probe.PRESENT if _ssd_key_versions(ctx) <= versions else Probe.ABSENT
 
 
 def _put_key(ctx: StepContext, session: ChannelSession, source: ChannelSpec, old_kvn: int, new_kvn: int) -> None:
@@ -224,16 +246,71 @@ def _put_key(ctx: StepContext, session: ChannelSession, source: ChannelSpec, old
 def run_ssd_keys(ctx: StepContext) -> str:
     """PUT KEY of the SP's keys, diversified per SE from its master key, over the initial keys (§11.8)."""
     p = ctx.params
-    session = ctx.channel(p.ssd_aid, ctx.initial_ssd_keys(), Purpose.SE_PERSO)
-    _put_key(ctx, session, ChannelSpec((p.sp_key,), DivMethod(p.diversification)), 0, p.kvn)
-    ctx.link.close_channel()
-    return f"SSD keys KVN {p.kvn:02X} from {p.sp_key}"
+    present = _key_versions(ctx, p.ssd_aid) or set()
+    if p.kvn not in present:
+        session = ctx.channel(p.ssd_aid, ctx.initial_ssd_keys(), Purpose.SE_PERSO)
+        _put_key(ctx, session, ChannelSpec((p.sp_key,), DivMethod(p.diversification)), 0, p.kvn)
+        ctx.link.close_channel()
+    if p.dap_key and ReservedKvn.DAP not in present:  # over the SP's keys: they replaced the initial key set
+        session = ctx.channel(p.ssd_aid, ctx.sp_keys(), Purpose.SE_PERSO)
+        command = session.put_single_key(p.dap_key, ReservedKvn.DAP)
+        session.check_put_key(command, _ok(ctx.link.secure(command.apdu), "PUT KEY 73").data)
+        ctx.link.close_channel()
+    return f"SSD keys KVN {p.kvn:02X} from {p.sp_key}" + (f", DAP key {p.dap_key} (73)" if p.dap_key else "")
 
 
 def after_ssd_keys(ctx: StepContext) -> None:
     p = ctx.params
     registry.record_key_set(ctx.tsm, ctx.se.id, p.ssd_aid, p.kvn, (p.sp_key,), p.diversification,
                             replaces=INITIAL_KVN)
+
+
+# ---- Delegated Management -----------------------------------------------------------------------------------
+
+
+def probe_dm_keys(ctx: StepContext) -> Probe:
+    versions = _key_versions(ctx, ctx.se.profile.isd_aid)
+    if versions is None:
+        return Probe.UNKNOWN
+    return Probe.PRESENT if {ReservedKvn.TOKEN, ReservedKvn.RECEIPT} <= versions else Probe.ABSENT
+
+
+def run_dm_keys(ctx: StepContext) -> str:
+    """PUT KEY of the issuer's token key (public half, key version 70) and receipt key (71) into the ISD
+    (GPCS 2.3.1 §11.8, §C.4, §C.5)."""
+    p = ctx.params
+    versions = _key_versions(ctx, ctx.se.profile.isd_aid) or set()
+    session = ctx.isd()
+    for label, kvn in ((p.token_key, ReservedKvn.TOKEN), (p.receipt_key, ReservedKvn.RECEIPT)):
+        if kvn in versions:
+            continue
+        command = session.put_single_key(label, kvn)
+        response = _ok(ctx.link.secure(command.apdu), f"PUT KEY {kvn:02X}")
+        session.check_put_key(command, response.data)
+    return f"token key {p.token_key} (70), receipt key {p.receipt_key} (71)"
+
+
+def _tokened(ctx: StepContext, build: Callable[[bytes], CommandApdu]) -> CommandApdu:
+    """The command with a Delegated Management token made in the HSM (DM mode), else as built (§C.4.1)."""
+    plain = build(b"")
+    if ctx.params.mode != "dm":
+        return plain
+    signed = (plain.data or b"")[:-1]  # everything before the (empty) token's length byte
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    return build(ctx.tsm.keys.tokens.dm_token(request, ctx.params.token_key, plain.p1, plain.p2, signed))
+
+
+def _receipt(ctx: StepContext, response: ResponseApdu, receipt_data: bytes) -> None:
+    """DM mode: verify the card's receipt (in the HSM) and that its confirmation counter grew (§C.5)."""
+    if ctx.params.mode != "dm":
+        return
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    confirmed = ctx.tsm.keys.tokens.verify_receipt(request, ctx.params.receipt_key, receipt_data, response.data)
+    registry.record_receipt(ctx.tsm, ctx.se.id, confirmed.counter)
+
+
+def _lv(value: bytes) -> bytes:
+    return bytes((len(value),)) + value
 
 
 # ---- key rotation ------------------------------------------------------------------------------------------------
@@ -291,15 +368,27 @@ def run_load(ctx: StepContext) -> str:
     app, p = _app(ctx), ctx.params
     ctx.manager()
     lfdb = ctx.lfdb
-    digest = hashlib.sha256(lfdb).digest() if ctx.se.profile.load_file_hash == "sha256" else b""
+    hashed = ctx.se.profile.load_file_hash == "sha256" or bool(p.dap_key)
+    digest = hashlib.sha256(lfdb).digest() if hashed else b""
+    dap_blocks = [_dap_block(ctx, digest)] if p.dap_key else []
     sd_aid = bytes.fromhex(p.ssd_aid) if p.mode == "cm" else b""
-    command = install.install_for_load(bytes.fromhex(app.load_file.package_aid), sd_aid, load_file_hash=digest,
-                                       load_parameters=_system_parameters(None, None, len(lfdb)))
+    package = bytes.fromhex(app.load_file.package_aid)
+    parameters = _system_parameters(None, None, len(lfdb))
+    command = _tokened(ctx, lambda token: install.install_for_load(package, sd_aid, load_file_hash=digest,
+                                                                   load_parameters=parameters, token=token))
     _ok(ctx.link.secure(command), "INSTALL [for load]")
-    blocks = install.load_commands(lfdb)
+    blocks = install.load_commands(lfdb, dap_blocks=dap_blocks, block_size=_block_size(ctx))
     for block in blocks:
-        _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
+        response = _ok(ctx.link.secure(block), f"LOAD block {block.p2}")
+    _receipt(ctx, response, _lv(package) + _lv(bytes.fromhex(p.ssd_aid)))
     return f"{app.load_file.package_aid} loaded: {len(lfdb)} bytes in {len(blocks)} LOAD commands"
+
+
+def _dap_block(ctx: StepContext, digest: bytes) -> bytes:
+    """'E2' {'4F' SSD AID, 'C3' the SP's DAP over the load file hash, made in the HSM} (GPCS 2.3.1 §11.6.2.3)."""
+    request = ctx.tsm.request(Purpose.SE_MANAGEMENT, ctx.se.id)
+    signature = ctx.tsm.keys.tokens.dap_signature(request, ctx.params.dap_key, digest)
+    return tlv.encode(0xE2, tlv.encode(0x4F, bytes.fromhex(ctx.params.ssd_aid)) + tlv.encode(0xC3, signature))
 
 
 def probe_install(ctx: StepContext) -> Probe:
@@ -326,10 +415,12 @@ def run_install(ctx: StepContext) -> str:
     app = _app(ctx)
     ctx.manager()
     privileges = Privilege.from_bytes(bytes.fromhex(app.privileges)) if app.privileges else Privilege(0)
-    command = install.install_for_install(bytes.fromhex(app.load_file.package_aid), bytes.fromhex(app.module_aid),
-                                          bytes.fromhex(app.instance_aid), privileges=privileges,
-                                          parameters=install_parameters(app))
-    _ok(ctx.link.secure(command), "INSTALL [for install and make selectable]")
+    package, instance = bytes.fromhex(app.load_file.package_aid), bytes.fromhex(app.instance_aid)
+    command = _tokened(ctx, lambda token: install.install_for_install(
+        package, bytes.fromhex(app.module_aid), instance, privileges=privileges, parameters=install_parameters(app),
+        token=token))
+    response = _ok(ctx.link.secure(command), "INSTALL [for install and make selectable]")
+    _receipt(ctx, response, _lv(package) + _lv(instance))
     return f"{app.instance_aid} installed from {app.module_aid}"
 
 
@@ -391,7 +482,7 @@ def run_personalize(ctx: StepContext) -> str:
              for tag, value, encrypted in ctx.perso if value is not None]
     encryption = (storedata.StoreDataP1.APPLICATION_DEPENDENT_ENCRYPTION if any(e for _, _, e in ctx.perso)
                   else storedata.StoreDataP1.NONE)
-    blocks = _blocks(items, commands.DEFAULT_BLOCK_SIZE)
+    blocks = _blocks(items, _block_size(ctx))
     ctx.start()
     for n, block in enumerate(blocks):
         command = storedata.store_data(block, structure=storedata.StoreDataP1.DGI, encryption=encryption,
@@ -432,6 +523,7 @@ class Step:
 
 
 STEPS: Final[dict[str, Step]] = {
+    "dm-keys": Step(probe_dm_keys, run_dm_keys),
     "ssd": Step(probe_ssd, run_ssd, after_ssd),
     "ssd-keys": Step(probe_ssd_keys, run_ssd_keys, after_ssd_keys),
     "put-key": Step(probe_put_key, run_put_key, after_put_key),

@@ -73,6 +73,8 @@ class SecureElement(Base):
     life_cycle: Mapped[str] = mapped_column(String(16), default="")
     free_nv: Mapped[int | None] = mapped_column(Integer, nullable=True)
     free_volatile: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    confirmation_counter: Mapped[int] = mapped_column(Integer, default=-1)
+    """The last confirmation counter of a verified DM receipt (GPCS 2.3.1 §C.5); -1 before the first."""
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

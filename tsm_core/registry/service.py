@@ -418,3 +418,19 @@ def record_key_set(tsm: Tsm, se_id: str, sd_aid: str, kvn: int, keys: Sequence[s
         if sd.mode == "isd":
             se = se_row(db, se_id)
             se.isd_key, se.isd_kvn = " ".join(keys), kvn
+
+
+class ReplayedReceipt(Conflict):
+    """A DM receipt whose confirmation counter is not above the last one this SE gave: a replayed receipt."""
+
+    code = "receipt_replayed"
+
+
+def record_receipt(tsm: Tsm, se_id: str, counter: int) -> None:
+    """A verified receipt's confirmation counter: it must grow with every receipt the card gives (§C.5)."""
+    with tsm.transaction() as db:
+        row = se_row(db, se_id)
+        if counter <= row.confirmation_counter:
+            raise ReplayedReceipt(f"SE {se_id} confirmed with counter {counter:04X}, not above its last "
+                                  f"{row.confirmation_counter:04X}: a replayed receipt")
+        row.confirmation_counter = counter

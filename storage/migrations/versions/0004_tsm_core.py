@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("life_cycle", sa.String(16), nullable=False, server_default=""),
         sa.Column("free_nv", sa.Integer, nullable=True),
         sa.Column("free_volatile", sa.Integer, nullable=True),
+        sa.Column("confirmation_counter", sa.Integer, nullable=False, server_default="-1"),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("kdd", name="uq_tsm_secure_elements_kdd"),
