@@ -3,13 +3,12 @@ keys, the `Tsm` context the service functions take, simulated cards discovered i
 submitted and approved, and what the card itself says (GET STATUS, GET DATA 'E0', the bank applet's own
 commands) to hold the registry against.
 
-The demo CAP files come from `cardsim.capbuild` (the cap-files branch).
+The demo CAP files come from `cardsim.capbuild`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from cardsim.capbuild import demo_cap
@@ -211,9 +210,3 @@ def make_lab(settings: Settings, test_token: bool) -> Lab:
     lab.import_key(VENDOR_ISD, KeyUsage.ISD_KEYSET)
     lab.import_key(VENDOR_SSD, KeyUsage.SSD_KEYSET)
     return lab
-
-
-def write_caps(folder: Path) -> None:
-    """The demo CAP files as `transit.cap` and `bank.cap` in `folder` (what `tsm cardsim cap` writes)."""
-    for name in ("transit", "bank"):
-        (folder / f"{name}.cap").write_bytes(cap(name))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cardsim.state import kdd_from_cplc, make_cplc
-from tests.tsm_core.lab import BANK_INSTANCE, BANK_PAN, BANK_PERSO, TRANSIT_INSTANCE, write_caps
+from tests.tsm_core.lab import BANK_INSTANCE, BANK_PAN, BANK_PERSO, TRANSIT_INSTANCE, cap
 
 TSM = str(Path(sys.executable).with_name("tsm"))
 TEST_KEY = "404142434445464748494A4B4C4D4E4F"
@@ -60,7 +60,8 @@ class Home:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Iterator[Home]:
-    """`tsm init --test-token`, the vendor's keys, a wearable card discovered, two SPs, the demo CAP files."""
+    """`tsm init --test-token`, the vendor's keys, a wearable card discovered, two SPs, the demo CAP files
+    (`tsm cardsim cap`)."""
     path = tmp_path_factory.mktemp("cli")
     made = Home(path, path / "card.json", "")
     made.ok("init", "--test-token")
@@ -71,7 +72,9 @@ def home(tmp_path_factory) -> Iterator[Home]:
                            "vendor-ssd")
     made.ok("sp", "add", "transitco")
     made.ok("sp", "add", "bankco", "--mode", "am")
-    write_caps(path)
+    for name in ("transit", "bank"):
+        assert made.ok("cardsim", "cap", name, "--out", f"{name}.cap")[-1].endswith(f"{name}.cap")
+        assert (path / f"{name}.cap").read_bytes() == cap(name)
     (path / "perso.json").write_text(json.dumps({"8101": "5A08" + BANK_PAN, "8000": bytes(range(16)).hex()}))
     yield made
 
