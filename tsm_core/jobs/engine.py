@@ -18,6 +18,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from keyservice.errors import KeyServiceError
 from tsm_core.catalog import service as catalog
 from tsm_core.context import Tsm, now
 from tsm_core.errors import Conflict, NotFound, TsmCoreError
+from tsm_core.flows.errors import WrongCard
 from tsm_core.jobs.link import CardLink
 from tsm_core.jobs.models import ApduLogEntry, Job, JobStep
 from tsm_core.jobs.plan import JobParams
@@ -50,6 +52,9 @@ STEP_STARTED: Final = "started"
 """A non-repeatable step that sent a command the card may keep (`StepContext.start`): when its probe cannot tell
 what the card holds, a resumed run stops it as unresumable."""
 RESUMABLE_ERRORS: Final = (TsmCoreError, GpError, KeyServiceError)
+DEAD_HOLDER_WAIT: Final = 10.0
+DEAD_HOLDER_POLL: Final = 0.05
+"""Seconds to wait, polling, for the server to drop the lock of a worker process that died."""
 
 
 class SeBusy(Conflict):
@@ -109,10 +114,7 @@ def _se_lock(tsm: Tsm, se_id: str) -> Iterator[bool]:
         return
     conn: Connection = engine.connect()
     try:
-        got = conn.execute(select(func.pg_try_advisory_lock(_lock_key(se_id)))).scalar_one()
-        conn.commit()
-        if not got:
-            raise SeBusy(f"a job for SE {se_id} is running in another worker")
+        _take_advisory_lock(tsm, conn, se_id)
         try:
             yield True
         finally:
@@ -121,6 +123,22 @@ def _se_lock(tsm: Tsm, se_id: str) -> Iterator[bool]:
                 conn.commit()
     finally:
         conn.close()
+
+
+def _take_advisory_lock(tsm: Tsm, conn: Connection, se_id: str) -> None:
+    """The SE's advisory lock, or SeBusy. When the worker the job row names is a process of this host that is
+    gone (kill -9), its server backend may not have noticed yet: wait for it to let go (bounded)."""
+    deadline = time.monotonic() + DEAD_HOLDER_WAIT
+    while True:
+        got = conn.execute(select(func.pg_try_advisory_lock(_lock_key(se_id)))).scalar_one()
+        conn.commit()
+        if got:
+            return
+        with tsm.sessions() as db:
+            holder = db.execute(select(Job.worker).where(Job.running_se == se_id)).scalar_one_or_none()
+        if holder is None or _alive(holder) or time.monotonic() > deadline:
+            raise SeBusy(f"a job for SE {se_id} is running in another worker")
+        time.sleep(DEAD_HOLDER_POLL)
 
 
 def _claim(tsm: Tsm, job_id: str, me: str, locked: bool) -> Job:
@@ -225,7 +243,7 @@ def run(tsm: Tsm, job_id: str, transport: Transport, *, perso: dict[int, bytes] 
             refresh(ctx)
             recorder.finish(DONE)
         except RESUMABLE_ERRORS as exc:
-            if ctx is not None:
+            if ctx is not None and not isinstance(exc, WrongCard):
                 _refresh_after_error(ctx)
             recorder.finish(IN_ERROR, f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
         except BaseException as exc:
@@ -239,7 +257,12 @@ def run(tsm: Tsm, job_id: str, transport: Transport, *, perso: dict[int, bytes] 
 
 
 def _refresh_after_error(ctx: StepContext) -> None:
-    """After a step failed, record what the card now reports, when it still answers."""
+    """After a step failed having sent something, record what the card now reports, when it still answers, over
+    a new channel (the failed one may be out of step with the card)."""
+    if not ctx.link.wire.sent:
+        return  # refused before any command: the card was not touched
+    ctx.link.close_channel()
+    ctx.channel_for = ("", "")
     ctx.link.wire.step = "refresh"
     with suppress(*RESUMABLE_ERRORS):
         refresh(ctx)

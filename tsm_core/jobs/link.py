@@ -46,9 +46,12 @@ class LoggedTransport:
         self.inner = inner
         self.step = ""
         self.entries: list[LoggedApdu] = []
+        self.sent = 0
+        """Commands sent in this run."""
 
     def transmit(self, apdu: bytes) -> bytes:
         start = time.perf_counter_ns()
+        self.sent += 1
         response = self.inner.transmit(apdu)
         micros = (time.perf_counter_ns() - start) // 1000
         lc = apdu[HEADER] if len(apdu) > HEADER + 1 else 0

@@ -267,7 +267,7 @@ def key_versions(tsm: Tsm, sp: str | None = None) -> dict[int, int]:
             query = query.where(SecurityDomain.mode == "isd")
         else:
             query = query.where(SecurityDomain.sp_id == registry.tenant_row(db, sp, "sp").id)
-        return {kvn: count for kvn, count in db.execute(query).tuples()}
+        return {kvn: count for kvn, count in db.execute(query).all()}
 
 
 def show(tsm: Tsm, job_id: str, *, apdus: bool = True) -> JobView:
