@@ -19,7 +19,7 @@ from tests.tsm_core.conftest import GP_TEST_KEY
 from tests.tsm_core.lab import VENDOR_ISD, VENDOR_SSD, Wire, assert_registry_is_card, registry_entries
 from tsm_core.errors import Conflict, InvalidRequest, NotFound
 from tsm_core.jobs import service as jobs
-from tsm_core.jobs.steps import DoesNotFit
+from tsm_core.jobs.stepcontext import DoesNotFit
 from tsm_core.registry import batch
 from tsm_core.registry import service as registry
 

@@ -37,7 +37,8 @@ from tsm_core.flows.errors import WrongCard
 from tsm_core.jobs.link import CardLink
 from tsm_core.jobs.models import ApduLogEntry, Job, JobStep
 from tsm_core.jobs.plan import JobParams
-from tsm_core.jobs.steps import STEPS, Probe, StepContext, Unresumable, refresh
+from tsm_core.jobs.stepcontext import Probe, StepContext, Unresumable, refresh
+from tsm_core.jobs.steps import STEPS
 from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance

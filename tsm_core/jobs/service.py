@@ -26,7 +26,7 @@ from tsm_core.context import Tsm, now
 from tsm_core.errors import Conflict, InvalidRequest, NotFound
 from tsm_core.jobs.models import Job, JobStep
 from tsm_core.jobs.plan import JobParams, steps_for
-from tsm_core.jobs.steps import DoesNotFit, fits
+from tsm_core.jobs.stepcontext import DoesNotFit, fits
 from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import SdKeySet, SecurityDomain, ServiceInstance, Tenant
