@@ -28,8 +28,6 @@ NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 TENANT_KINDS: Final = ("issuer", "sp", "vendor")
 SD_MODES: Final = ("cm", "am", "dm")
 DEVICE_KINDS: Final = ("phone", "wearable", "iot", "card")
-ISSUER: Final = "issuer"
-"""The platform operator's tenant, made on first use."""
 
 
 def check_name(name: str, what: str) -> str:
@@ -80,16 +78,6 @@ def tenant_row(db: Session, name: str, kind: str | None = None) -> Tenant:
     if row is None or (kind is not None and row.kind != kind):
         what = {"sp": "service provider", "vendor": "SE vendor"}.get(kind or "", "tenant")
         raise NotFound(f"no {what} named {name!r} (tsm sp list)")
-    return row
-
-
-def issuer_row(db: Session) -> Tenant:
-    """The issuer's tenant, created on first use."""
-    row = db.execute(select(Tenant).where(Tenant.name == ISSUER)).scalar_one_or_none()
-    if row is None:
-        row = Tenant(kind="issuer", name=ISSUER, sd_mode="cm", created_at=now())
-        db.add(row)
-        db.flush()
     return row
 
 
