@@ -1,4 +1,5 @@
-"""A tiny test-only card (until `cardsim.card.Card` exists): fixed answers, enough to exercise transports.
+"""Test-only cards: a tiny one with fixed answers, enough to exercise transports (`MiniCard`), and a recording
+wire in front of any card (`Recorder`).
 
 INS behaviour (CLA ignored):
 - 'A4' SELECT: '9000'.
@@ -44,3 +45,21 @@ class MiniCard:
         if ins == 0x03:
             return b"\xca\xfe\xba\xbe\x90\x00" if apdu[4:] == b"\x04" else b"\x6c\x04"
         return b"\x6d\x00"
+
+
+class Recorder:
+    """A card behind a recording wire; `answers` replaces the card's answer to some exact C-APDUs."""
+
+    def __init__(self, card, answers: dict[bytes, bytes] | None = None) -> None:
+        self.card, self.answers, self.sent = card, answers or {}, []
+
+    def power_on(self) -> bytes:
+        return self.card.power_on()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.sent.append(apdu)
+        return self.answers.get(apdu) or self.card.transmit(apdu)
+
+    @property
+    def instructions(self) -> list[int]:
+        return [apdu[1] for apdu in self.sent]

@@ -26,6 +26,7 @@ from keyservice.policy import Purpose, Request
 from keyservice.views import NewKey
 from tests.cardsim import gp
 from tests.cardsim.host import Host
+from tests.tsm_core.cards import Recorder
 from tests.tsm_core.conftest import GP_TEST_KEY, READER, wait_for_card, wait_for_removal
 from tsm_core.flows.channel import IsdInfo
 from tsm_core.flows.discover import CardSurvey, SurveySw, Unread, discover
@@ -42,25 +43,6 @@ GET_IIN, GET_CIN = bytes.fromhex("80CA004200"), bytes.fromhex("80CA004500")
 NOT_FOUND = bytes.fromhex("6A88")
 GPPRO_221_CPLC = tlv.h(cplc.CPLC_EXAMPLES[0][0]) + b"\x90\x00"
 """The JCOP 4 card of martinpaljak/GlobalPlatformPro issue #221: its 80CA9F7F answer, as published."""
-
-
-class Wire:
-    """A card behind a recording wire; `answers` replaces the card's answer to some exact C-APDUs (the card never
-    sees them)."""
-
-    def __init__(self, card, answers: dict[bytes, bytes] | None = None) -> None:
-        self.card, self.answers, self.sent = card, answers or {}, []
-
-    def power_on(self) -> bytes:
-        return self.card.power_on()
-
-    def transmit(self, apdu: bytes) -> bytes:
-        self.sent.append(apdu)
-        return self.answers.get(apdu) or self.card.transmit(apdu)
-
-    @property
-    def instructions(self) -> list[int]:
-        return [apdu[1] for apdu in self.sent]
 
 
 @pytest.fixture
@@ -97,7 +79,7 @@ def test_every_profile(keys, profile, label, div, scp, i, kvn, life_cycle):
     sd = card.registry.isd.sd
     counter = sd.sequence_counter
     expected_free = free_memory(card.registry, card.registry.isd_aid)
-    wire = Wire(card)
+    wire = Recorder(card)
     with LocalTransport(wire) as transport:
         survey = discover(transport, opener(keys, label, div))
     assert survey.atr == card.identity.atr
@@ -142,7 +124,7 @@ def test_content_installed_on_the_card_is_listed(keys):
 def test_published_answers_replayed(keys):
     """The CPLC of the JCOP 4 card of GlobalPlatformPro issue #221, and IIN and CIN refused with 6A88 as the Oberthur
     COSMO 8.1 of issue #114 refuses them: the CPLC fields are GlobalPlatformPro's, IIN and CIN absent."""
-    wire = Wire(new_card(None), {GET_CPLC: GPPRO_221_CPLC, GET_IIN: NOT_FOUND, GET_CIN: NOT_FOUND})
+    wire = Recorder(new_card(None), {GET_CPLC: GPPRO_221_CPLC, GET_IIN: NOT_FOUND, GET_CIN: NOT_FOUND})
     with LocalTransport(wire) as transport:
         survey = discover(transport, opener(keys))
     published = cplc.CPLC_EXAMPLES[0][1]
@@ -152,7 +134,7 @@ def test_published_answers_replayed(keys):
 
 
 def test_a_card_that_refuses_ff21_and_cplc(keys):
-    wire = Wire(new_card("scp02-i55"), {GET_CPLC: NOT_FOUND, GET_FF21: NOT_FOUND})
+    wire = Recorder(new_card("scp02-i55"), {GET_CPLC: NOT_FOUND, GET_FF21: NOT_FOUND})
     with LocalTransport(wire) as transport:
         survey = discover(transport, opener(keys, "gp-des"))
     assert survey.cplc is None and survey.resources is None
@@ -164,7 +146,7 @@ def test_a_card_that_refuses_ff21_and_cplc(keys):
 
 def test_garbled_answers_are_recorded_not_raised(keys):
     """A CPLC of 3 bytes and an FF21 without '83', both with 9000: absent, with the parser's reason."""
-    wire = Wire(new_card(None), {GET_CPLC: bytes.fromhex("9F7F030102039000"),
+    wire = Recorder(new_card(None), {GET_CPLC: bytes.fromhex("9F7F030102039000"),
                                  GET_FF21: bytes.fromhex("FF2106810101820101") + b"\x90\x00"})
     with LocalTransport(wire) as transport:
         survey = discover(transport, opener(keys))
@@ -177,7 +159,7 @@ def test_garbled_answers_are_recorded_not_raised(keys):
 def test_ff21_refused_in_clear_is_read_over_the_channel(keys):
     """A card that answers 6982 (security status not satisfied) to FF21 without a secure channel: read again
     wrapped (CLA 84, C-MAC) once authenticated."""
-    wire = Wire(new_card(None), {GET_FF21: bytes.fromhex("6982")})
+    wire = Recorder(new_card(None), {GET_FF21: bytes.fromhex("6982")})
     with LocalTransport(wire) as transport:
         survey = discover(transport, opener(keys))
     assert survey.resources is not None and survey.resources.installed_applications == 0
@@ -189,7 +171,7 @@ def test_ff21_refused_in_clear_is_read_over_the_channel(keys):
 
 
 def test_a_wrong_key_authenticates_nothing(keys):
-    wire = Wire(new_card("scp03-kdf3"))
+    wire = Recorder(new_card("scp03-kdf3"))
     sd = wire.card.registry.isd.sd
     with LocalTransport(wire) as transport, pytest.raises(CardCryptogramMismatch) as caught:
         discover(transport, opener(keys, "kmc-aes"))  # the KMC itself, not diversified with kdf3
@@ -203,7 +185,7 @@ def test_a_wrong_key_authenticates_nothing(keys):
 
 
 def test_an_unknown_level_is_refused_before_the_card_is_touched(keys):
-    wire = Wire(new_card(None))
+    wire = Recorder(new_card(None))
     with LocalTransport(wire) as transport, pytest.raises(InvalidParameter, match="not one of"):
         discover(transport, opener(keys), level=0x02)
     assert wire.sent == []

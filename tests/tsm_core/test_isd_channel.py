@@ -15,6 +15,7 @@ from globalplatform.errors import InvalidParameter
 from keyservice.channels import ChannelSpec
 from keyservice.identity import Caller, CallerKind
 from keyservice.policy import Purpose, Request
+from tests.tsm_core.cards import Recorder
 from tsm_core.flows.channel import IsdInfo, open_isd_channel, select_isd
 from tsm_core.flows.errors import CardCryptogramMismatch, KeyVersionNotFound, SecurityLevelNotAllowed
 from tsm_core.flows.list_content import list_content
@@ -24,24 +25,6 @@ REQUEST = Request(Caller("alice", CallerKind.OFFICER), Purpose.SE_MANAGEMENT, "c
 SELECT_ISD = bytes.fromhex("00A4040000")
 GET_CARD_DATA = bytes.fromhex("80CA006600")
 GET_KEY_INFORMATION = bytes.fromhex("80CA00E000")
-
-
-class Recorder:
-    """A card behind a recording wire; `answers` replaces the card's answer to some exact C-APDUs."""
-
-    def __init__(self, card, answers: dict[bytes, bytes] | None = None) -> None:
-        self.card, self.answers, self.sent = card, answers or {}, []
-
-    def power_on(self) -> bytes:
-        return self.card.power_on()
-
-    def transmit(self, apdu: bytes) -> bytes:
-        self.sent.append(apdu)
-        return self.answers.get(apdu) or self.card.transmit(apdu)
-
-    @property
-    def instructions(self) -> list[int]:
-        return [apdu[1] for apdu in self.sent]
 
 
 class Opener:
