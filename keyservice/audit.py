@@ -193,6 +193,11 @@ class AuditLog:
 
     # ---- the anchor --------------------------------------------------------------------------------------
 
+    def make_anchors(self) -> None:
+        """The HSM objects of the anchor and the checkpoint, at genesis, when the token has none (`tsm init`)."""
+        for application in (ANCHOR_APPLICATION, CHECKPOINT_APPLICATION):
+            self._hsm.make_anchor(application, Anchor(0, GENESIS).encode())
+
     def anchor(self) -> Anchor:
         """The anchor as the HSM holds it."""
         return Anchor.decode(self._hsm.anchor(ANCHOR_APPLICATION))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ from keyservice.strategy import SOFTHSM2, CryptoStep, select
 
 TEST_TOKEN_MARKER: Final = "tsm.test-token"  # noqa: S105 - an object label
 STALE_HANDLE: Final = "CKR_OBJECT_HANDLE_INVALID"
+TRANSIENT_ANCHOR: Final = frozenset({STALE_HANDLE, "CKR_FUNCTION_FAILED"})
+"""What a read or write of the anchor object may meet while another process rewrites it (SoftHSM2 keeps token
+objects in files it rewrites and reloads)."""
+ANCHOR_TRIES: Final = 100
+ANCHOR_PAUSE: Final = 0.002
+"""Up to ≈ 0.2 s of looking again (a reload was measured to take up to ≈ 0.04 s with three writers)."""
 KEY_CLASSES: Final = {ObjectClass.SECRET_KEY: "secret_key", ObjectClass.PRIVATE_KEY: "private_key",
                       ObjectClass.PUBLIC_KEY: "public_key"}
 """The key object classes the key service creates, and their names in `TokenObject.object_class`."""
@@ -293,27 +300,39 @@ class Hsm:
                 self._session.create_object(templates.data_object(label, application))
 
     def anchor(self, application: str) -> str | None:
-        """The value held in the label of the data object named by `application` (audit head anchor).
+        """The value held in the label of the data object named by `application` (audit head anchor); None when
+        the token has no such object.
 
         SoftHSM2 refuses to modify CKA_VALUE of a data object; CKA_LABEL is modifiable and cheap
         (≈ 6,000 updates/s against ≈ 460/s for destroy + create).
         """
-        for attempt in range(2):
-            obj = self._anchor_object(application)
-            if obj is None:
-                return None
+        for attempt in range(ANCHOR_TRIES):
             try:
+                obj = self._anchor_object(application)
+                if obj is None:
+                    if attempt + 1 < ANCHOR_TRIES:
+                        time.sleep(ANCHOR_PAUSE)  # see _transient: a search racing a reload may miss it
+                        continue
+                    return None
                 with self.lock, mapped("read anchor"):
                     return str(obj[Attribute.LABEL])
             except HsmError as exc:
-                self._stale_anchor(application, exc, attempt)
+                self._transient(application, exc, attempt)
         return None  # pragma: no cover - the loop returns or raises
 
-    def set_anchor(self, application: str, value: str) -> None:
-        """Overwrite the anchor value (creating the object on first use)."""
-        for attempt in range(2):
-            obj = self._anchor_object(application)
+    def set_anchor(self, application: str, value: str, *, create: bool = False) -> None:
+        """Overwrite the anchor value. The object is made only with `create` (once, by `tsm init`): a search
+        that misses it while another process rewrites it must never make a second one."""
+        for attempt in range(ANCHOR_TRIES):
             try:
+                obj = self._anchor_object(application)
+                if obj is None and not create:
+                    if attempt + 1 < ANCHOR_TRIES:
+                        time.sleep(ANCHOR_PAUSE)
+                        continue
+                    raise HsmError(f"the token has no {application} object", "CKR_OBJECT_HANDLE_INVALID",
+                                   hint="the audit anchor is made by `tsm init`; a token without it is not this "
+                                        "home's")
                 with self.lock, mapped("write anchor"):
                     if obj is None:
                         self._anchors[application] = self._session.create_object(
@@ -322,13 +341,23 @@ class Hsm:
                         obj[Attribute.LABEL] = value
                 return
             except HsmError as exc:
-                self._stale_anchor(application, exc, attempt)
+                self._transient(application, exc, attempt)
 
-    def _stale_anchor(self, application: str, exc: HsmError, attempt: int) -> None:
-        """SoftHSM2 may give another process's rewritten data object a new handle: look it up once more."""
-        if exc.ckr != STALE_HANDLE or attempt:
+    def make_anchor(self, application: str, value: str) -> bool:
+        """Make the anchor object when the token has none (`tsm init`, one process); True when made."""
+        if self._anchor_object(application) is not None:
+            return False
+        self.set_anchor(application, value, create=True)
+        return True
+
+    def _transient(self, application: str, exc: HsmError, attempt: int) -> None:
+        """SoftHSM2 keeps token objects in files: when another process rewrites the anchor, this one reloads it,
+        and meanwhile its handle may be invalid, a read may fail or a search may miss it. Look again, a bounded
+        number of times; any other error, or one that lasts, is raised."""
+        if exc.ckr not in TRANSIENT_ANCHOR or attempt + 1 >= ANCHOR_TRIES:
             raise exc
         self._anchors.pop(application, None)
+        time.sleep(ANCHOR_PAUSE)
 
     def _anchor_object(self, application: str) -> Any:
         cached = self._anchors.get(application)

@@ -117,6 +117,7 @@ class KeyService:
         one), and create the HSM-resident audit key on first start (its creation is the chain's first record).
         """
         core = self._open_core()
+        core.audit.make_anchors()
         marked = core.hsm.has_marker(TEST_TOKEN_MARKER)
         if test_token and not marked:
             if core.hsm.objects():
