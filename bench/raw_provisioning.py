@@ -158,7 +158,7 @@ def provision(card: Card, dialog: Dialog, sensitive_value: bytes) -> None:
     sp_keys = [kdf3(d.sp_master, kdd, k) for k in (1, 2, 3)]
     key_data = bytes([d.sp_kvn]) + b"".join(bytes([AES_KEY, 1 + BLOCK, BLOCK]) + _cbc(d.initial_ssd_key, key)
                                              + b"\x03" + _kcv(key) for key in sp_keys)
-    answer = host.send(Command(b"\x80\xd8\x00\x81", key_data))
+    answer = host.send(Command(b"\x80\xd8\x00\x81", key_data, False))  # no Le, as the key service builds it
     if not hmac.compare_digest(answer, bytes([d.sp_kvn]) + b"".join(_kcv(k) for k in sp_keys)):
         raise Refused("PUT KEY answered other key check values")
     host.open(d.isd_aid, d.isd_kvn, d.isd_key)
