@@ -79,7 +79,7 @@ from tsm_core.gp import commands, install, storedata
 from tsm_core.gp.getstatus import Privilege
 from tsm_core.jobs import engine, queue
 from tsm_core.jobs import service as jobs
-from tsm_core.jobs.steps import install_parameters
+from tsm_core.jobs.content import install_parameters
 from tsm_core.jobs.views import JobView
 from tsm_core.registry import discovery
 from tsm_core.registry import service as registry
