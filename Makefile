@@ -49,6 +49,7 @@ bench: venv
 	$(PY) bench/gp_sessions.py
 	$(PY) bench/audited_open.py --processes 2
 	$(PY) bench/transport.py
+	$(PY) bench/provisioning.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

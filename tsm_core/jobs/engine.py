@@ -42,6 +42,7 @@ from tsm_core.jobs.steps import STEPS
 from tsm_core.jobs.views import JobView, job_view
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance
+from tsm_core.registry.views import SeView
 from tsm_core.transport.base import Transport
 from tsm_core.transport.errors import TransportError
 
@@ -202,9 +203,8 @@ class _Recorder:
                                     micros=e.micros, at=e.at) for e in entries)
 
 
-def _context(tsm: Tsm, job: Job, link: CardLink, given: dict[int, bytes]) -> StepContext:
+def _context(tsm: Tsm, job: Job, se: SeView, link: CardLink, given: dict[int, bytes]) -> StepContext:
     params = JobParams.loads(job.params)
-    se = registry.show(tsm, job.se_id)
     app = catalog.app(tsm, job.app_id) if job.app_id else None
     lfdb = catalog.load_file_data(tsm, app.load_file.id) if app is not None else b""
     perso: list[tuple[int, bytes | None, bool]] = []
@@ -238,7 +238,7 @@ def run(tsm: Tsm, job_id: str, transport: Transport, *, perso: dict[int, bytes] 
         recorder = _Recorder(tsm, job_id, link)
         ctx: StepContext | None = None
         try:
-            ctx = _context(tsm, job, link, perso or {})
+            ctx = _context(tsm, job, se, link, perso or {})
             _run_steps(ctx, recorder, _steps(tsm, job_id))
             link.wire.step = "refresh"
             refresh(ctx)
@@ -307,7 +307,8 @@ def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> N
             action.after(ctx)
         recorder.step(step, "done", detail)
         _advance(ctx, step.name)
-        ctx.se = registry.show(ctx.tsm, ctx.se.id)
+        if action.after is not None:
+            ctx.se = registry.show(ctx.tsm, ctx.se.id)  # only `after` changes what the registry says of the SE
 
 
 def _advance(ctx: StepContext, step: str) -> None:

@@ -24,12 +24,16 @@ from tsm_core.context import Tsm
 from tsm_core.errors import InvalidRequest
 from tsm_core.jobs import engine
 from tsm_core.jobs import service as jobs
+from tsm_core.jobs.views import JobView
 from tsm_core.transport.base import Transport
 
 TASK: Final = "tsm.run_job"
 QUEUE: Final = "provisioning"
 CardOpener = Callable[[str], AbstractContextManager[Transport]]
 """SE id -> a transport to that SE for the duration of one job."""
+PersoSource = Callable[[JobView], dict[int, bytes] | None]
+"""A job -> the sensitive DGIs of its card's personalization (`DGI!` in the app's profile), e.g. from the SP's data
+preparation; given to `engine.run` for that run only, never stored."""
 
 
 def conninfo(database_url: str) -> str:
@@ -55,13 +59,14 @@ def enqueue(app: App, tsm: Tsm, job_id: str) -> int:
         return app.configure_task(TASK, queue=QUEUE, lock=view.se_id, queueing_lock=job_id).defer(job_id=job_id)
 
 
-def bind(app: App, context: Callable[[], Tsm], cards: CardOpener) -> None:
-    """Make this process's task run jobs: `context` gives the TSM context (the worker's service identity)."""
+def bind(app: App, context: Callable[[], Tsm], cards: CardOpener, perso: PersoSource | None = None) -> None:
+    """Make this process's task run jobs: `context` gives the TSM context (the worker's service identity), `perso`
+    the sensitive DGIs of a job's card (none without it: a job that needs them ends IN_ERROR and says which)."""
 
     def run_job(job_id: str) -> None:
         tsm = context()
-        se_id = jobs.show(tsm, job_id, apdus=False).se_id
-        with cards(se_id) as transport:
-            engine.run(tsm, job_id, transport)
+        view = jobs.show(tsm, job_id, apdus=False)
+        with cards(view.se_id) as transport:
+            engine.run(tsm, job_id, transport, perso=perso(view) if perso is not None else None)
 
     app.task(name=TASK, queue=QUEUE)(run_job)
