@@ -141,8 +141,8 @@ def check_personalize(ctx: StepContext) -> None:
     """Every DGI is at hand (the sensitive ones are given per run)."""
     missing = [f"{tag:04X}" for tag, value, _ in ctx.perso if value is None]
     if missing:
-        raise InvalidRequest(f"app {app_of(ctx).id} needs this card's DGI(s) {', '.join(missing)}: give them with "
-                             "--perso FILE (they are never stored)")
+        raise InvalidRequest(f"app {app_of(ctx).id} needs this card's DGI(s) {', '.join(missing)}: give them to the "
+                             "run (tsm job run JOB --perso FILE; they are never stored)")
 
 
 def run_personalize(ctx: StepContext) -> str:

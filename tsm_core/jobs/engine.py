@@ -286,6 +286,7 @@ def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> N
         if probe is Probe.PRESENT:
             if action.after is not None:
                 action.after(ctx)
+                ctx.se = registry.show(ctx.tsm, ctx.se.id)
             recorder.step(step, "present", "the card already shows it")
             _advance(ctx, step.name)
             continue
