@@ -8,7 +8,7 @@ from pkcs11.mechanisms import KeyType, Mechanism
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice import templates
-from keyservice.errors import HsmLoginFailed, HsmOperationRefused, HsmUnavailable, KeyExists, KeyNotFound
+from keyservice.errors import HsmError, HsmLoginFailed, HsmOperationRefused, HsmUnavailable, KeyExists, KeyNotFound
 from keyservice.hsm import Hsm
 from keyservice.inventory import CAPABILITIES, KeyUsage
 from tests.conftest import MODULE, new_token
@@ -90,6 +90,8 @@ def test_handles_are_cached_and_forgotten(hsm):
 
 def test_anchor_roundtrip(hsm):
     assert hsm.anchor("tests.anchor") is None
-    hsm.set_anchor("tests.anchor", "1:ab")
+    with pytest.raises(HsmError, match="tsm init"):  # only made once, by `tsm init`
+        hsm.set_anchor("tests.anchor", "1:ab")
+    assert hsm.make_anchor("tests.anchor", "1:ab") and not hsm.make_anchor("tests.anchor", "0:00")
     hsm.set_anchor("tests.anchor", "2:cd")
     assert hsm.anchor("tests.anchor") == "2:cd"
