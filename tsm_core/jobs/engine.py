@@ -27,6 +27,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection, CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from globalplatform.errors import GpError
 from keyservice.errors import KeyServiceError
@@ -185,22 +186,29 @@ class _Recorder:
     job_id: str
     link: CardLink
 
-    def step(self, step: JobStep, state: str, detail: str) -> None:
-        entries = self.link.wire.take()
+    def step(self, step: JobStep, state: str, detail: str, ctx: StepContext | None = None) -> None:
+        """The step's outcome and APDU log, and (with `ctx`, for a step the card confirmed) the service
+        instance's new state, in one transaction."""
+        service = SERVICE_STATE.get(step.name) if ctx is not None and ctx.app is not None else None
         with self.tsm.transaction() as db:
             db.execute(update(JobStep).where(JobStep.id == step.id)
                        .values(state=state, detail=detail[:1000], finished_at=now()))
-            db.add_all(ApduLogEntry(job_id=self.job_id, step=e.step, header=e.header, lc=e.lc, sw=e.sw,
-                                    micros=e.micros, at=e.at) for e in entries)
+            self._log(db)
+            if service is not None and ctx is not None and ctx.app is not None:
+                db.execute(update(ServiceInstance).where(ServiceInstance.se_id == ctx.se.id,
+                                                         ServiceInstance.app_id == ctx.app.id)
+                           .values(state=service, updated_at=now()))
         step.state = state
 
     def finish(self, state: str, error: str = "") -> None:
-        entries = self.link.wire.take()
         with self.tsm.transaction() as db:
             db.execute(update(Job).where(Job.id == self.job_id)
                        .values(state=state, error=error[:2000], running_se=None, finished_at=now()))
-            db.add_all(ApduLogEntry(job_id=self.job_id, step=e.step, header=e.header, lc=e.lc, sw=e.sw,
-                                    micros=e.micros, at=e.at) for e in entries)
+            self._log(db)
+
+    def _log(self, db: Session) -> None:
+        db.add_all(ApduLogEntry(job_id=self.job_id, step=e.step, header=e.header, lc=e.lc, sw=e.sw,
+                                micros=e.micros, at=e.at) for e in self.link.wire.take())
 
 
 def _context(tsm: Tsm, job: Job, se: SeView, link: CardLink, given: dict[int, bytes]) -> StepContext:
@@ -287,8 +295,7 @@ def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> N
             if action.after is not None:
                 action.after(ctx)
                 ctx.se = registry.show(ctx.tsm, ctx.se.id)
-            recorder.step(step, "present", "the card already shows it")
-            _advance(ctx, step.name)
+            recorder.step(step, "present", "the card already shows it", ctx)
             continue
         if probe is Probe.UNKNOWN and step.state == STEP_STARTED and not action.repeatable:
             raise Unresumable(f"step {step.name} was interrupted and the card cannot tell whether it completed; "
@@ -306,17 +313,6 @@ def _run_steps(ctx: StepContext, recorder: _Recorder, steps: list[JobStep]) -> N
             ctx.start = _nothing
         if action.after is not None:
             action.after(ctx)
-        recorder.step(step, "done", detail)
-        _advance(ctx, step.name)
+        recorder.step(step, "done", detail, ctx)
         if action.after is not None:
             ctx.se = registry.show(ctx.tsm, ctx.se.id)  # only `after` changes what the registry says of the SE
-
-
-def _advance(ctx: StepContext, step: str) -> None:
-    state = SERVICE_STATE.get(step)
-    if state is not None and ctx.app is not None:
-        with ctx.tsm.transaction() as db:
-            db.execute(update(ServiceInstance).where(ServiceInstance.se_id == ctx.se.id,
-                                                     ServiceInstance.app_id == ctx.app.id)
-                       .values(state=state, updated_at=now()))
-
