@@ -53,6 +53,9 @@ class App(Base):
     perso: Mapped[str] = mapped_column(Text, default="")
     """Personalization profile, space-separated: `DGI=hex` (a value every instance gets) or `DGI!` (a sensitive
     value given per card when its job runs, encrypted by the key service, never stored)."""
+    app_key: Mapped[str] = mapped_column(String(128), default="")
+    """Key-service label of the app's master key (usage APP_KEY, owner `sp:NAME`) when its profile has `DGI@key`
+    items or it is a purse: each SE gets a key diversified from it."""
     review: Mapped[str] = mapped_column(String(16), default="pending")
     """pending, approved or rejected."""
     review_reason: Mapped[str] = mapped_column(Text, default="")

@@ -25,10 +25,12 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32))
     se_id: Mapped[str] = mapped_column(ForeignKey("tsm_secure_elements.id"), index=True)
     app_id: Mapped[str | None] = mapped_column(ForeignKey("tsm_apps.id"), nullable=True)
+    service_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    """The service instance the job acts on (life-cycle jobs)."""
     params: Mapped[str] = mapped_column(Text, default="{}")
     """JSON parameters of the plan (target KVN, SD mode, ...)."""
     state: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending, running, done or in_error."""
+    """pending, running, done, in_error, or waiting (queued for the device's next contact)."""
     running_se: Mapped[str | None] = mapped_column(String(32), nullable=True)
     """The SE id while the job runs (unique: one running job per SE), else NULL."""
     worker: Mapped[str] = mapped_column(String(64), default="")

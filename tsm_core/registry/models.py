@@ -134,15 +134,36 @@ class CardEntry(Base):
 
 
 class ServiceInstance(Base):
-    """An application instance on one SE, as the TSM ordered and made it (issue: service life cycle)."""
+    """An application instance on one SE, as ordered, made and lived (docs/lifecycle.md).
+
+    `live` is True until the instance is deleted, then NULL: (SE, app, live) is unique, so an SE holds one live
+    instance of an app and may hold it again after a deletion.
+    """
 
     __tablename__ = "tsm_service_instances"
-    __table_args__ = (UniqueConstraint("se_id", "app_id"),)
+    __table_args__ = (UniqueConstraint("se_id", "app_id", "live", name="uq_tsm_service_instances_live"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     se_id: Mapped[str] = mapped_column(ForeignKey("tsm_secure_elements.id"), index=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("tsm_apps.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="ordered")
-    """ordered, installed, personalized, active (the service life cycle adds the rest)."""
+    """ordered, installed, personalized, active, locked_lost, suspended, migrating, in_error, deleted."""
+    live: Mapped[bool | None] = mapped_column(nullable=True, default=True)
+    card_locked: Mapped[bool] = mapped_column(default=False)
+    """The card shows the application LOCKED (GPCS 2.3.1 §5.3.1.4), as the TSM last made or saw it."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """Why the service is in its state (the error of an IN_ERROR job, who reported it lost)."""
+    seen: Mapped[str] = mapped_column(Text, default="")
+    """What the card was last seen to hold for this instance (life cycle, associated SD), or that it is gone."""
+    card_number: Mapped[str] = mapped_column(String(32), default="")
+    """The card number masked (all but the last four digits); the number itself only sealed."""
+    card_number_sealed: Mapped[str] = mapped_column(Text, default="")
+    """The card number sealed by the key service's data key (AES-GCM, bound to this id), hex; "" when none."""
+    balance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Backup of a purse: its balance (minor units) and top-up counter as last read from the card."""
+    purse_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    backed_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_id: Mapped[str] = mapped_column(String(32), default="")
+    """The instance this one replaces (device change, re-issue)."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

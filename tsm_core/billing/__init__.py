@@ -1,0 +1,1 @@
+"""Metering and billing per service provider: events, tariffs, monthly usage reports."""
