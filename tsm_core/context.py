@@ -18,15 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from keyservice.identity import Caller
 from keyservice.policy import Purpose, Request
 from keyservice.service import KeyService
+from tsm_core.tenancy import ISSUER, Scope
 
 
 @dataclass(frozen=True)
 class Tsm:
-    """The database sessions, the unsealed key service, and the caller on whose behalf the TSM acts."""
+    """The database sessions, the unsealed key service, the caller on whose behalf the TSM acts and the tenancy
+    it acts for (tsm_core/tenancy.py)."""
 
     sessions: sessionmaker[Session]
     keys: KeyService
     caller: Caller
+    scope: Scope = ISSUER
 
     def request(self, purpose: Purpose, target: str) -> Request:
         """A key-service request for this caller (target: SE id, job id, SP name)."""

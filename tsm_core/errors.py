@@ -34,3 +34,10 @@ class Conflict(TsmCoreError):
 
     code = "conflict"
     status = 409
+
+
+class Forbidden(TsmCoreError):
+    """The caller's tenancy does not reach this: another SP's report, an operation an SP or a vendor may not run."""
+
+    code = "forbidden"
+    status = 403
