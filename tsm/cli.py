@@ -103,12 +103,13 @@ def _register() -> None:
     from tsm.commands.cardsim import cardsim_group
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
-    from tsm.commands.jobs import job_group, sd_group, service_group
+    from tsm.commands.jobs import job_group, sd_group
     from tsm.commands.kat import kat_command, selftest_command
     from tsm.commands.keys import keys_group
     from tsm.commands.pcsc import readers_command, relay_client_command
     from tsm.commands.se import se_group
     from tsm.commands.serve import serve
+    from tsm.commands.services import service_group
     from tsm.commands.sp import sp_group, vendor_group
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,

@@ -37,6 +37,7 @@ from tsm_core.jobs import engine
 from tsm_core.jobs.views import JobView
 from tsm_core.registry import discovery
 from tsm_core.registry import service as registry
+from tsm_core.transport.errors import CardRemoved
 from tsm_core.transport.local import LocalTransport
 
 OFFICER = Caller("alice", CallerKind.OFFICER)
@@ -85,6 +86,24 @@ class Wire:
         response = self.card.transmit(apdu)
         self.seen.append(Apdu.of(apdu, response))
         return response
+
+
+class Unplugged(Wire):
+    """A card that leaves the field at the k-th command: before it reaches the card, or after (the answer is
+    lost); nothing reaches it afterwards."""
+
+    def __init__(self, card, k: int, after: bool) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(card)
+        self.k, self.after, self.sent = k, after, 0
+
+    def transmit(self, apdu: bytes) -> bytes:
+        self.sent += 1
+        if self.sent > self.k or (self.sent == self.k and not self.after):
+            raise CardRemoved("the card left the field")
+        answer = super().transmit(apdu)
+        if self.sent == self.k:
+            raise CardRemoved("the card left the field")
+        return answer
 
 
 KEY_MANAGEMENT = Request(OFFICER, Purpose.KEY_MANAGEMENT, "lab")

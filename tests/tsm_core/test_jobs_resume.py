@@ -31,6 +31,7 @@ from tests.tsm_core.lab import (
     BANK_PAN,
     Apdu,
     Lab,
+    Unplugged,
     Wire,
     assert_registry_is_card,
     make_lab,
@@ -38,7 +39,6 @@ from tests.tsm_core.lab import (
 )
 from tests.tsm_core.remote_card import WORKERS, CardServer, run_job
 from tsm_core.jobs import service as jobs
-from tsm_core.transport.errors import CardRemoved
 
 LONG_NAME = b"J" * 200
 PERSO = ("0101=" + (tlv.encode(0x5F20, LONG_NAME) + tlv.encode(0x5F24, bytes.fromhex("301231"))).hex().upper()
@@ -189,24 +189,6 @@ def test_a_worker_killed_at_each_point_resumes_or_names_why(resumption, point):
     assert all(s.state in ("done", "present") for s in view.steps), view.steps
     _got_everything_once(wire.seen)
     _same_as_reference(resumption, se_id, wire)
-
-
-class Unplugged(Wire):
-    """A card that leaves the field at the k-th command: before it reaches the card, or after (the answer is
-    lost); nothing reaches it afterwards."""
-
-    def __init__(self, card, k: int, after: bool) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(card)
-        self.k, self.after, self.sent = k, after, 0
-
-    def transmit(self, apdu: bytes) -> bytes:
-        self.sent += 1
-        if self.sent > self.k or (self.sent == self.k and not self.after):
-            raise CardRemoved("the card left the field")
-        answer = super().transmit(apdu)
-        if self.sent == self.k:
-            raise CardRemoved("the card left the field")
-        return answer
 
 
 @pytest.mark.parametrize(("point", "after", "outcome"), [

@@ -1,4 +1,4 @@
-"""`tsm job ...`, `tsm sd create`, `tsm service order`: provisioning jobs, run in this process against a card
+"""`tsm job ...`, `tsm sd create`: provisioning jobs, run in this process against a card
 in a reader or a simulated card (docs/cli.md, docs/tsm.md)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def print_job(view: JobView) -> None:
     click.echo(view.id)
 
 
-def _perso(path: Path | None) -> dict[int, bytes] | None:
+def perso_file(path: Path | None) -> dict[int, bytes] | None:
     """A card's sensitive DGIs: a JSON object {"8101": "hex", ...}; never stored."""
     if path is None:
         return None
@@ -70,7 +70,7 @@ def job_group() -> None:
 def job_run(job_id: str, reader: str | None, card_path: Path | None, perso_path: Path | None) -> None:
     """Run or resume a job; each step runs after the card was asked whether it is already done."""
     require_card(reader, card_path)
-    print_job(run_now(tsm_context(), job_id, reader, card_path, _perso(perso_path)))
+    print_job(run_now(tsm_context(), job_id, reader, card_path, perso_file(perso_path)))
 
 
 @job_group.command("enqueue")
@@ -164,17 +164,3 @@ def sd_create(se_id: str, sp: str, mode: str, aid: str | None, nv_quota: int | N
     tsm = tsm_context()
     job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid, nv_quota=nv_quota, volatile_quota=volatile_quota)
     print_job(run_now(tsm, job_id, reader, card_path))
-
-
-@click.group("service")
-def service_group() -> None:
-    """Services: an app on an SE."""
-
-
-@service_group.command("order")
-@click.argument("se_id", metavar="SE")
-@click.argument("app_id", metavar="APP")
-def service_order(se_id: str, app_id: str) -> None:
-    """Order an approved app for an SE: the job is planned (not run); its id is the last line."""
-    job_id = jobs.order(tsm_context(), se_id, app_id)
-    click.echo(job_id)

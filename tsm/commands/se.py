@@ -21,6 +21,7 @@ from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
 from tsm_core.jobs import queue
 from tsm_core.jobs import service as jobs
+from tsm_core.lifecycle import service as lifecycle
 from tsm_core.registry import batch, discovery
 from tsm_core.registry import service as registry
 from tsm_core.registry.views import EntryView, SeView
@@ -234,3 +235,16 @@ def se_profile(name: str, initial_ssd_key: str) -> None:
     """Set what an SE profile needs besides what the card says."""
     view = registry.set_initial_ssd_key(tsm_context(), name, initial_ssd_key)
     click.echo(f"profile {view.name}: initial SSD key {view.initial_ssd_key}")
+
+
+@se_group.command("sync")
+@click.argument("se_id", metavar="SE")
+@card_options
+def se_sync(se_id: str, reader: str | None, card_path: Path | None) -> None:
+    """The device is reachable: run the card-side actions waiting for its next contact (locks, deletions)."""
+    require_card(reader, card_path)
+    tsm = tsm_context()
+    with card_transport(reader, card_path) as transport:
+        ran = lifecycle.contact(tsm, se_id, transport)
+    table(("JOB", "KIND", "STATE", "ERROR"), [(j.id, j.kind, j.state, j.error) for j in ran])
+    click.echo(f"{len(ran)} waiting job(s) run")

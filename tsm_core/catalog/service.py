@@ -20,16 +20,16 @@ from sqlalchemy.orm import Session
 
 from globalplatform.errors import GpError
 from keyservice.inventory import KeyState, KeyUsage
+from tsm_core.catalog import perso
 from tsm_core.catalog.models import App, LoadFile
 from tsm_core.catalog.views import AppView, LoadFileView
 from tsm_core.context import Tsm, now
-from tsm_core.errors import Conflict, InvalidRequest, NotFound
+from tsm_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tsm_core.gp.cap import CapFile, parse_cap
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import SecurityDomain, SeProfile, Tenant
 
 REVIEW_STATES: Final = ("pending", "approved", "rejected")
-ENCRYPTED_DGIS: Final = range(0x8000, 0x9000)
 """DGIs a card decrypts under application-dependent encryption (EMV CPS §A.3): the only ones given per card."""
 MAX_REASON: Final = 1000
 DAP_VERIFICATION: Final = 0x40
@@ -46,30 +46,9 @@ def _aid(value: str, what: str) -> str:
     return raw.hex().upper()
 
 
-def _perso_item(item: str) -> str:
-    if item.endswith("!"):
-        tag_text, value, sensitive = item[:-1], "", True
-    elif "=" in item:
-        tag_text, _, value = item.partition("=")
-        sensitive = False
-    else:
-        tag_text = ""
-    try:
-        if len(tag_text) != 4:
-            raise ValueError
-        tag, data = int(tag_text, 16), bytes.fromhex(value)
-    except ValueError:
-        raise InvalidRequest(f"personalization item {item!r} is not DGI=hex or DGI! (DGI: 4 hex digits)") from None
-    if sensitive and tag not in ENCRYPTED_DGIS:
-        raise InvalidRequest(f"DGI {tag:04X} is given per card and encrypted: it must be 8000..8FFF (EMV CPS)")
-    if not sensitive and tag in ENCRYPTED_DGIS:
-        raise InvalidRequest(f"DGI {tag:04X} is sensitive (8000..8FFF): write it {tag:04X}! and give it per card")
-    return f"{tag:04X}!" if sensitive else f"{tag:04X}={data.hex().upper()}"
-
-
 def check_perso(profile: str) -> str:
-    """A personalization profile (`DGI=hex` and `DGI!`, space-separated), normalised, or InvalidRequest."""
-    return " ".join(_perso_item(item) for item in profile.split())
+    """A personalization profile (tsm_core/catalog/perso.py), normalised, or InvalidRequest."""
+    return " ".join(str(item) for item in perso.parse(profile))
 
 
 @dataclass(frozen=True)
@@ -111,7 +90,10 @@ def _load_file(db: Session, sp: Tenant, cap: CapFile) -> LoadFile:
 
 
 def submit(tsm: Tsm, sub: Submission) -> str:
-    """Record the load file and the app (review pending); returns the app id."""
+    """Record the load file and the app (review pending); returns the app id. An SP submits its own apps."""
+    tsm.scope.only("issuer", "sp", action="submitting apps")
+    if tsm.scope.kind == "sp" and sub.sp != tsm.scope.name:
+        raise Forbidden(f"{tsm.scope} submits its own apps only (SP {sub.sp} given)")
     try:
         cap = parse_cap(sub.cap)
     except GpError as exc:
@@ -184,7 +166,8 @@ def _dap_findings(tsm: Tsm, db: Session, app: App) -> list[str]:
 
 
 def review(tsm: Tsm, app_id: str, *, approve: bool, reason: str = "") -> AppView:
-    """Approve (when the review finds nothing) or reject with a reason; the reviewer is the caller."""
+    """Approve (when the review finds nothing) or reject with a reason; the reviewer is the caller (the issuer)."""
+    tsm.scope.only("issuer", action="reviewing apps")
     reason = reason.strip()
     if not approve and not reason:
         raise InvalidRequest("a rejection needs a reason")
@@ -219,13 +202,18 @@ def _view(db: Session, row: App) -> AppView:
 
 
 def app(tsm: Tsm, app_id: str) -> AppView:
-    """One app with its load file."""
+    """One app with its load file (an SP's own only, for an SP)."""
     with tsm.sessions() as db:
-        return _view(db, _app_row(db, app_id))
+        view = _view(db, _app_row(db, app_id))
+    tsm.scope.check_sp(view.sp, f"app {app_id!r} (tsm app list)")
+    return view
 
 
 def list_apps(tsm: Tsm, sp: str | None = None, review_state: str | None = None) -> list[AppView]:
-    """Apps by submission time, of one SP and/or review state, or all."""
+    """Apps by submission time, of one SP and/or review state, or all (an SP's own, for an SP)."""
+    tsm.scope.only("issuer", "sp", action="listing apps")
+    if tsm.scope.kind == "sp":
+        sp = tsm.scope.name
     query = select(App).order_by(App.submitted_at)
     with tsm.sessions() as db:
         if sp is not None:

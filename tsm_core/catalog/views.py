@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tsm_core.catalog import perso
 from tsm_core.catalog.models import App, LoadFile
+from tsm_core.catalog.perso import PersoItem, Source
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class AppView:
     volatile_quota: int | None
     target_profiles: tuple[str, ...]
     perso: str
+    app_key: str
     review: str
     review_reason: str
     reviewed_by: str
@@ -54,17 +57,15 @@ class AppView:
     def of(cls, row: App, sp: str, load_file: LoadFileView) -> AppView:
         return cls(row.id, sp, row.name, load_file, row.module_aid, row.instance_aid, row.privileges,
                    row.install_params, row.nv_quota, row.volatile_quota, tuple(row.target_profiles.split()),
-                   row.perso, row.review, row.review_reason, row.reviewed_by, row.submitted_at, row.reviewed_at)
+                   row.perso, row.app_key, row.review, row.review_reason, row.reviewed_by, row.submitted_at,
+                   row.reviewed_at)
 
     @property
-    def perso_dgis(self) -> list[tuple[int, bytes | None]]:
-        """The personalization profile in order: `DGI=hex` stored values, `DGI!` values given per card (sensitive:
-        encrypted by the key service, never stored)."""
-        out: list[tuple[int, bytes | None]] = []
-        for item in self.perso.split():
-            if item.endswith("!"):
-                out.append((int(item[:-1], 16), None))
-            else:
-                tag, _, value = item.partition("=")
-                out.append((int(tag, 16), bytes.fromhex(value)))
-        return out
+    def perso_items(self) -> list[PersoItem]:
+        """The personalization profile in order (tsm_core/catalog/perso.py)."""
+        return perso.parse(self.perso)
+
+    @property
+    def is_purse(self) -> bool:
+        """Whether the app is a transit purse (its profile has a purse record)."""
+        return any(item.source is Source.PURSE for item in self.perso_items)

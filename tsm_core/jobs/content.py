@@ -138,23 +138,28 @@ def _blocks(dgis: list[bytes], size: int) -> list[bytes]:
 
 
 def check_personalize(ctx: StepContext) -> None:
-    """Every DGI is at hand (the sensitive ones are given per run)."""
-    missing = [f"{tag:04X}" for tag, value, _ in ctx.perso if value is None]
+    """Every DGI is at hand (the sensitive ones are given per run, or come from the service and the HSM)."""
+    missing = [f"{d.tag:04X}" for d in ctx.perso if d.value is None]
     if missing:
         raise InvalidRequest(f"app {app_of(ctx).id} needs this card's DGI(s) {', '.join(missing)}: give them to the "
-                             "run (tsm job run JOB --perso FILE; they are never stored)")
+                             "run (tsm job run JOB --perso FILE; they are never stored), or the service's card "
+                             "number, or the app's key (tsm app review)")
 
 
 def run_personalize(ctx: StepContext) -> str:
     """INSTALL [for personalization] then STORE DATA of the DGIs through the SP's SSD; sensitive DGIs are
-    encrypted by the key service under the channel's DEK (§11.5.2.3.5, §11.11; EMV CPS)."""
+    encrypted by the key service under the channel's DEK, the app's key for this SE made there too
+    (§11.5.2.3.5, §11.11; EMV CPS)."""
     app = app_of(ctx)
     session = ctx.ssd(Purpose.SE_PERSO)
     ok(ctx.link.secure(install.install_for_personalization(bytes.fromhex(app.instance_aid))),
         "INSTALL [for personalization]")
-    items = [session.encrypt_dgi(tag, value) if encrypted else storedata.dgi(tag, value)
-             for tag, value, encrypted in ctx.perso if value is not None]
-    encryption = (storedata.StoreDataP1.APPLICATION_DEPENDENT_ENCRYPTION if any(e for _, _, e in ctx.perso)
+    kdd = bytes.fromhex(ctx.se.kdd)
+    items = [session.app_key_dgi(d.tag, d.key, kdd) if d.key else
+             session.encrypt_dgi(d.tag, d.value) if d.encrypted else storedata.dgi(d.tag, d.value)
+             for d in ctx.perso if d.value is not None]
+    encrypted = sum(d.encrypted for d in ctx.perso)
+    encryption = (storedata.StoreDataP1.APPLICATION_DEPENDENT_ENCRYPTION if encrypted
                   else storedata.StoreDataP1.NONE)
     blocks = _blocks(items, block_size(ctx))
     ctx.start()
@@ -163,7 +168,7 @@ def run_personalize(ctx: StepContext) -> str:
                                        first_block=n, last=n == len(blocks) - 1)[0]
         ok(ctx.link.secure(command), f"STORE DATA block {n}")
         ctx.progress += 1
-    return f"{len(items)} DGI(s) in {len(blocks)} STORE DATA ({sum(e for _, _, e in ctx.perso)} encrypted)"
+    return f"{len(items)} DGI(s) in {len(blocks)} STORE DATA ({encrypted} encrypted)"
 
 
 def probe_activate(ctx: StepContext) -> Probe:

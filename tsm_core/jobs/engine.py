@@ -35,6 +35,7 @@ from tsm_core.catalog import service as catalog
 from tsm_core.context import Tsm, now
 from tsm_core.errors import Conflict, NotFound, TsmCoreError
 from tsm_core.flows.errors import WrongCard
+from tsm_core.jobs import outcome, perso
 from tsm_core.jobs.link import CardLink
 from tsm_core.jobs.models import ApduLogEntry, Job, JobStep
 from tsm_core.jobs.plan import JobParams
@@ -51,6 +52,10 @@ PENDING: Final = "pending"
 RUNNING: Final = "running"
 DONE: Final = "done"
 IN_ERROR: Final = "in_error"
+WAITING: Final = "waiting"
+"""Queued for the device's next contact (a card-side lock or deletion of an SE that was not reachable)."""
+CANCELLED: Final = "cancelled"
+"""A waiting job made unnecessary before the device was reached (an unlock before the card-side lock ran)."""
 STEP_STARTED: Final = "started"
 """A non-repeatable step that sent a command the card may keep (`StepContext.start`): when its probe cannot tell
 what the card holds, a resumed run stops it as unresumable."""
@@ -150,8 +155,8 @@ def _claim(tsm: Tsm, job_id: str, me: str, locked: bool) -> Job:
         job = db.get(Job, job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r} (tsm job list)")
-        if job.state == DONE:
-            raise Conflict(f"job {job_id} is done")
+        if job.state in (DONE, CANCELLED):
+            raise Conflict(f"job {job_id} is {job.state}")
         holder = db.execute(select(Job).where(Job.running_se == job.se_id)).scalar_one_or_none()
         if holder is not None:
             if not locked and _alive(holder.worker) and holder.worker != me:
@@ -189,22 +194,25 @@ class _Recorder:
     def step(self, step: JobStep, state: str, detail: str, ctx: StepContext | None = None) -> None:
         """The step's outcome and APDU log, and (with `ctx`, for a step the card confirmed) the service
         instance's new state, in one transaction."""
-        service = SERVICE_STATE.get(step.name) if ctx is not None and ctx.app is not None else None
+        service = SERVICE_STATE.get(step.name) if ctx is not None and ctx.service_id is not None else None
         with self.tsm.transaction() as db:
             db.execute(update(JobStep).where(JobStep.id == step.id)
                        .values(state=state, detail=detail[:1000], finished_at=now()))
             self._log(db)
-            if service is not None and ctx is not None and ctx.app is not None:
-                db.execute(update(ServiceInstance).where(ServiceInstance.se_id == ctx.se.id,
-                                                         ServiceInstance.app_id == ctx.app.id)
+            if service is not None and ctx is not None:
+                db.execute(update(ServiceInstance).where(ServiceInstance.id == ctx.service_id)
                            .values(state=service, updated_at=now()))
         step.state = state
 
     def finish(self, state: str, error: str = "") -> None:
+        """The job's end, and what it means for its service instance (tsm_core/jobs/outcome.py)."""
         with self.tsm.transaction() as db:
             db.execute(update(Job).where(Job.id == self.job_id)
                        .values(state=state, error=error[:2000], running_se=None, finished_at=now()))
             self._log(db)
+            job = db.get(Job, self.job_id)
+            if job is not None:
+                outcome.record(db, job, state, error[:2000], self.tsm.caller.name)
 
     def _log(self, db: Session) -> None:
         db.add_all(ApduLogEntry(job_id=self.job_id, step=e.step, header=e.header, lc=e.lc, sw=e.sw,
@@ -214,13 +222,18 @@ class _Recorder:
 def _context(tsm: Tsm, job: Job, se: SeView, link: CardLink, given: dict[int, bytes]) -> StepContext:
     params = JobParams.loads(job.params)
     app = catalog.app(tsm, job.app_id) if job.app_id else None
-    lfdb = catalog.load_file_data(tsm, app.load_file.id) if app is not None else b""
-    perso: list[tuple[int, bytes | None, bool]] = []
-    for tag, value in app.perso_dgis if app is not None else ():
-        perso.append((tag, value, False) if value is not None else (tag, given.get(tag), True))
-    return StepContext(tsm, job.id, job.kind, params, se, link, app, lfdb, perso)
+    installs = app is not None and job.kind == "install-app"
+    lfdb = catalog.load_file_data(tsm, app.load_file.id) if installs and app is not None else b""
+    service = None
+    if job.service_id is not None:
+        with tsm.sessions() as db:
+            service = db.get(ServiceInstance, job.service_id)
+    dgis = perso.resolve(tsm, app, service, params, given) if installs and app is not None else []
+    return StepContext(tsm, job.id, job.kind, params, se, link, app, lfdb, dgis, job.service_id)
 
 
+KEEPS_REGISTRY: Final = frozenset({"topup", "backup"})
+"""Jobs that talk to an application only: the card's Registry is not read again after them."""
 SERVICE_STATE: Final = {"install": "installed", "personalize": "personalized", "activate": "active"}
 
 
@@ -248,8 +261,9 @@ def run(tsm: Tsm, job_id: str, transport: Transport, *, perso: dict[int, bytes] 
         try:
             ctx = _context(tsm, job, se, link, perso or {})
             _run_steps(ctx, recorder, _steps(tsm, job_id))
-            link.wire.step = "refresh"
-            refresh(ctx)
+            if job.kind not in KEEPS_REGISTRY:
+                link.wire.step = "refresh"
+                refresh(ctx)
             recorder.finish(DONE)
         except RESUMABLE_ERRORS as exc:
             if ctx is not None and not isinstance(exc, WrongCard):

@@ -9,6 +9,11 @@ Job parameters are JSON (no secrets: key-service labels, AIDs, versions). The pl
   (issuer-centric mode only: the ISD installs, the app is handed to the SSD), `personalize` (when the app has a
   personalization profile), `activate`.
 - `rotate-keys`: `put-key` (a new key version for the ISD or an SSD).
+- `lock-app`, `unlock-app`: `lock` / `unlock` (SET STATUS of the app's instance).
+- `delete-app`: `backup` (a purse's balance read and kept, when asked), `delete` (the instance), `cleanup` (its
+  load file and the SP's SSD when nothing else uses them).
+- `topup`: `credit` (the purse read, then credited once). `backup`: `backup` (the purse read and kept).
+- `refresh`: no step; as every job, it ends by recording what the card's Registry shows.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Final
 
 from tsm_core.errors import InvalidRequest
 
-KINDS: Final = ("create-ssd", "install-app", "rotate-keys")
+KINDS: Final = ("create-ssd", "install-app", "rotate-keys", "lock-app", "unlock-app", "delete-app", "topup",
+                 "backup", "refresh")
 SSD_STEPS: Final = ("ssd", "ssd-keys")
 
 
@@ -47,9 +53,17 @@ class JobParams:
     """The SP's DAP key, when it has one: its SSD verifies a DAP on every load (key version 73, GPCS §C.2)."""
     nv_quota: int | None = None
     volatile_quota: int | None = None
+    operation: str = ""
+    """The life-cycle operation the job does (open, migrate, reissue, lock, suspend, delete, unsubscribe, topup,
+    balance, migrate-out): what its completion records and meters."""
+    balance: int | None = None
+    """`install-app`: the purse balance to personalize instead of the profile's (a restored backup)."""
+    topup: str = ""
+    """`topup`: the top-up order the job credits."""
 
     def dumps(self) -> str:
-        return json.dumps({k: v for k, v in asdict(self).items() if v not in ("", None, 0)}, sort_keys=True)
+        kept = {k: v for k, v in asdict(self).items() if v not in ("", None) and (v != 0 or k == "balance")}
+        return json.dumps(kept, sort_keys=True)
 
     @classmethod
     def loads(cls, text: str) -> JobParams:
@@ -64,7 +78,12 @@ def ssd_steps(mode: str) -> list[str]:
     return ["dm-keys", *SSD_STEPS] if mode == "dm" else list(SSD_STEPS)
 
 
-def steps_for(kind: str, *, new_ssd: bool = False, mode: str = "", perso: bool = False) -> list[str]:
+SIMPLE: Final[dict[str, tuple[str, ...]]] = {"lock-app": ("lock",), "unlock-app": ("unlock",), "topup": ("credit",),
+                                            "backup": ("backup",), "refresh": ()}
+
+
+def steps_for(kind: str, *, new_ssd: bool = False, mode: str = "", perso: bool = False,
+              backup: bool = False) -> list[str]:
     """The step names of a job of `kind`, in order."""
     if kind == "create-ssd":
         return ssd_steps(mode)
@@ -77,4 +96,8 @@ def steps_for(kind: str, *, new_ssd: bool = False, mode: str = "", perso: bool =
         if perso:
             steps.append("personalize")
         return [*steps, "activate"]
+    if kind in SIMPLE:
+        return list(SIMPLE[kind])
+    if kind == "delete-app":
+        return [*(["backup"] if backup else []), "delete", "cleanup"]
     raise InvalidRequest(f"job kind {kind!r} is not one of {', '.join(KINDS)}")

@@ -9,11 +9,13 @@ first SSD is created unless one is already active.
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice.inventory import KeyState, KeyUsage
@@ -21,9 +23,10 @@ from keyservice.policy import Purpose
 from keyservice.views import KeyView, NewKey
 from tsm_core.catalog import service as catalog
 from tsm_core.catalog.models import App
+from tsm_core.catalog.perso import Source
 from tsm_core.catalog.views import AppView
 from tsm_core.context import Tsm, now
-from tsm_core.errors import Conflict, InvalidRequest, NotFound
+from tsm_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tsm_core.jobs.models import Job, JobStep
 from tsm_core.jobs.plan import JobParams, steps_for
 from tsm_core.jobs.stepcontext import DoesNotFit, fits
@@ -44,7 +47,8 @@ DIVERSIFICATION: Final = {0x02: "emv", 0x03: "kdf3"}
 ALGORITHM: Final = {0x02: (KeyAlgorithm.DES3, 16), 0x03: (KeyAlgorithm.AES, 16)}
 
 
-def _new_id(prefix: str) -> str:
+def new_id(prefix: str) -> str:
+    """A fresh id for a job (`job-`), a service instance (`svc-`), a top-up order (`top-`)."""
     return f"{prefix}-{secrets.token_hex(6)}"
 
 
@@ -99,22 +103,37 @@ def default_ssd_aid(sp_number: int) -> str:
     return f"{SSD_AID_PREFIX}{sp_number:08X}"
 
 
-def _create(tsm: Tsm, kind: str, se_id: str, params: JobParams, steps: list[str], app_id: str | None = None) -> str:
-    job_id = _new_id("job")
+def _create(tsm: Tsm, kind: str, se_id: str, params: JobParams, steps: list[str], app_id: str | None = None, *,
+            service: ServiceInstance | None = None, service_id: str | None = None, state: str = "pending") -> str:
+    """A job with its plan; with `service`, the new service instance it makes (an SE holds one live instance of
+    an app); with `service_id`, the existing instance it acts on."""
+    job_id = new_id("job")
     with tsm.transaction() as db:
-        db.add(Job(id=job_id, kind=kind, se_id=se_id, app_id=app_id, params=params.dumps(), state="pending",
-                   requested_by=tsm.caller.name, created_at=now()))
-        db.flush()
-        db.add_all(JobStep(job_id=job_id, position=n, name=name, state="pending") for n, name in enumerate(steps))
-        if app_id is not None:
+        if service is not None:
             try:
                 with db.begin_nested():
-                    db.add(ServiceInstance(id=_new_id("svc"), se_id=se_id, app_id=app_id, state="ordered",
-                                           created_at=now(), updated_at=now()))
+                    db.add(service)
             except IntegrityError:
                 raise Conflict(f"app {app_id} is already ordered for SE {se_id} (tsm job list --se {se_id})") \
                     from None
+            service_id = service.id
+        db.add(Job(id=job_id, kind=kind, se_id=se_id, app_id=app_id, service_id=service_id, params=params.dumps(),
+                   state=state, requested_by=tsm.caller.name, created_at=now()))
+        db.flush()
+        db.add_all(JobStep(job_id=job_id, position=n, name=name, state="pending") for n, name in enumerate(steps))
     return job_id
+
+
+def job_for(tsm: Tsm, service_id: str, kind: str, steps: list[str], params: JobParams, *,
+            waiting: bool = False) -> str:
+    """A life-cycle job on an existing service instance (`waiting`: queued for the device's next contact)."""
+    with tsm.sessions() as db:
+        service = db.get(ServiceInstance, service_id)
+        if service is None:
+            raise NotFound(f"no service {service_id!r}")
+        se_id, app_id = service.se_id, service.app_id
+    return _create(tsm, kind, se_id, params, steps, app_id, service_id=service_id,
+                   state="waiting" if waiting else "pending")
 
 
 def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None, nv_quota: int | None = None,
@@ -130,7 +149,7 @@ def _ssd_params(tsm: Tsm, se: SeView, sp: str, mode: str, aid: str | None, nv_qu
     params = JobParams(sp=sp, mode=mode, ssd_aid=ssd_aid, kvn=SSD_KVN,
                        sp_key=sp_master_key(tsm, sp, se.profile.scp), diversification=DIVERSIFICATION[se.profile.scp],
                        dap_key=sp_dap_key(tsm, sp, se.profile.scp), nv_quota=nv_quota, volatile_quota=volatile_quota)
-    return _with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
+    return with_dm_keys(tsm, params, se.profile.scp) if mode == "dm" else params
 
 
 def _issuer_key(tsm: Tsm, usage: KeyUsage, algorithm: KeyAlgorithm, hint: str) -> str:
@@ -141,7 +160,7 @@ def _issuer_key(tsm: Tsm, usage: KeyUsage, algorithm: KeyAlgorithm, hint: str) -
     return found[-1].label
 
 
-def _with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
+def with_dm_keys(tsm: Tsm, params: JobParams, scp: int) -> JobParams:
     """The issuer's token key pair and receipt key (for the ISD's key versions 70 and 71, GPCS 2.3.1 §C.4-C.5)."""
     receipt_algorithm, length = ALGORITHM[scp]
     token = _issuer_key(tsm, KeyUsage.TOKEN_KEY, KeyAlgorithm.RSA,
@@ -158,6 +177,7 @@ def create_ssd(tsm: Tsm, se_id: str, sp: str, mode: str, aid: str | None = None,
     """A job creating SP `sp`'s SSD on the SE in GP `mode` (with memory quotas) and putting the SP's keys in it."""
     if mode not in registry.SD_MODES:
         raise InvalidRequest(f"GP mode {mode!r} is not one of {', '.join(registry.SD_MODES)}")
+    _own_sp(tsm, sp)
     se = registry.show(tsm, se_id)
     if se.domain_of(sp) is not None:
         raise Conflict(f"SP {sp} already has a security domain on SE {se_id}")
@@ -191,13 +211,46 @@ def _space(tsm: Tsm, app: AppView, se: SeView, loaded: bool) -> None:
                          f"{app.id} asks {app.nv_quota}")
 
 
-def order(tsm: Tsm, se_id: str, app_id: str) -> str:
-    """A job installing an approved app on an SE (its SP's SSD first, when the SE has none)."""
+def app_master_key(tsm: Tsm, app: AppView) -> str:
+    """The label of the app's master key (usage APP_KEY, owner `sp:NAME`) for profiles with `DGI@key` items;
+    generated and activated in the HSM when the app has none (a privileged operation: an officer asks)."""
+    if app.app_key:
+        return app.app_key
+    owner = f"sp:{app.sp}"
+    request = tsm.request(Purpose.KEY_MANAGEMENT, owner)
+    label = f"app-{app.id}-{secrets.token_hex(2)}"
+    tsm.keys.keys.generate(request, NewKey(label, KeyAlgorithm.AES, 16, KeyUsage.APP_KEY, owner,
+                                           note=f"master key of app {app.id} of service provider {app.sp}"))
+    tsm.keys.keys.change_state(request, label, KeyState.ACTIVE)
+    with tsm.transaction() as db:
+        row = db.get(App, app.id)
+        assert row is not None  # the app was just read
+        row.app_key = label
+    return label
+
+
+@dataclass(frozen=True)
+class Order:
+    """What a service order carries besides the SE and the app (a device change or a re-issue)."""
+
+    operation: str = "open"
+    balance: int | None = None
+    """A purse balance to restore instead of the profile's."""
+    previous_id: str = ""
+    card_number_sealed: Callable[[str], str] | None = None
+    """Seals the card number for the new service's id (the key service's data key)."""
+
+
+def order(tsm: Tsm, se_id: str, app_id: str, spec: Order = Order()) -> str:
+    """A job installing an approved app on an SE (its SP's SSD first, when the SE has none), and the service
+    instance it makes (ORDERED: the SE's profile, its free space and the SP's SSD were checked)."""
     se = registry.show(tsm, se_id)
     app = catalog.app(tsm, app_id)
     _check_target(app, se)
     loaded = any(e.aid == app.load_file.package_aid and e.kind == "elf" for e in se.content)
     _space(tsm, app, se, loaded)
+    if any(i.source is Source.KEY for i in app.perso_items) or app.is_purse:
+        app_master_key(tsm, app)
     domain = se.domain_of(app.sp)
     if domain is None:
         tenant = _sp(tsm, app.sp)
@@ -211,9 +264,15 @@ def order(tsm: Tsm, se_id: str, app_id: str) -> str:
         params = JobParams(sp=app.sp, mode=domain.mode, ssd_aid=domain.aid, kvn=keys.kvn, sp_key=keys.keys[0],
                            diversification=keys.diversification, dap_key=dap)
         if domain.mode == "dm":
-            params = _with_dm_keys(tsm, params, se.profile.scp)
+            params = with_dm_keys(tsm, params, se.profile.scp)
+    params = replace(params, operation=spec.operation, balance=spec.balance)
     steps = steps_for("install-app", new_ssd=domain is None, mode=params.mode, perso=bool(app.perso))
-    return _create(tsm, "install-app", se_id, params, steps, app_id)
+    service_id = new_id("svc")
+    sealed = spec.card_number_sealed(service_id) if spec.card_number_sealed is not None else ""
+    service = ServiceInstance(id=service_id, se_id=se_id, app_id=app_id, state="ordered", live=True,
+                              card_number_sealed=sealed, previous_id=spec.previous_id, created_at=now(),
+                              updated_at=now())
+    return _create(tsm, "install-app", se_id, params, steps, app_id, service=service)
 
 
 def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) -> str:
@@ -226,6 +285,8 @@ def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) ->
     domain = next((d for d in se.domains if d.aid == aid), None)
     if domain is None:
         raise NotFound(f"SE {se_id} has no security domain {aid} in the registry")
+    if domain.mode == "isd":
+        tsm.scope.only("issuer", action="rotating the ISD's keys")
     current = domain.active_key_set
     if current is not None and current.kvn == to_kvn:
         raise Conflict(f"SD {aid} of SE {se_id} already uses key version {to_kvn:02X}")
@@ -238,6 +299,7 @@ def rotate_keys(tsm: Tsm, se_id: str, to_kvn: int, sd_aid: str | None = None) ->
 def rollout(tsm: Tsm, to_kvn: int, *, sp: str | None = None, limit: int = 100_000) -> list[str]:
     """Rotation jobs to key version `to_kvn` for every SE whose ISD (or `sp`'s SSD) uses another one and has no
     rotation job pending; returns their ids (run them, or queue them for the workers)."""
+    _own_sp(tsm, sp)
     query = (select(SecurityDomain.se_id).join(SdKeySet, SdKeySet.sd_id == SecurityDomain.id)
              .where(SdKeySet.active.is_(True), SdKeySet.kvn != to_kvn).order_by(SecurityDomain.se_id).limit(limit))
     with tsm.sessions() as db:
@@ -260,6 +322,7 @@ def rollout(tsm: Tsm, to_kvn: int, *, sp: str | None = None, limit: int = 100_00
 
 def key_versions(tsm: Tsm, sp: str | None = None) -> dict[int, int]:
     """How many SEs use each key version in their ISD (or `sp`'s SSD): which SE has which, in the registry."""
+    _own_sp(tsm, sp)
     query = (select(SdKeySet.kvn, func.count()).join(SecurityDomain, SdKeySet.sd_id == SecurityDomain.id)
              .where(SdKeySet.active.is_(True)).group_by(SdKeySet.kvn).order_by(SdKeySet.kvn))
     with tsm.sessions() as db:
@@ -270,16 +333,39 @@ def key_versions(tsm: Tsm, sp: str | None = None) -> dict[int, int]:
         return {kvn: count for kvn, count in db.execute(query).all()}
 
 
+def _own_sp(tsm: Tsm, sp: str | None) -> None:
+    """An SP acts on its own SSDs only; an SE vendor on none; the issuer on all."""
+    tsm.scope.only("issuer", "sp", action="managing security domains")
+    if tsm.scope.kind == "sp" and sp != tsm.scope.name:
+        raise Forbidden(f"{tsm.scope} manages its own security domains only")
+
+
+def _visible(db: Session, tsm: Tsm, job: Job) -> bool:
+    """Whether the caller's tenancy reaches the job: an SP sees the jobs on its apps and SSDs."""
+    if tsm.scope.kind == "issuer":
+        return True
+    if tsm.scope.kind != "sp":
+        return False
+    app = db.get(App, job.app_id) if job.app_id else None
+    if app is not None:
+        tenant = db.get(Tenant, app.sp_id)
+        return tenant is not None and tenant.name == tsm.scope.name
+    return JobParams.loads(job.params).sp == tsm.scope.name
+
+
 def show(tsm: Tsm, job_id: str, *, apdus: bool = True) -> JobView:
     """A job with its steps and APDU log."""
     with tsm.sessions() as db:
+        job = db.get(Job, job_id)
+        if job is None or not _visible(db, tsm, job):
+            raise NotFound(f"no job {job_id!r} (tsm job list)")
         return job_view(db, job_id, apdus=apdus)
 
 
 def list_jobs(tsm: Tsm, se_id: str | None = None, limit: int = 200) -> list[JobView]:
-    """The most recent jobs, of one SE or all."""
-    query = select(Job.id).order_by(Job.created_at.desc()).limit(limit)
+    """The most recent jobs the caller's tenancy reaches, of one SE or all."""
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
     if se_id is not None:
         query = query.where(Job.se_id == se_id)
     with tsm.sessions() as db:
-        return [job_view(db, job_id) for job_id in db.execute(query).scalars()]
+        return [job_view(db, job.id) for job in db.execute(query).scalars() if _visible(db, tsm, job)]

@@ -30,6 +30,7 @@ from tsm_core.gp import commands, getstatus
 from tsm_core.gp.commands import DataObject
 from tsm_core.gp.getstatus import StatusEntry, StatusSubset
 from tsm_core.jobs.link import CardLink
+from tsm_core.jobs.perso import Dgi
 from tsm_core.jobs.plan import JobParams
 from tsm_core.registry import service as registry
 from tsm_core.registry.views import KeySetView, SeView
@@ -74,9 +75,10 @@ class StepContext:
     link: CardLink
     app: AppView | None = None
     lfdb: bytes = b""
-    perso: list[tuple[int, bytes | None, bool]] = field(default_factory=list)
-    """(DGI, value, encrypted) of the personalization in the app profile's order; a sensitive value not given
-    for this run is None."""
+    perso: list[Dgi] = field(default_factory=list)
+    """The personalization's DGIs in the app profile's order (tsm_core/jobs/perso.py)."""
+    service_id: str | None = None
+    """The service instance a life-cycle job acts on."""
     channel_for: tuple[str, str] = ("", "")
     tlv_status: bool = True
     """GET STATUS in the TLV format, until the card refuses it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tsm_core.jobs import content, dm, domains
+from tsm_core.jobs import appstate, content, dm, domains, purse
 from tsm_core.jobs.stepcontext import Step
 
 STEPS: Final[dict[str, Step]] = {
@@ -18,4 +18,10 @@ STEPS: Final[dict[str, Step]] = {
     "personalize": Step(content.probe_personalize, content.run_personalize, repeatable=False,
                         check=content.check_personalize),
     "activate": Step(content.probe_activate, content.run_activate),
+    "lock": Step(appstate.probe_lock, appstate.run_lock),
+    "unlock": Step(appstate.probe_unlock, appstate.run_unlock),
+    "backup": Step(purse.probe_backup, purse.run_backup),
+    "delete": Step(appstate.probe_delete, appstate.run_delete),
+    "cleanup": Step(appstate.probe_cleanup, appstate.run_cleanup),
+    "credit": Step(purse.probe_credit, purse.run_credit),
 }

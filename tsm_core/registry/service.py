@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tsm_core.context import Tsm, now
-from tsm_core.errors import Conflict, InvalidRequest, NotFound
+from tsm_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tsm_core.flows.list_content import CardContent
 from tsm_core.gp.getstatus import StatusEntry
 from tsm_core.registry.models import CardEntry, SdKeySet, SecureElement, SecurityDomain, SeProfile, Tenant
 from tsm_core.registry.views import DomainView, ProfileView, SeView, TenantView
+from tsm_core.tenancy import ISSUER, Scope
 
 NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """Tenant and profile names: letters, digits, `_ . -`, 1 to 64 characters (they appear in key owners)."""
@@ -48,6 +49,7 @@ def se_id_for(kdd: bytes) -> str:
 
 def add_tenant(tsm: Tsm, name: str, kind: str, sd_mode: str = "cm") -> TenantView:
     """Register a service provider, an SE vendor or the issuer (names are unique across kinds)."""
+    tsm.scope.only("issuer", action="registering tenants")
     check_name(name, "a tenant name")
     if kind not in TENANT_KINDS:
         raise InvalidRequest(f"tenant kind {kind!r} is not one of {', '.join(TENANT_KINDS)}")
@@ -194,8 +196,16 @@ def register(tsm: Tsm, reg: SeRegistration) -> str:
     refreshes what the card said.
     """
     _check_registration(reg)
+    _check_vendor(tsm, reg)
     with tsm.transaction() as db:
         return _register(db, reg)
+
+
+def _check_vendor(tsm: Tsm, reg: SeRegistration) -> None:
+    """An SE vendor registers its own SEs only; a service provider none."""
+    tsm.scope.only("issuer", "vendor", action="registering SEs")
+    if tsm.scope.kind == "vendor" and reg.vendor != tsm.scope.name:
+        raise Forbidden(f"{tsm.scope} registers its own SEs only (vendor {reg.vendor or 'none'} given)")
 
 
 def import_batch(tsm: Tsm, regs: Sequence[SeRegistration]) -> list[str]:
@@ -203,7 +213,8 @@ def import_batch(tsm: Tsm, regs: Sequence[SeRegistration]) -> list[str]:
     for n, reg in enumerate(regs, 1):
         try:
             _check_registration(reg)
-        except InvalidRequest as exc:
+            _check_vendor(tsm, reg)
+        except (InvalidRequest, Forbidden) as exc:
             raise InvalidRequest(f"entry {n}: {exc}") from None
     ids: list[str] = []
     with tsm.transaction() as db:
@@ -286,23 +297,31 @@ def se_row(db: Session, se_id: str) -> SecureElement:
 
 
 def show(tsm: Tsm, se_id: str) -> SeView:
-    """Everything the registry holds about one SE."""
+    """What the registry holds about one SE, as far as the caller's tenancy reaches: an SE vendor sees its own
+    SEs only; a service provider sees the ISD and its own SSDs and what is associated with them."""
     with tsm.sessions() as db:
-        return se_view(db, se_id)
+        return se_view(db, se_id, tsm.scope)
 
 
-def se_view(db: Session, se_id: str) -> SeView:
+def se_view(db: Session, se_id: str, scope: Scope = ISSUER) -> SeView:
     """`show` inside an open session."""
     row = se_row(db, se_id)
+    vendor_row = db.get(Tenant, row.vendor_id) if row.vendor_id is not None else None
+    if not scope.sees_vendor(vendor_row.name if vendor_row is not None else None):
+        raise NotFound(f"no SE {se_id!r} in the registry (tsm se list)")
     profile = db.get(SeProfile, row.profile_id)
     assert profile is not None  # a foreign key
-    vendor = db.get(Tenant, row.vendor_id).name if row.vendor_id is not None else ""  # type: ignore[union-attr]
+    vendor = vendor_row.name if vendor_row is not None else ""
     domains = []
     for sd in db.execute(select(SecurityDomain).where(SecurityDomain.se_id == se_id)
                          .order_by(SecurityDomain.id)).scalars():
         sp = db.get(Tenant, sd.sp_id).name if sd.sp_id is not None else ""  # type: ignore[union-attr]
         domains.append(DomainView.of(sd, sp, _key_sets(db, sd.id)))
     content = list(db.execute(select(CardEntry).where(CardEntry.se_id == se_id)).scalars())
+    if scope.kind == "sp":
+        domains = [d for d in domains if d.mode == "isd" or d.sp == scope.name]
+        own = {d.aid for d in domains if d.mode != "isd"}
+        content = [e for e in content if e.kind == "isd" or e.aid in own or e.associated_sd in own]
     return SeView.of(row, profile, vendor, tuple(domains), content)
 
 
@@ -320,7 +339,11 @@ class SeSummary:
 
 
 def list_ses(tsm: Tsm, *, vendor: str | None = None, limit: int = 1000, after: str = "") -> list[SeSummary]:
-    """SEs by id, `limit` at a time after id `after` (keyset paging: cheap with a million SEs)."""
+    """SEs by id, `limit` at a time after id `after` (keyset paging: cheap with a million SEs); an SE vendor
+    lists its own, a service provider none (it reaches the SEs its users name)."""
+    tsm.scope.only("issuer", "vendor", action="listing SEs")
+    if tsm.scope.kind == "vendor":
+        vendor = tsm.scope.name
     query = (select(SecureElement, SeProfile.name).join(SeProfile, SeProfile.id == SecureElement.profile_id)
              .where(SecureElement.id > after).order_by(SecureElement.id).limit(limit))
     with tsm.sessions() as db:
@@ -392,6 +415,15 @@ def record_domain(tsm: Tsm, se_id: str, aid: str, *, sp: str, mode: str, parent_
                                   volatile_quota=volatile_quota))
         else:
             row.sp_id, row.mode, row.nv_quota, row.volatile_quota = sp_row.id, mode, nv_quota, volatile_quota
+
+
+def forget_domain(tsm: Tsm, se_id: str, aid: str) -> None:
+    """The card deleted SD `aid` (DELETE answered 9000): its registry row and key sets go."""
+    with tsm.transaction() as db:
+        sd = _domain_row(db, se_id, aid)
+        if sd is not None:
+            db.execute(delete(SdKeySet).where(SdKeySet.sd_id == sd.id))
+            db.delete(sd)
 
 
 def record_key_set(tsm: Tsm, se_id: str, sd_aid: str, kvn: int, keys: Sequence[str], diversification: str,

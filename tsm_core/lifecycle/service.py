@@ -1,0 +1,434 @@
+"""The service life cycle's operations (docs/lifecycle.md): each is a job, or a short series of jobs, on the
+engine of tsm_core/jobs, over any transport (an in-process card, a PC/SC reader, the phone relay).
+
+Every operation checks the state machine first (tsm_core/lifecycle/states.py): one whose target state is already
+reached answers "already <state>" and changes nothing; an impossible one is InvalidTransition naming the current
+state. A card-side action for a device that is not reachable (no transport given) is a job WAITING for the
+device's next contact: `contact` runs those first whenever a transport to that SE is at hand. Services are seen
+and touched only within the caller's tenancy (`Tsm.scope`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import select, update
+
+from tsm_core.billing import service as billing
+from tsm_core.catalog import service as catalog
+from tsm_core.catalog.perso import card_number, masked
+from tsm_core.context import Tsm, now
+from tsm_core.errors import InvalidRequest, NotFound, TsmCoreError
+from tsm_core.jobs import engine
+from tsm_core.jobs import service as jobs
+from tsm_core.jobs.models import Job
+from tsm_core.jobs.perso import seal_card_number, unseal_card_number
+from tsm_core.jobs.plan import JobParams, steps_for
+from tsm_core.jobs.views import JobView
+from tsm_core.lifecycle import states
+from tsm_core.lifecycle.models import ServiceEvent, TopUp
+from tsm_core.lifecycle.states import State
+from tsm_core.lifecycle.views import ServiceView, TopUpView, service_row, service_view, topup_view
+from tsm_core.registry import service as registry
+from tsm_core.registry.models import ServiceInstance
+from tsm_core.transport.base import Transport
+
+MAX_AMOUNT: Final = 0xFFFFFFFF
+
+
+class JobFailed(TsmCoreError):
+    """The operation's job stopped IN_ERROR; `tsm job run JOB` resumes it."""
+
+    code = "job_in_error"
+    status = 409
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an operation did: the service as it now is, and one line saying what happened."""
+
+    service: ServiceView
+    message: str
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+
+
+def show(tsm: Tsm, service_id: str) -> ServiceView:
+    """A service with its history and jobs, or NotFound (also outside the caller's tenancy)."""
+    with tsm.sessions() as db:
+        return service_view(db, service_id, tsm.scope)
+
+
+def list_services(tsm: Tsm, se_id: str | None = None, limit: int = 500) -> list[ServiceView]:
+    """The caller's services (of one SE, or all), newest first."""
+    query = select(ServiceInstance.id).order_by(ServiceInstance.created_at.desc()).limit(limit)
+    if se_id is not None:
+        query = query.where(ServiceInstance.se_id == se_id)
+    with tsm.sessions() as db:
+        out = []
+        for service_id in db.execute(query).scalars():
+            try:
+                out.append(service_view(db, service_id, tsm.scope))
+            except NotFound:
+                continue  # another tenant's
+        return out
+
+
+def _event(tsm: Tsm, service_id: str, operation: str, to_state: str | None, detail: str, **values: object) -> None:
+    """Record an operation on the service (and its new state and fields) in one transaction."""
+    with tsm.transaction() as db:
+        service = db.get(ServiceInstance, service_id)
+        assert service is not None  # checked by the caller's service_row
+        before = service.state
+        if to_state is not None:
+            service.state = to_state
+        for name, value in values.items():
+            setattr(service, name, value)
+        service.updated_at = now()
+        db.add(ServiceEvent(service_id=service_id, operation=operation, from_state=before, to_state=service.state,
+                            detail=detail[:2000], actor=tsm.caller.name, at=now()))
+
+
+def _meter(tsm: Tsm, service_id: str, operation: str) -> None:
+    """A registry-side operation's metering event (a job's completion meters itself: tsm_core/jobs/outcome.py)."""
+    with tsm.transaction() as db:
+        service, app, _ = service_row(db, service_id, tsm.scope)
+        se = registry.se_row(db, service.se_id)
+        billing.meter(db, sp_id=app.sp_id, operation=operation, app_id=app.id, se_id=se.id, se_kind=se.device_kind,
+                      service_id=service.id)
+
+
+def _waiting(tsm: Tsm, service_id: str, kinds: tuple[str, ...]) -> list[str]:
+    with tsm.sessions() as db:
+        return list(db.execute(select(Job.id).where(Job.service_id == service_id, Job.kind.in_(kinds),
+                                                    Job.state == engine.WAITING).order_by(Job.created_at)).scalars())
+
+
+def _cancel(tsm: Tsm, job_ids: list[str]) -> None:
+    if job_ids:
+        with tsm.transaction() as db:
+            db.execute(update(Job).where(Job.id.in_(job_ids), Job.state == engine.WAITING)
+                       .values(state=engine.CANCELLED, finished_at=now()))
+
+
+def contact(tsm: Tsm, se_id: str, transport: Transport) -> list[JobView]:
+    """The device is reachable: run the jobs waiting for its next contact, oldest first (a card-side lock, a
+    deletion); a job that stops IN_ERROR stays for the next contact's retry."""
+    registry.show(tsm, se_id)
+    with tsm.sessions() as db:
+        waiting = list(db.execute(select(Job.id).where(Job.se_id == se_id, Job.state == engine.WAITING)
+                                  .order_by(Job.created_at)).scalars())
+    return [engine.run(tsm, job_id, transport) for job_id in waiting]
+
+
+def _run(tsm: Tsm, job_id: str, transport: Transport, perso: dict[int, bytes] | None = None) -> JobView:
+    """Run a job after what waits for the device; JobFailed when it stops IN_ERROR."""
+    with tsm.sessions() as db:
+        job = db.get(Job, job_id)
+        assert job is not None  # just created
+        se_id = job.se_id
+    ran = {view.id: view for view in contact(tsm, se_id, transport)}
+    view = ran[job_id] if job_id in ran and ran[job_id].state == engine.DONE else \
+        engine.run(tsm, job_id, transport, perso=perso)
+    if view.state == engine.IN_ERROR:
+        raise JobFailed(f"job {job_id} stopped: {view.error} (`tsm job run {job_id}` resumes it)")
+    return view
+
+
+def _service_of_job(tsm: Tsm, job_id: str) -> str:
+    with tsm.sessions() as db:
+        job = db.get(Job, job_id)
+        assert job is not None and job.service_id is not None  # an install-app job made its service
+        return job.service_id
+
+
+def _start(tsm: Tsm, service_id: str, operation: str) -> tuple[ServiceInstance, str, bool]:
+    """The service row, its SP, and whether `operation` may start (False: already in its target state)."""
+    with tsm.sessions() as db:
+        service, _, sp = service_row(db, service_id, tsm.scope)
+        db.expunge(service)
+    return service, sp, states.check(operation, service.state, service_id)
+
+
+# ---- open -------------------------------------------------------------------------------------------------------
+
+
+def _sealer(tsm: Tsm, number: str | None) -> jobs.Order:
+    if number is None:
+        return jobs.Order()
+    digits = card_number(number)
+    return jobs.Order(card_number_sealed=lambda service_id: seal_card_number(tsm, service_id, digits))
+
+
+def open_service(tsm: Tsm, se_id: str, app_id: str, transport: Transport, *, card_number: str | None = None,
+                 perso: dict[int, bytes] | None = None) -> ServiceView:
+    """Open card: order (eligibility checked) -> the SP's SSD if missing -> load -> install -> personalize (the
+    card number and the app's key encrypted by the key service) -> activate."""
+    spec = _sealer(tsm, card_number)
+    job_id = jobs.order(tsm, se_id, app_id, spec)
+    service_id = _service_of_job(tsm, job_id)
+    _event(tsm, service_id, "open", None, f"ordered: job {job_id}",
+           card_number=masked(card_number) if card_number else "")
+    _run(tsm, job_id, transport, perso)
+    return show(tsm, service_id)
+
+
+# ---- lock, unlock, suspend, resume --------------------------------------------------------------------------------
+
+
+def _block(tsm: Tsm, service_id: str, operation: str, transport: Transport | None) -> Outcome:
+    """lock / suspend: blocked in the registry at once; the card-side lock now, or at the next contact."""
+    service, _, go = _start(tsm, service_id, operation)
+    if not go:
+        return Outcome(show(tsm, service_id), f"already {service.state}")
+    target = states.TARGET[operation]
+    _cancel(tsm, _waiting(tsm, service_id, ("unlock-app",)))
+    job_id = jobs.job_for(tsm, service_id, "lock-app", steps_for("lock-app"), _params(tsm, service_id, operation),
+                          waiting=transport is None)
+    _event(tsm, service_id, operation, target, f"blocked in the registry; card-side lock: job {job_id}",
+           reason="reported lost" if operation == "lock" else "suspended")
+    _meter(tsm, service_id, operation)
+    if transport is None:
+        return Outcome(show(tsm, service_id), f"{target}: the card-side lock waits for the device's next contact "
+                                              f"(job {job_id})")
+    _run(tsm, job_id, transport)
+    return Outcome(show(tsm, service_id), f"{target}: locked on the card")
+
+
+def _release(tsm: Tsm, service_id: str, operation: str, transport: Transport | None) -> Outcome:
+    """unlock / resume: a card-side lock still waiting is cancelled; otherwise the card is unlocked now or at
+    the next contact. The registry lets the service be used again at once."""
+    service, _, go = _start(tsm, service_id, operation)
+    if not go:
+        return Outcome(show(tsm, service_id), f"already {service.state}")
+    pending = _waiting(tsm, service_id, ("lock-app",))
+    _cancel(tsm, pending)
+    job_id = None
+    if not pending or service.card_locked:
+        job_id = jobs.job_for(tsm, service_id, "unlock-app", steps_for("unlock-app"),
+                              _params(tsm, service_id, operation), waiting=transport is None)
+    _event(tsm, service_id, operation, State.ACTIVE,
+           f"card-side unlock: job {job_id}" if job_id else f"the waiting card-side lock {pending[0]} was cancelled",
+           reason="")
+    _meter(tsm, service_id, operation)
+    if job_id is None:
+        return Outcome(show(tsm, service_id), "active: the card was never locked")
+    if transport is None:
+        return Outcome(show(tsm, service_id), f"active: the card-side unlock waits for the device's next contact "
+                                              f"(job {job_id})")
+    _run(tsm, job_id, transport)
+    return Outcome(show(tsm, service_id), "active: unlocked on the card")
+
+
+def lock(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
+    """Report lost: ACTIVE -> LOCKED_LOST."""
+    return _block(tsm, service_id, "lock", transport)
+
+
+def unlock(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
+    """Found again: LOCKED_LOST -> ACTIVE."""
+    return _release(tsm, service_id, "unlock", transport)
+
+
+def suspend(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
+    """The SP suspends the service: ACTIVE -> SUSPENDED (locked on the card like a lost one)."""
+    return _block(tsm, service_id, "suspend", transport)
+
+
+def resume(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
+    """SUSPENDED -> ACTIVE."""
+    return _release(tsm, service_id, "resume", transport)
+
+
+def observe(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
+    """The service with the card's view: what waits for the device runs, then the card's Registry (and a
+    purse's balance) is read and recorded."""
+    service, _, _ = _start(tsm, service_id, "show")
+    purse = catalog.app(tsm, service.app_id).is_purse and service.state in states.ALLOWED["balance"]
+    kind = "backup" if purse else "refresh"
+    _run(tsm, jobs.job_for(tsm, service_id, kind, steps_for(kind), _params(tsm, service_id, "balance")), transport)
+    return show(tsm, service_id)
+
+
+# ---- purse: balance and top-up -------------------------------------------------------------------------------------
+
+
+def _purse(tsm: Tsm, service_id: str) -> None:
+    service = show(tsm, service_id)
+    if not catalog.app(tsm, service.app_id).is_purse:
+        raise InvalidRequest(f"app {service.app_id} of service {service_id} is not a purse")
+
+
+def balance(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
+    """Read the purse's balance and counter from the card (and back them up)."""
+    _, _, go = _start(tsm, service_id, "balance")
+    _purse(tsm, service_id)
+    if go:
+        job_id = jobs.job_for(tsm, service_id, "backup", steps_for("backup"), _params(tsm, service_id, "balance"))
+        _run(tsm, job_id, transport)
+    return show(tsm, service_id)
+
+
+def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUpView:
+    """Top-up, two-phase: the order is recorded, then credited by a job that reads the purse before it sends
+    the MACed credit and reads the new balance and counter back (tsm_core/jobs/purse.py)."""
+    if not 0 < amount <= MAX_AMOUNT:
+        raise InvalidRequest(f"a top-up amount is 1 to {MAX_AMOUNT} minor units, not {amount}")
+    _start(tsm, service_id, "topup")
+    _purse(tsm, service_id)
+    order_id = jobs.new_id("top")
+    job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"),
+                          _params(tsm, service_id, "topup", topup=order_id))
+    with tsm.transaction() as db:
+        db.add(TopUp(id=order_id, service_id=service_id, job_id=job_id, amount=amount, state="ordered",
+                     created_at=now()))
+    _event(tsm, service_id, "topup", None, f"top-up {order_id} of {amount} ordered: job {job_id}")
+    _run(tsm, job_id, transport)
+    with tsm.sessions() as db:
+        row = db.get(TopUp, order_id)
+        assert row is not None
+        return topup_view(row)
+
+
+# ---- delete, unsubscribe ------------------------------------------------------------------------------------------
+
+
+def _params(tsm: Tsm, service_id: str, operation: str, topup: str = "") -> JobParams:
+    """A life-cycle job's parameters: the SP's SSD as the registry knows it now (its GP mode, AID and active key
+    set: a key rotation of the SSD is followed), and the issuer's DM keys in Delegated Management."""
+    with tsm.sessions() as db:
+        service, _, sp = service_row(db, service_id, tsm.scope)
+        se = registry.se_view(db, service.se_id)
+    domain = se.domain_of(sp)
+    keys = domain.active_key_set if domain is not None else None
+    params = JobParams(operation=operation, sp=sp, mode=domain.mode if domain else "cm",
+                       ssd_aid=domain.aid if domain else "", kvn=keys.kvn if keys else 0,
+                       sp_key=keys.keys[0] if keys else "", diversification=keys.diversification if keys else "",
+                       topup=topup)
+    return jobs.with_dm_keys(tsm, params, se.profile.scp) if params.mode == "dm" else params
+
+
+def _delete_job(tsm: Tsm, service_id: str, operation: str, *, backup: bool, waiting: bool) -> str:
+    _cancel(tsm, _waiting(tsm, service_id, ("lock-app", "unlock-app")))
+    return jobs.job_for(tsm, service_id, "delete-app", steps_for("delete-app", backup=backup),
+                        _params(tsm, service_id, operation), waiting=waiting)
+
+
+def delete(tsm: Tsm, service_id: str, transport: Transport) -> Outcome:
+    """Delete the instance from the card (and its load file and the SP's SSD when nothing else uses them)."""
+    if not _start(tsm, service_id, "delete")[2]:
+        return Outcome(show(tsm, service_id), "already deleted")
+    job_id = _delete_job(tsm, service_id, "delete", backup=False, waiting=False)
+    _event(tsm, service_id, "delete", None, f"deletion ordered: job {job_id}")
+    _run(tsm, job_id, transport)
+    return Outcome(show(tsm, service_id), "deleted")
+
+
+def unsubscribe(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
+    """The holder ends the service: a purse's remaining balance is read (or, with the device out of reach, taken
+    from the last backup) and recorded for refund; the instance is deleted now or at the next contact."""
+    service, _, go = _start(tsm, service_id, "unsubscribe")
+    if not go:
+        return Outcome(show(tsm, service_id), "already deleted")
+    purse = catalog.app(tsm, service.app_id).is_purse
+    job_id = _delete_job(tsm, service_id, "unsubscribe", backup=purse and transport is not None,
+                         waiting=transport is None)
+    if transport is not None:
+        _run(tsm, job_id, transport)
+    view = show(tsm, service_id)
+    refund = f"refund {view.balance} (minor units, balance as of {view.backed_up_at:%Y-%m-%d %H:%M:%S} UTC)" \
+        if purse and view.balance is not None and view.backed_up_at else "nothing to refund"
+    _event(tsm, service_id, "unsubscribe", None, refund)
+    where = "deleted" if transport is not None else f"deletion waits for the device's next contact (job {job_id})"
+    return Outcome(show(tsm, service_id), f"unsubscribed: {refund}; {where}")
+
+
+# ---- device change and re-issue -------------------------------------------------------------------------------------
+
+
+def _successor(tsm: Tsm, service_id: str) -> str | None:
+    """A live service that replaces `service_id` (a device change or re-issue begun before)."""
+    with tsm.sessions() as db:
+        return db.execute(select(ServiceInstance.id).where(ServiceInstance.previous_id == service_id,
+                                                           ServiceInstance.live.is_(True))).scalar_one_or_none()
+
+
+def _carry(tsm: Tsm, old: ServiceInstance, operation: str, new_number: str | None) -> jobs.Order:
+    """The new instance's order: the backed-up balance, and the card number (kept, or a new one)."""
+    number = card_number(new_number) if new_number is not None else \
+        unseal_card_number(tsm, old.id, old.card_number_sealed) if old.card_number_sealed else None
+    sealer = _sealer(tsm, number)
+    return jobs.Order(operation=operation, balance=old.balance, previous_id=old.id,
+                      card_number_sealed=sealer.card_number_sealed)
+
+
+def _install_successor(tsm: Tsm, old: ServiceInstance, to_se: str, transport: Transport, operation: str,
+                       new_number: str | None) -> ServiceView:
+    existing = _successor(tsm, old.id)
+    if existing is not None:  # resume the replacement begun before
+        with tsm.sessions() as db:
+            job_id = db.execute(select(Job.id).where(Job.service_id == existing, Job.kind == "install-app")
+                                .order_by(Job.created_at.desc())).scalars().first()
+        if job_id is not None and show(tsm, existing).state != State.ACTIVE:
+            _run(tsm, job_id, transport)
+        return show(tsm, existing)
+    spec = _carry(tsm, old, operation, new_number)
+    job_id = jobs.order(tsm, to_se, old.app_id, spec)
+    new_id = _service_of_job(tsm, job_id)
+    shown = masked(new_number) if new_number else ""
+    _event(tsm, new_id, operation, None, f"replaces {old.id} of SE {old.se_id}: job {job_id}",
+           **({"card_number": shown} if shown else {"card_number": old.card_number}))
+    _run(tsm, job_id, transport)
+    return show(tsm, new_id)
+
+
+def migrate(tsm: Tsm, service_id: str, to_se: str, transport: Transport,
+            from_transport: Transport | None = None) -> ServiceView:
+    """Device change: migrate out (the purse read and saved server-side; the old instance deleted now, or at
+    the old device's next contact) -> migrate in on the new SE (install, personalize with the saved balance)."""
+    service, _, _ = _start(tsm, service_id, "migrate")
+    registry.show(tsm, to_se)
+    if to_se == service.se_id:
+        raise InvalidRequest(f"service {service_id} already lives on SE {to_se}")
+    if service.state != State.MIGRATING:
+        _event(tsm, service_id, "migrate", State.MIGRATING, f"moving to SE {to_se}")
+    purse = catalog.app(tsm, service.app_id).is_purse
+    out = _migrate_out_job(tsm, service_id, backup=purse and from_transport is not None,
+                           waiting=from_transport is None)
+    if from_transport is not None and jobs.show(tsm, out, apdus=False).state != engine.DONE:
+        _run(tsm, out, from_transport)
+    with tsm.sessions() as db:
+        old = db.get(ServiceInstance, service_id)
+        assert old is not None
+        db.expunge(old)
+    return _install_successor(tsm, old, to_se, transport, "migrate", None)
+
+
+def _migrate_out_job(tsm: Tsm, service_id: str, *, backup: bool, waiting: bool) -> str:
+    """The old SE's deletion job of a device change (one, resumed if begun)."""
+    with tsm.sessions() as db:
+        found = db.execute(select(Job.id).where(Job.service_id == service_id, Job.kind == "delete-app",
+                                                Job.state.not_in((engine.CANCELLED,)))
+                           .order_by(Job.created_at.desc())).scalars().first()
+    if found is not None:
+        return found
+    return _delete_job(tsm, service_id, "migrate-out", backup=backup, waiting=waiting)
+
+
+def reissue(tsm: Tsm, service_id: str, to_se: str, transport: Transport, *,
+            new_card_number: str | None = None) -> ServiceView:
+    """Re-issue onto a new SE from the server-side backup (balance, card number; a new number if given); the old
+    instance is blocked at once and deleted at the old device's next contact."""
+    service, _, _ = _start(tsm, service_id, "reissue")
+    registry.show(tsm, to_se)
+    if to_se == service.se_id:
+        raise InvalidRequest(f"service {service_id} already lives on SE {to_se}")
+    if _successor(tsm, service_id) is None:
+        old_number = f"; card number {service.card_number} blocked" if new_card_number and service.card_number \
+            else ""
+        _event(tsm, service_id, "reissue", State.MIGRATING, f"re-issued onto SE {to_se}{old_number}",
+               reason=f"re-issued onto SE {to_se}")
+        _migrate_out_job(tsm, service_id, backup=False, waiting=True)
+    return _install_successor(tsm, service, to_se, transport, "reissue", new_card_number)
