@@ -25,15 +25,17 @@ from globalplatform.scp import Scp, SecurityLevel
 from keyservice.audit import AUDIT_KEY_LABEL
 from keyservice.core import Core
 from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError, PolicyDenied, gp_input
-from keyservice.gp import putkey, storedata
+from keyservice.gp import appkey, putkey, storedata
 from keyservice.gp.channel import SecureChannel
 from keyservice.gp.diversify import ALGORITHM, Diversifier, DivMethod, KeySet
+from keyservice.inventory import KeyUsage
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request
 
 __all__ = ["ChannelSession", "ChannelSpec", "Channels", "DivMethod", "MacContext", "Scp", "SecurityLevel", "Trial"]
 
 _SCP_ALGORITHM: Final = {Scp.SCP02: KeyAlgorithm.DES3, Scp.SCP03: KeyAlgorithm.AES}
+_MAC_CONTEXT_USAGES: Final = frozenset({KeyUsage.RECEIPT_KEY, KeyUsage.DAP_KEY})
 _MAC_MECHANISM: Final = {KeyAlgorithm.AES: Mechanism.AES_CMAC, KeyAlgorithm.DES3: Mechanism.DES3_CMAC,
                          KeyAlgorithm.HMAC: Mechanism.SHA256_HMAC}
 
@@ -260,6 +262,32 @@ class ChannelSession:
         core.audit.append(core.entry(self._req, Operation.STORE_DATA, used, "ok", f"dgi={dgi:04X}"))
         return encrypted
 
+    def app_key_dgi(self, dgi: int, label: str, kdd: bytes) -> bytes:
+        """A DGI for STORE DATA whose value is the per-SE application key of the APP_KEY master `label` for the SE
+        with this KDD (`keyservice.gp.appkey`), padded 80 00.. and encrypted under the channel's DEK as
+        `encrypt_dgi` encrypts a value (the card strips the padding).
+
+        Policy `store-data` is checked for the channel's keys and for `label` (an APP_KEY only); one record names
+        the master's label and KCV, the DGI tag and the KDD, never a value. Where the key is on the way
+        (`app_key_dgi_scp03`: wrapped in the HSM; `app_key_dgi_scp02` on SoftHSM2: in host memory for the call)
+        the HSM profile says.
+        """
+        channel = self._open()
+        core = self._core
+        for rec in self._records:
+            core.authorise(self._req, Operation.STORE_DATA, rec.label)
+        app = core.authorise(self._req, Operation.STORE_DATA, label, usages=frozenset({KeyUsage.APP_KEY}))
+        used = [(app.label, app.kcv), *self._used()]
+        try:
+            with appkey.per_se_key(core.hsm, core.hsm.hot_handle(label), app.length, kdd, wrappable=True) as key:
+                encrypted = storedata.encrypt_key_dgi(core.hsm, channel.scp, channel.session_dek(), dgi, key,
+                                                      app.length)
+        except KeyServiceError as exc:
+            raise core.refuse(self._req, Operation.STORE_DATA, used, exc) from None
+        core.audit.append(core.entry(self._req, Operation.STORE_DATA, used, "ok",
+                                     f"dgi={dgi:04X} app-key kdd={kdd.hex().upper()}"))
+        return encrypted
+
     @staticmethod
     def check_put_key(command: putkey.PutKeyCommand, response_data: bytes) -> None:
         """The card's PUT KEY response must be the new KVN and the KCVs of the keys sent (KcvMismatch)."""
@@ -339,12 +367,12 @@ class Channels:
     def mac(self, req: Request, label: str) -> MacContext:
         """A purpose-scoped MAC handle on one key: policy and audit at open and close, lean calls between.
 
-        CMAC for DES3/AES keys, HMAC-SHA256 for HMAC keys (the audit key is never reachable here).
-        """
+        CMAC for DES3/AES keys, HMAC-SHA256 for HMAC keys (the audit key is never reachable here, nor an
+        application master: `KeyService.apps.mac` MACs with the per-SE key derived from it)."""
         if label == AUDIT_KEY_LABEL:
             raise PolicyDenied("the audit key MACs audit records only")
         core = self._core()
-        rec = core.authorise(req, Operation.MAC, label)
+        rec = core.authorise(req, Operation.MAC, label, usages=_MAC_CONTEXT_USAGES)
         if rec.algorithm not in _MAC_MECHANISM:
             raise core.refuse(req, Operation.MAC, [(rec.label, rec.kcv)],
                               InvalidInput(f"{label} is {rec.algorithm}: a MAC context takes a secret key"))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from globalplatform.kcv import KcvMethod, default_method
 from globalplatform.keys import KeyAlgorithm
 from keyservice.audit import AuditEntry, AuditLog, Txn
-from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceError, ServiceSealed
+from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceError, PolicyDenied, ServiceSealed
 from keyservice.gp.kcv import kcv_hex
 from keyservice.hsm import Hsm
 from keyservice.inventory import KeyState, KeyUsage, Provenance
@@ -83,9 +83,12 @@ class Core:
             raise KeyNotFound(f"no key labelled {label!r} in the inventory")
         return self.signer.check(rec) if signed else rec
 
-    def authorise(self, req: Request, op: Operation, label: str, *, chain: bool = False) -> KeyRecord:
+    def authorise(self, req: Request, op: Operation, label: str, *, chain: bool = False,
+                  usages: frozenset[KeyUsage] | None = None) -> KeyRecord:
         """Load the record and check its signature and policy before the HSM is touched; a refusal is audited
-        and raised. With `chain`, the audit chain's head is checked in the same session first (AuditSealed)."""
+        and raised. With `chain`, the audit chain's head is checked in the same session first (AuditSealed).
+        `usages` narrows the call to keys of those usage classes (PolicyDenied for another usage the policy
+        would let through the same operation, e.g. a KMC for an application key's STORE DATA)."""
         with self.audit.reader() as db:
             found = db.connection().execute(_WITH_HEAD, {"label": label}).first()
             if chain and (found is None or not self.audit.knows_head(found.head_seq, found.head_hash)):
@@ -97,6 +100,8 @@ class Core:
         except KeyServiceError as exc:
             raise self.refuse(req, op, [(label, "")], exc) from None
         try:
+            if usages is not None and rec.usage not in usages:
+                raise PolicyDenied(f"{op} here takes {' or '.join(sorted(usages))} keys; {rec.label} is {rec.usage}")
             check(req, op, KeyUsage(rec.usage), KeyState(rec.state))
         except KeyServiceError as exc:
             raise self.refuse(req, op, [(rec.label, rec.kcv)], exc) from None

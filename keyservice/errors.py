@@ -188,6 +188,14 @@ class UnwrapFailed(KeyServiceError):
     status = 422
 
 
+class UnsealFailed(KeyServiceError):
+    """A sealed value did not open: altered, sealed for another context or under another key (which is not said);
+    no part of it is returned."""
+
+    code = "unseal_failed"
+    status = 422
+
+
 class SelfTestFailed(KeyServiceError):
     """The start-up known-answer tests failed; the service refuses to start."""
 

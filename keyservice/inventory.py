@@ -26,6 +26,11 @@ class KeyUsage(StrEnum):
     RECEIPT_KEY = "RECEIPT_KEY"
     DAP_KEY = "DAP_KEY"
     AUDIT_KEY = "AUDIT_KEY"
+    APP_KEY = "APP_KEY"
+    """A service provider's application master key (owner `sp:NAME`): never sent to a card; each SE gets its own
+    key diversified from it in the HSM (`keyservice.gp.appkey`)."""
+    DATA_KEY = "DATA_KEY"
+    """Seals service data at rest (card numbers) with AES-GCM inside the HSM (`keyservice.sealing`)."""
 
 
 @unique
@@ -63,7 +68,9 @@ TRANSITIONS: Final[dict[KeyState, frozenset[KeyState]]] = {
 }
 
 # Token capabilities per usage class: the key can do nothing else on the HSM. ENCRYPT on the MAC-only
-# classes serves the GP KCV (ECB over a constant block); policy.RULES refuses any other encryption.
+# classes serves the GP KCV (ECB over a constant block), on KMC and APP_KEY also the KDF3 CMAC emulation
+# (hsmops.cmac_derive); policy.RULES refuses any other encryption. An APP_KEY never signs: it MACs only as a
+# per-SE key derived from it.
 CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
     KeyUsage.KMC: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.DERIVE}),
     KeyUsage.ISD_KEYSET: frozenset({Capability.ENCRYPT, Capability.DECRYPT, Capability.SIGN,
@@ -76,6 +83,8 @@ CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
     KeyUsage.RECEIPT_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY, Capability.DERIVE}),
     KeyUsage.DAP_KEY: frozenset({Capability.ENCRYPT, Capability.SIGN, Capability.VERIFY}),
     KeyUsage.AUDIT_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
+    KeyUsage.APP_KEY: frozenset({Capability.ENCRYPT, Capability.DERIVE}),
+    KeyUsage.DATA_KEY: frozenset({Capability.ENCRYPT, Capability.DECRYPT}),
 }
 
 
@@ -88,6 +97,15 @@ ALGORITHMS: Final[dict[KeyUsage, frozenset[KeyAlgorithm]]] = {
     KeyUsage.TOKEN_KEY: frozenset({KeyAlgorithm.RSA}),
     KeyUsage.RECEIPT_KEY: _CARD_MAC,
     KeyUsage.DAP_KEY: _CARD_MAC | {KeyAlgorithm.RSA},
+    KeyUsage.APP_KEY: frozenset({KeyAlgorithm.AES}),
+    KeyUsage.DATA_KEY: frozenset({KeyAlgorithm.AES}),
+}
+
+# Key lengths (bytes) per usage class, where the class is narrower than its algorithm: a per-SE application key
+# has the master's length (KDF3, Amd D §4.1.5), and service data is sealed with AES-256.
+LENGTHS: Final[dict[KeyUsage, frozenset[int]]] = {
+    KeyUsage.APP_KEY: frozenset({16, 32}),
+    KeyUsage.DATA_KEY: frozenset({32}),
 }
 
 
@@ -97,6 +115,14 @@ def check_algorithm(usage: KeyUsage, algorithm: KeyAlgorithm) -> None:
     if algorithm not in allowed:
         names = " or ".join(sorted(a.value for a in allowed))
         raise InvalidInput(f"a {usage.value} key is {names}, not {algorithm.value}")
+
+
+def check_key_length(usage: KeyUsage, length: int) -> None:
+    """Refuse a key length its usage class does not use (InvalidInput naming the allowed ones)."""
+    allowed = LENGTHS.get(usage)
+    if allowed is not None and length not in allowed:
+        sizes = " or ".join(str(n) for n in sorted(allowed))
+        raise InvalidInput(f"a {usage.value} key is {sizes} bytes long, not {length}")
 
 
 def parse_enum(enum: type[E], value: str, what: str) -> E:

@@ -19,6 +19,7 @@ from globalplatform.initupdate import KDD_LENGTH
 from globalplatform.kcv import KCV_LENGTHS, KcvMethod
 from globalplatform.keys import VALID_LENGTHS, KeyAlgorithm
 from globalplatform.scp import Scp
+from keyservice import sealing
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import dm, scp02, scp03
 from keyservice.gp.diversify import ALGORITHM, DivMethod
@@ -313,3 +314,34 @@ def parse_rsa_pkcs1_sign(f: Fields) -> RsaPkcs1SignVector:
     size = -(-key.key_size // 8)
     return RsaPkcs1SignVector(key.private_numbers(), key.key_size, hash_, f.hex("message"),
                               f.hex("expect", (size,)))
+
+
+@dataclass(frozen=True)
+class AesGcmVector:
+    """NIST SP 800-38D AES-GCM with a 96-bit IV and a 128-bit tag (the parameters `keyservice.sealing` uses);
+    `plaintext` is None for a vector whose decryption must be refused."""
+
+    key: bytes
+    iv: bytes
+    aad: bytes
+    plaintext: bytes | None
+    ciphertext: bytes
+    tag: bytes
+
+
+def parse_aes_gcm(f: Fields) -> AesGcmVector:
+    key_value, iv = key(f, "key", KeyAlgorithm.AES), f.hex("iv", (sealing.NONCE_LENGTH,))
+    aad = f.hex("aad")
+    plaintext: bytes | None = None
+    if f.has("fail"):
+        if not f.boolean("fail"):
+            raise VectorError("must be true when given (the ciphertext must be refused)", f.path("fail"))
+        if f.has("plaintext"):
+            raise VectorError("is not given in a vector that must be refused", f.path("plaintext"))
+    else:
+        plaintext = f.hex("plaintext")
+    ciphertext = f.hex("ciphertext") if plaintext is None else f.hex("ciphertext", (len(plaintext),))
+    for name, value in (("aad", aad), ("ciphertext", ciphertext)):
+        if len(value) > sealing.DATA_MAX:
+            raise VectorError(f"is {len(value)} bytes, expected at most {sealing.DATA_MAX}", f.path(name))
+    return AesGcmVector(key_value, iv, aad, plaintext, ciphertext, f.hex("tag", (sealing.TAG_LENGTH,)))

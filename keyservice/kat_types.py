@@ -23,8 +23,8 @@ from globalplatform.keys import VALID_LENGTHS, KeyAlgorithm, KeyPurpose
 from globalplatform.scp import Scp, Scp02Option
 from keyservice import kat_schema as schema
 from keyservice import kat_schema_sm as sm
-from keyservice import templates
-from keyservice.errors import CryptogramMismatch, KeyServiceError, MacMismatch, UnwrapFailed
+from keyservice import sealing, templates
+from keyservice.errors import CryptogramMismatch, KeyServiceError, MacMismatch, UnsealFailed, UnwrapFailed
 from keyservice.exchange import aeskw, tr31
 from keyservice.gp import dm, hsmops, putkey, scp02, storedata
 from keyservice.gp.channel import SecureChannel, State
@@ -333,6 +333,33 @@ def t_rsa_pkcs1_sign(ctx: Context, v: schema.RsaPkcs1SignVector) -> None:
     equal("signature", dm.rsa_sign(ctx.hsm, key, dm.signature_hash(v.bits), v.message), v.expect)
 
 
+def _unseal_refused(what: str, attempt: Callable[[], bytes]) -> None:
+    """A negative AES-GCM check: `attempt` must raise UnsealFailed (other errors propagate: an ERROR line)."""
+    try:
+        attempt()
+    except UnsealFailed:
+        return
+    raise Mismatch(f"{what} was opened")
+
+
+def t_aes_gcm(ctx: Context, v: schema.AesGcmVector) -> None:
+    """The sealing functions of `KeyService.apps` (`sealing.encrypt` / `decrypt`, C_Encrypt / C_Decrypt with
+    CKM_AES_GCM); a changed tag, ciphertext or additional data must not open."""
+    kh = ctx.token_key(KeyAlgorithm.AES, v.key)
+    sealed = v.ciphertext + v.tag
+    if v.plaintext is None:
+        _unseal_refused("a ciphertext the vector marks FAIL",
+                        partial(sealing.decrypt, ctx.hsm, kh, v.iv, sealed, v.aad))
+        return
+    equal("ciphertext and tag", sealing.encrypt(ctx.hsm, kh, v.iv, v.plaintext, v.aad), sealed)
+    equal("plaintext", sealing.decrypt(ctx.hsm, kh, v.iv, sealed, v.aad), v.plaintext)
+    altered = [("tag", sealed[:-1] + bytes([sealed[-1] ^ 1]), v.aad), ("additional data", sealed, v.aad + b"\0")]
+    if v.ciphertext:
+        altered.append(("ciphertext", bytes([sealed[0] ^ 0x80]) + sealed[1:], v.aad))
+    for where, data, aad in altered:
+        _unseal_refused(f"a value with a changed {where}", partial(sealing.decrypt, ctx.hsm, kh, v.iv, data, aad))
+
+
 @dataclass(frozen=True)
 class VectorType(Generic[V]):
     """How one `type` is parsed (strictly, before any HSM work) and checked."""
@@ -355,4 +382,5 @@ HANDLERS: Final[dict[str, VectorType[Any]]] = {
     "store_data_keys": VectorType(schema.parse_store_data_keys, t_store_data_keys),
     "sm_wrap": VectorType(sm.parse_sm_wrap, t_sm_wrap),
     "rsa_pkcs1_sign": VectorType(schema.parse_rsa_pkcs1_sign, t_rsa_pkcs1_sign),
+    "aes_gcm": VectorType(schema.parse_aes_gcm, t_aes_gcm),
 }

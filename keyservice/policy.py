@@ -26,6 +26,8 @@ class Purpose(StrEnum):
     DIAGNOSTIC = "DIAGNOSTIC"
     AUDIT = "AUDIT"
     SELFTEST = "SELFTEST"
+    SERVICE = "SERVICE"
+    """A service provider's application operation on a card (a purse top-up) or on its service data."""
 
 
 @unique
@@ -51,6 +53,8 @@ class Operation(StrEnum):
     DM_TOKEN = "dm-token"  # noqa: S105 - an operation name, not a secret
     VERIFY_RECEIPT = "verify-receipt"
     DAP_SIGNATURE = "dap-signature"
+    SEAL = "seal"
+    UNSEAL = "unseal"
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     (KeyUsage.DAP_KEY, Operation.DAP_SIGNATURE): frozenset({Purpose.SE_MANAGEMENT}),
     **{(u, Operation.PUT_KEY): frozenset({Purpose.SE_MANAGEMENT, Purpose.KEY_ROTATION, Purpose.SE_PERSO})
        for u in (KeyUsage.TOKEN_KEY, KeyUsage.RECEIPT_KEY, KeyUsage.DAP_KEY)},
+    # The service life cycle: an SP's application master MACs for one SE's key (a purse top-up) and reaches a card
+    # only as that SE's key in an encrypted DGI at personalisation; service data is sealed at rest.
+    (KeyUsage.APP_KEY, Operation.MAC): frozenset({Purpose.SERVICE}),
+    (KeyUsage.APP_KEY, Operation.STORE_DATA): frozenset({Purpose.SE_PERSO}),
+    **{(KeyUsage.DATA_KEY, op): frozenset({Purpose.SERVICE, Purpose.SE_PERSO})
+       for op in (Operation.SEAL, Operation.UNSEAL)},
 }
 
 # Operations that change the key hierarchy: officers (and, with the ceremonies, approval sets) only.

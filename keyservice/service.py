@@ -1,18 +1,20 @@
 """The key service: the one barrier every key operation passes (ARCHITECTURE.md; HashiCorp Vault's barrier).
 
 A `KeyService` starts sealed: every call raises ServiceSealed until `unseal` has logged in to the token with
-the PIN. Its work is split by purpose into four sub-facades, each call of which checks policy before the HSM is
+the PIN. Its work is split by purpose into sub-facades, each call of which checks policy before the HSM is
 touched and writes one audit record before a result leaves (a refused or failed call is audited too):
 
     service.keys       generate (secret keys, RSA pairs), import test keys, list/show, state changes, destroy,
                        KCVs, token check
     service.channels   secure channels (SCP02/SCP03, PUT KEY, encrypted DGIs), MAC contexts, diagnosis
     service.tokens     Delegated Management tokens and receipts, DAP signatures (GPCS 2.3.1 Annex C)
+    service.apps       service providers' application MACs per SE, service data sealed at rest (AES-GCM)
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
     service.audit      the audit records and the verification of the chain
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
-`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `vendor`, `runtime`, `kat`.
+`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`, `runtime`,
+`kat`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice import selftest, templates
+from keyservice.apps import Apps
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry
 from keyservice.auditing import AuditTrail
 from keyservice.channels import Channels
@@ -68,6 +71,7 @@ class KeyService:
         self.keys = Keys(self._open_core)
         self.channels = Channels(self._open_core)
         self.tokens = Tokens(self._open_core)
+        self.apps = Apps(self._open_core)
         self.vendor = VendorExchange(self._open_core)
         self.audit = AuditTrail(self._open_core)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from globalplatform.keys import KeyAlgorithm, check_length
 from keyservice.errors import InvalidInput, gp_input
-from keyservice.inventory import KeyUsage, check_algorithm
+from keyservice.inventory import KeyUsage, check_algorithm, check_key_length
 from keyservice.models import AuditRecord, KeyRecord
 
 LABEL_MAX = 128
@@ -62,6 +62,7 @@ class NewKey:
         with gp_input():
             check_length(self.algorithm, self.length)
         check_algorithm(self.usage, self.algorithm)
+        check_key_length(self.usage, self.length)
         if self.exportable and self.algorithm is KeyAlgorithm.RSA:
             raise InvalidInput("an RSA private key never leaves the HSM: it cannot be exportable")
         if not self.label or len(self.label) > LABEL_MAX or not self.label.isprintable():

@@ -124,12 +124,13 @@ def test_no_public_name_of_the_key_service_reaches_pkcs11_or_the_audit_log():
 
     public = {name for name in vars(KeyService) if not name.startswith("_")}
     assert not public & {"hsm", "core", "sessions", "create_key", "refuse", "authorise", "raw", "lock"}
+    from keyservice.apps import Apps
     from keyservice.auditing import AuditTrail
     from keyservice.channels import Channels
     from keyservice.keys import Keys
     from keyservice.tokens import Tokens
     from keyservice.vendor import VendorExchange
 
-    for facade in (Keys, Channels, Tokens, VendorExchange, AuditTrail):
+    for facade in (Keys, Channels, Tokens, Apps, VendorExchange, AuditTrail):
         names = {name for name in vars(facade) if not name.startswith("_")}
         assert not names & {"hsm", "core", "sessions", "audit", "raw"}, facade

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, unique
+from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
@@ -23,6 +24,8 @@ from keyservice.gp.channel import SecureChannel
 from keyservice.gp.kcv import kcv
 from keyservice.hsm import Hsm
 from keyservice.strategy import CryptoStep
+
+DGI_SHORT_MAX: Final = 0xFE
 
 
 def encrypt_sensitive(hsm: Hsm, scp: Scp, dek: int, data: bytes, *, pad: bool = False) -> bytes:
@@ -38,14 +41,48 @@ def encrypt_sensitive(hsm: Hsm, scp: Scp, dek: int, data: bytes, *, pad: bool = 
     return hsmops.cbc(hsm, dek, algorithm, plain, bytes(block))
 
 
-def encrypt_dgi(channel: SecureChannel, hsm: Hsm, dgi: int, value: bytes, *, pad: bool = True) -> bytes:
-    """DGI tag (2) || length || encrypted value, with the channel's DEK (EMV CPS §4.2)."""
+def _check_tag(dgi: int) -> None:
     if not 0 <= dgi <= 0xFFFF:
         raise InvalidInput(f"DGI {dgi} is not a 2-byte tag")
-    enc = encrypt_sensitive(hsm, channel.scp, channel.session_dek(), value, pad=pad)
-    if len(enc) > 0xFE:
+
+
+def _framed(dgi: int, encrypted: bytes) -> bytes:
+    """DGI tag (2) || length (1) || encrypted value (EMV CPS §A.1)."""
+    if len(encrypted) > DGI_SHORT_MAX:
         raise InvalidInput("encrypted DGI longer than 254 bytes needs the 3-byte length form")
-    return dgi.to_bytes(2, "big") + bytes([len(enc)]) + enc
+    return dgi.to_bytes(2, "big") + bytes([len(encrypted)]) + encrypted
+
+
+def encrypt_dgi(channel: SecureChannel, hsm: Hsm, dgi: int, value: bytes, *, pad: bool = True) -> bytes:
+    """DGI tag (2) || length || encrypted value, with the channel's DEK (EMV CPS §4.2)."""
+    _check_tag(dgi)
+    return _framed(dgi, encrypt_sensitive(hsm, channel.scp, channel.session_dek(), value, pad=pad))
+
+
+def encrypt_key_dgi(hsm: Hsm, scp: Scp, dek: int, dgi: int, key: int, length: int) -> bytes:
+    """A DGI whose value is the AES key object `key` (`length` bytes, wrappable), padded 80 00.. and encrypted
+    under the DEK exactly as `encrypt_sensitive(..., pad=True)` encrypts a value.
+
+    - SCP03 (`app_key_dgi_scp03`, `native_wrap`): C_WrapKey AES_CBC with ICV 0 gives the key's CBC blocks; the
+      padding block 80 00.. is then encrypted by C_Encrypt AES_CBC with the last of them as IV, which continues
+      the same CBC chain. The key value never reaches the host.
+    - SCP02 (`app_key_dgi_scp02`, `host_memory_card_key`): SoftHSM2 has no 3DES wrap; the key's value is read
+      through a one-time transport key (`hsmops.clear_value`) and 3DES-ECB-encrypted under the session DEK by
+      the HSM. The key transits host memory for that call.
+    """
+    _check_tag(dgi)
+    if scp is Scp.SCP03:
+        hsm.strategy(CryptoStep.APP_KEY_DGI_SCP03)
+        block = hsmops.CIPHERS[KeyAlgorithm.AES].block
+        with hsm.lock:
+            head = hsm.raw.wrap(dek, Mechanism.AES_CBC, key, bytes(block))
+        return _framed(dgi, head + hsmops.cbc(hsm, dek, KeyAlgorithm.AES, hsmops.pad80(b"", block), head[-block:]))
+    hsm.strategy(CryptoStep.APP_KEY_DGI_SCP02)
+    clear = hsmops.clear_value(hsm, key)[:length]
+    try:
+        return _framed(dgi, encrypt_sensitive(hsm, scp, dek, clear, pad=True))
+    finally:
+        del clear
 
 
 @dataclass(frozen=True)

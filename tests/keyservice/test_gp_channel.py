@@ -164,7 +164,7 @@ def test_put_key_and_response_check(gp_hsm, keys, name) -> None:
 
 def test_strategy_table() -> None:
     assert host_memory_operations() == [CryptoStep.PUT_KEY_SCP02, CryptoStep.TR31_IMPORT, CryptoStep.TR31_EXPORT,
-                                        CryptoStep.AES_KWP_UNALIGNED_WRAP]
+                                        CryptoStep.AES_KWP_UNALIGNED_WRAP, CryptoStep.APP_KEY_DGI_SCP02]
     assert all(name in STRATEGIES for name in SOFTHSM2.values())
     assert not STRATEGIES["cmac_emulation"].session_key_in_host_memory
     assert [s.name for s in possible(CryptoStep.SCP03_SESSION_KEYS, set())] == ["unsupported"]
