@@ -82,6 +82,7 @@ HINTS: dict[str, list[str]] = {
     "kvn": ["00", "0x30", "FF"], "key_id": ["01"], "level": ["01", "03", "13", "33", "7F"],
     "value": [TEST_KEY], "wrapped": ["1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"], "status": ["6A88"],
     "data": ["E3144F07A00000015100009F700107C50180EA028000"], "response": ["E3144F07A00000015100009F700107"],
+    "month": ["2026-03", "2026-13"], "per_operation": ["lock=20", "download=1", "lock=-1", "lock="],
 }
 """Plausible values by parameter name, so that the random lines also reach past the parsing."""
 

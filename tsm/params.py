@@ -7,12 +7,15 @@ the command runs. Hex values are never repeated in the message: they may be keys
 from __future__ import annotations
 
 import math
+import re
 import urllib.parse
 from typing import Any
 
 import click
 
 HEX_SEPARATORS = str.maketrans("", "", " :")
+PRICE = re.compile(r"-?[0-9]{1,18}")
+"""An integer amount as typed (its range is the service's to check)."""
 
 
 class HexByte(click.ParamType[int]):
@@ -92,3 +95,17 @@ class Seconds(click.ParamType[float]):
         if not math.isfinite(seconds) or not 0 < seconds <= self.maximum:
             self.fail(f"{value!r} is not a number of seconds in (0, {self.maximum:g}]", param, ctx)
         return seconds
+
+
+class OperationPrice(click.ParamType[tuple[str, int]]):
+    """OP=MINOR: the price of one operation, an integer in minor units."""
+
+    name = "OP=MINOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        operation, sep, price = str(value).partition("=")
+        if not sep or not PRICE.fullmatch(price):
+            self.fail(f"{value!r} is not OP=MINOR (an operation and an integer price, e.g. lock=20)", param, ctx)
+        return operation, int(price)

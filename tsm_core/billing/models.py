@@ -1,4 +1,8 @@
-"""Metering and tariff tables. Amounts are integers in minor units (cents), never floats."""
+"""Metering and tariff tables (docs/billing.md). Amounts are integers in minor units (cents), never floats.
+
+Both tables are append-only: an event is never changed or deleted, and a tariff change is a new version, so
+that any month's statement can be computed again from them and comes out the same.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ class MeteringEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sp_id: Mapped[int] = mapped_column(ForeignKey("tsm_tenants.id"))
     operation: Mapped[str] = mapped_column(String(24))
-    """download, open, lock, unlock, topup, delete, unsubscribe, migrate, reissue, ..."""
+    """One of `tsm_core.billing.OPERATIONS`."""
     app_id: Mapped[str] = mapped_column(String(32), default="")
     se_id: Mapped[str] = mapped_column(String(32), default="")
     se_kind: Mapped[str] = mapped_column(String(16), default="")
@@ -30,18 +34,24 @@ class MeteringEvent(Base):
     """The job that did it (unique with the operation: a resumed job is metered once); NULL for registry-only
     operations."""
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When it happened, stored in UTC (the month boundaries of the reports are UTC)."""
 
 
-class Tariff(Base):
-    """What an SP pays: a one-time onboarding fee, a monthly hosting fee, a price per download and per operation."""
+class TariffVersion(Base):
+    """One version of what an SP pays: a one-time onboarding fee, a monthly hosting fee, a price per download and
+    per operation. In force from `effective_from` until the next version of the SP; never updated."""
 
-    __tablename__ = "tsm_tariffs"
+    __tablename__ = "tsm_tariff_versions"
+    __table_args__ = (Index("ix_tsm_tariff_versions_sp_from", "sp_id", "effective_from"),)
 
-    sp_id: Mapped[int] = mapped_column(ForeignKey("tsm_tenants.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sp_id: Mapped[int] = mapped_column(ForeignKey("tsm_tenants.id"))
+    effective_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When it was set (UTC); it prices every month that ends after it, until a later version does."""
+    set_by: Mapped[str] = mapped_column(String(128), default="")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     onboarding: Mapped[int] = mapped_column(Integer, default=0)
     monthly: Mapped[int] = mapped_column(Integer, default=0)
     per_download: Mapped[int] = mapped_column(Integer, default=0)
     per_operation: Mapped[str] = mapped_column(Text, default="{}")
-    """JSON object: operation name -> price in minor units."""
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """JSON object: operation name -> price in minor units (priced operations only, names sorted)."""
