@@ -23,9 +23,10 @@ def _positions(lab: Lab, job_id: str, step: str) -> list[int]:
 
 
 @pytest.fixture
-def purse(lab: Lab) -> tuple[Lab, str]:
-    lab.add_sp("metro")
-    return lab, lab.app("metro", "transit", perso=PURSE_PERSO)
+def purse(sqlite_lab: Lab) -> tuple[Lab, str]:
+    """The purse app on SQLite (the money logic is the job engine's; test_lifecycle.py covers both databases)."""
+    sqlite_lab.add_sp("metro")
+    return sqlite_lab, sqlite_lab.app("metro", "transit", perso=PURSE_PERSO)
 
 
 def _open(lab: Lab, app_id: str, card) -> str:  # type: ignore[no-untyped-def]
@@ -128,3 +129,24 @@ def test_device_change_dropped_at_each_step_keeps_the_money(purse, side):
         assert card_balance(watch) == (900, 0), step
         assert life_cycle(lab, old_se, phone, TRANSIT_INSTANCE) is None, step
         assert lifecycle.show(lab.tsm, service_id).state == "deleted", step
+
+
+def test_device_change_whose_old_side_failed_finishes_without_the_old_device(purse):
+    lab, app_id = purse
+    phone, old_se = lab.new_se()
+    watch, new_se = lab.new_se()
+    service_id = _open(lab, app_id, (phone, old_se))
+    with LocalTransport(phone) as transport:
+        lifecycle.topup(lab.tsm, service_id, 300, transport)
+    with LocalTransport(watch) as t, LocalTransport(Unplugged(phone, 3, after=False)) as o, \
+            pytest.raises(lifecycle.JobFailed):
+        lifecycle.migrate(lab.tsm, service_id, new_se, t, o)
+    with LocalTransport(watch) as t:
+        new = lifecycle.migrate(lab.tsm, service_id, new_se, t)
+    assert new.state == "active" and card_balance(watch) == (300, 0)
+    old = lifecycle.show(lab.tsm, service_id)
+    assert old.state == "migrating" and old.waiting
+    with LocalTransport(phone) as transport:
+        lifecycle.contact(lab.tsm, old_se, transport)
+    assert lifecycle.show(lab.tsm, service_id).state == "deleted"
+    assert life_cycle(lab, old_se, phone, TRANSIT_INSTANCE) is None

@@ -56,7 +56,7 @@ def record(db: Session, job: Job, state: str, error: str, actor: str) -> None:
         detail = f"job {job.id} done"
     else:
         service.reason = error
-        if job.kind in ERROR_STATE:
+        if job.kind in ERROR_STATE and operation != "migrate-out":  # a device change stays MIGRATING
             service.state = ERROR_STATE[job.kind]
             service.seen = seen(db, service, app.instance_aid)
         detail = f"job {job.id}: {error}"

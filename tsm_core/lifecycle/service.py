@@ -113,6 +113,12 @@ def _cancel(tsm: Tsm, job_ids: list[str]) -> None:
                        .values(state=engine.CANCELLED, finished_at=now()))
 
 
+def _defer(tsm: Tsm, job_id: str) -> None:
+    """Queue a job that could not finish for the device's next contact."""
+    with tsm.transaction() as db:
+        db.execute(update(Job).where(Job.id == job_id, Job.running_se.is_(None)).values(state=engine.WAITING))
+
+
 def contact(tsm: Tsm, se_id: str, transport: Transport) -> list[JobView]:
     """The device is reachable: run the jobs waiting for its next contact, oldest first (a card-side lock, a
     deletion); a job that stops IN_ERROR stays for the next contact's retry."""
@@ -364,16 +370,30 @@ def _carry(tsm: Tsm, old: ServiceInstance, operation: str, new_number: str | Non
                       card_number_sealed=sealer.card_number_sealed)
 
 
+def _resume_successor(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView | None:
+    """The replacement of a device change or re-issue begun before, its install resumed; None when there is none
+    or the old instance is still live on its SE (its own side goes first)."""
+    show(tsm, service_id)  # NotFound outside the caller's tenancy
+    existing = _successor(tsm, service_id)
+    if existing is None:
+        return None
+    with tsm.sessions() as db:
+        old = db.get(ServiceInstance, service_id)
+        job_id = db.execute(select(Job.id).where(Job.service_id == existing, Job.kind == "install-app")
+                            .order_by(Job.created_at.desc())).scalars().first()
+    if old is not None and old.live and old.state == State.MIGRATING and not _waiting(tsm, service_id,
+                                                                                       ("delete-app",)):
+        return None  # the old side's deletion is to be run (or resumed) first
+    if job_id is not None and show(tsm, existing).state != State.ACTIVE:
+        _run(tsm, job_id, transport)
+    return show(tsm, existing)
+
+
 def _install_successor(tsm: Tsm, old: ServiceInstance, to_se: str, transport: Transport, operation: str,
                        new_number: str | None) -> ServiceView:
     existing = _successor(tsm, old.id)
-    if existing is not None:  # resume the replacement begun before
-        with tsm.sessions() as db:
-            job_id = db.execute(select(Job.id).where(Job.service_id == existing, Job.kind == "install-app")
-                                .order_by(Job.created_at.desc())).scalars().first()
-        if job_id is not None and show(tsm, existing).state != State.ACTIVE:
-            _run(tsm, job_id, transport)
-        return show(tsm, existing)
+    if existing is not None:
+        return _resume_successor(tsm, old.id, transport) or show(tsm, existing)
     spec = _carry(tsm, old, operation, new_number)
     job_id = jobs.order(tsm, to_se, old.app_id, spec)
     new_id = _service_of_job(tsm, job_id)
@@ -387,7 +407,11 @@ def _install_successor(tsm: Tsm, old: ServiceInstance, to_se: str, transport: Tr
 def migrate(tsm: Tsm, service_id: str, to_se: str, transport: Transport,
             from_transport: Transport | None = None) -> ServiceView:
     """Device change: migrate out (the purse read and saved server-side; the old instance deleted now, or at
-    the old device's next contact) -> migrate in on the new SE (install, personalize with the saved balance)."""
+    the old device's next contact) -> migrate in on the new SE (install, personalize with the saved balance).
+    Called again after a failure, it resumes: the old side's job, then the same new instance's."""
+    resumed = _resume_successor(tsm, service_id, transport)
+    if resumed is not None:
+        return resumed
     service, _, _ = _start(tsm, service_id, "migrate")
     registry.show(tsm, to_se)
     if to_se == service.se_id:
@@ -397,8 +421,11 @@ def migrate(tsm: Tsm, service_id: str, to_se: str, transport: Transport,
     purse = catalog.app(tsm, service.app_id).is_purse
     out = _migrate_out_job(tsm, service_id, backup=purse and from_transport is not None,
                            waiting=from_transport is None)
-    if from_transport is not None and jobs.show(tsm, out, apdus=False).state != engine.DONE:
+    state = jobs.show(tsm, out, apdus=False).state
+    if from_transport is not None and state != engine.DONE:
         _run(tsm, out, from_transport)
+    elif from_transport is None and state in (engine.PENDING, engine.IN_ERROR):
+        _defer(tsm, out)  # the old device is out of reach now: its side at its next contact
     with tsm.sessions() as db:
         old = db.get(ServiceInstance, service_id)
         assert old is not None
@@ -421,6 +448,9 @@ def reissue(tsm: Tsm, service_id: str, to_se: str, transport: Transport, *,
             new_card_number: str | None = None) -> ServiceView:
     """Re-issue onto a new SE from the server-side backup (balance, card number; a new number if given); the old
     instance is blocked at once and deleted at the old device's next contact."""
+    resumed = _resume_successor(tsm, service_id, transport)
+    if resumed is not None:
+        return resumed
     service, _, _ = _start(tsm, service_id, "reissue")
     registry.show(tsm, to_se)
     if to_se == service.se_id:
