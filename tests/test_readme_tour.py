@@ -43,5 +43,9 @@ def test_the_readme_tour_runs_as_written(tmp_path):
     assert re.search(r"^\d+ passed, 0 failed$", out, re.M)
     assert "ISD: A000000151000000 (SECURED)" in out
     assert "use: --key gp-test --div none" in out
-    assert re.search(r"^activate +done ", out, re.M) and re.search(r"^F000000001010101 +app +07 +07 +yes$", out, re.M)
+    assert re.search(r"^F000000001010101 +app +0F +0F +yes$", out, re.M)  # installed, personalized, selectable
+    assert re.search(r"^top-up top-[0-9a-f]{12}: credited, 0 -> 1500$", out, re.M)
+    assert "the card-side lock waits for the device's next contact" in out and "1 waiting job(s) run" in out
+    assert "active: unlocked on the card" in out
+    assert re.search(r"^download +1$", out, re.M) and re.search(r"^topup +1$", out, re.M)
     assert "01*:kmc-issuer/kdf3" in out  # the ISD's key set after the rotation

@@ -5,6 +5,8 @@ GET BALANCE, READ RECORD, GET STATUS) to hold the TSM's word against."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from globalplatform.keys import KeyAlgorithm
@@ -17,11 +19,15 @@ from tests.tsm_core.lab import (
     Lab,
     assert_registry_is_card,
     card_entries,
+    key_versions,
     send,
 )
+from tsm_core.billing import service as billing
 from tsm_core.errors import NotFound
+from tsm_core.jobs import service as jobs
 from tsm_core.lifecycle import service as lifecycle
 from tsm_core.lifecycle.states import InvalidTransition
+from tsm_core.registry import service as registry
 from tsm_core.tenancy import Scope
 from tsm_core.transport.local import LocalTransport
 
@@ -274,3 +280,37 @@ def test_another_tenant_sees_no_service(purse):
         assert lifecycle.list_services(other) == []
     own = type(lab.tsm)(lab.tsm.sessions, lab.tsm.keys, lab.tsm.caller, Scope("sp", "metro"))
     assert lifecycle.show(own, service_id).id == service_id
+
+
+def test_services_keep_working_across_a_rotation_of_the_sps_ssd_keys(lab):
+    lab.add_sp("metro-am", "am")
+    app_id = lab.app("metro-am", "transit", perso=PURSE_PERSO)
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport:
+        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    ssd = registry.show(lab.tsm, se_id).domain_of("metro-am")
+    assert ssd is not None and ssd.mode == "am"
+    rotation = jobs.rotate_keys(lab.tsm, se_id, 0x02, ssd.aid)
+    assert lab.run(rotation, card).state == "done"
+    assert key_versions(card, ssd.aid) == {0x02}
+    with LocalTransport(card) as transport:
+        assert lifecycle.lock(lab.tsm, service_id, transport).service.card_locked  # SET STATUS by the SSD
+        assert lifecycle.unlock(lab.tsm, service_id, transport).service.state == "active"
+        assert lifecycle.topup(lab.tsm, service_id, 99, transport).balance_after == 99
+        assert lifecycle.delete(lab.tsm, service_id, transport).service.state == "deleted"
+    assert TRANSIT_INSTANCE not in {a for a, *_ in card_entries(lab.card_content(se_id, card))}
+
+
+def test_every_completed_operation_is_metered_once(purse):
+    lab, app_id = purse
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport:
+        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+        lifecycle.topup(lab.tsm, service_id, 100, transport)
+        lifecycle.lock(lab.tsm, service_id, transport)
+        lifecycle.unlock(lab.tsm, service_id, transport)
+        lifecycle.delete(lab.tsm, service_id, transport)
+    report = billing.usage(lab.tsm, "metro", f"{datetime.now(UTC):%Y-%m}")
+    assert {c.name: c.count for c in report.operations} == {"download": 1, "open": 1, "topup": 1, "lock": 1,
+                                                           "unlock": 1, "delete": 1}
+    assert {c.name: c.count for c in report.apps} == {app_id: 6}

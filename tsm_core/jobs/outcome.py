@@ -24,8 +24,9 @@ from tsm_core.registry.models import CardEntry, SecureElement, ServiceInstance
 
 DONE_STATE: Final = {"install-app": "active", "delete-app": "deleted"}
 ERROR_STATE: Final = {"install-app": "in_error", "delete-app": "in_error"}
-METERED: Final = frozenset({"open", "migrate", "reissue", "delete", "unsubscribe", "topup", "lock", "unlock",
-                            "suspend", "resume"})
+METERED: Final = frozenset({"open", "migrate", "reissue", "delete", "unsubscribe", "topup"})
+"""Operations metered when their job completes; lock, unlock, suspend and resume are metered when the registry
+blocks or releases the service (tsm_core/lifecycle/service.py), whenever the card follows."""
 
 
 def seen(db: Session, service: ServiceInstance, instance_aid: str) -> str:
