@@ -23,8 +23,8 @@ DATA_MAX: Final = 4096
 8 KiB."""
 
 
-def _check(data: bytes, aad: bytes) -> None:
-    if len(data) > DATA_MAX + TAG_LENGTH or len(aad) > DATA_MAX:
+def _check(plaintext_length: int, aad: bytes) -> None:
+    if plaintext_length > DATA_MAX or len(aad) > DATA_MAX:
         raise InvalidInput(f"sealed data and its context are at most {DATA_MAX} bytes each")
 
 
@@ -33,7 +33,7 @@ def encrypt(hsm: Hsm, key: int, nonce: bytes, plaintext: bytes, aad: bytes) -> b
     hsm.strategy(CryptoStep.AES_GCM)
     if len(nonce) != NONCE_LENGTH:
         raise InvalidInput(f"the GCM nonce is {NONCE_LENGTH} bytes, not {len(nonce)}")
-    _check(plaintext, aad)
+    _check(len(plaintext), aad)
     with hsm.lock:
         return hsm.raw.encrypt_gcm(key, nonce, aad, plaintext, 8 * TAG_LENGTH)
 
@@ -43,7 +43,7 @@ def decrypt(hsm: Hsm, key: int, nonce: bytes, ciphertext: bytes, aad: bytes) -> 
     hsm.strategy(CryptoStep.AES_GCM)
     if len(nonce) != NONCE_LENGTH or len(ciphertext) < TAG_LENGTH:
         raise UnsealFailed("the sealed value is too short to open")
-    _check(ciphertext, aad)
+    _check(len(ciphertext) - TAG_LENGTH, aad)
     with hsm.lock:
         plain = hsm.raw.decrypt_gcm(key, nonce, aad, ciphertext, 8 * TAG_LENGTH)
     if plain is None:
