@@ -37,11 +37,16 @@ def card_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--reader", "-r", metavar="READER", help=READER_HELP)(command)
 
 
+def _count(reader: str | None, card_path: Path | None, relay: str | None) -> int:
+    return sum(value is not None for value in (reader, card_path, relay))
+
+
 def card_given(reader: str | None, card_path: Path | None, relay: str | None = None) -> bool:
-    """Whether a card was given; more than one of --reader, --card and --relay is a usage error."""
-    given = sum(value is not None for value in (reader, card_path, relay))
+    """Whether a card was given (where one is optional); more than one of --reader, --card and --relay is a
+    usage error."""
+    given = _count(reader, card_path, relay)
     if given > 1:
-        raise click.UsageError("give only one of --reader, --card and --relay")
+        raise click.UsageError("give at most one of --reader, --card and --relay")
     return given == 1
 
 
@@ -49,7 +54,7 @@ def require_card(reader: str | None, card_path: Path | None, relay: str | None =
                  se_known: bool = True) -> None:
     """Exactly one of --reader, --card and --relay, or a usage error. A command that reads a card before it
     knows which SE it is (`se_known=False`) refuses --relay: a relay session is bound to a registered SE."""
-    if not card_given(reader, card_path, relay):
+    if _count(reader, card_path, relay) != 1:
         raise click.UsageError("give exactly one of --reader, --card and --relay")
     if relay is not None and not se_known:
         raise click.UsageError("--relay needs a registered SE (the relay session is bound to it) and this command "
