@@ -31,6 +31,8 @@ MAX_LENGTH: Final = 4096
 TOKEN_LABEL_BYTES: Final = 32
 """CK_TOKEN_INFO.label is 32 bytes (PKCS#11 v2.40 §3.2)."""
 URL_HINT: Final = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+DEFAULT_RELAY_LISTEN: Final = ("127.0.0.1", 8780)
+MAX_PORT: Final = 65535
 
 
 class SettingsError(ValueError):
@@ -53,6 +55,8 @@ class Settings:
     hsm_profile: str
     log_level: str = "INFO"
     database_busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    relay_listen: tuple[str, int] = DEFAULT_RELAY_LISTEN
+    """Where the CLI's `--relay` serves the phone relay endpoint (docs/relay.md)."""
 
 
 _ENV = {
@@ -65,6 +69,7 @@ _ENV = {
     "hsm_profile": "TSM_HSM_PROFILE",
     "log_level": "TSM_LOG_LEVEL",
     "database_busy_timeout": "TSM_DATABASE_BUSY_TIMEOUT",
+    "relay_listen": "TSM_RELAY_LISTEN",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -83,6 +88,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "hsm_profile": "softhsm2",
         "log_level": "INFO",
         "database_busy_timeout": DEFAULT_BUSY_TIMEOUT,
+        "relay_listen": DEFAULT_RELAY_LISTEN,
     }
 
 
@@ -99,6 +105,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         if env.get(var):
             values[name] = _check(name, env[var], var, from_env=True)
     return Settings(**values)
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """HOST:PORT with a port 1..65535 (an empty HOST means 127.0.0.1), or ValueError."""
+    host, sep, port = text.rpartition(":")
+    valid_port = sep and port.isascii() and port.isdigit() and len(port) <= len(str(MAX_PORT)) and \
+        0 < int(port) <= MAX_PORT
+    if not valid_port or not host.isprintable() or any(c.isspace() for c in host):
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:8000), got {_show(text)}")
+    return host or "127.0.0.1", int(port)
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
@@ -158,6 +174,11 @@ def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
     if name == "database_busy_timeout":
         return _busy_timeout(raw, where, from_env)
     value = _text(raw, where)
+    if name == "relay_listen":
+        try:
+            return parse_host_port(value)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
     if name in _PATHS:
         path = Path(value)
         _stat(path, where)

@@ -19,6 +19,7 @@ import pytest
 TSM = str(Path(sys.executable).with_name("tsm"))
 TEST_KEYS = ["404142434445464748494A4B4C4D4E4F", "00112233445566778899AABBCCDDEEFF",
              "0123456789ABCDEFFEDCBA9876543210"]
+RELAY_SESSION = "Relay-Session-Secret_0123456789"
 OUTPUTS: list[str] = []
 FIRST_INIT: list[subprocess.CompletedProcess[str]] = []
 
@@ -230,15 +231,21 @@ def test_serve_health_under_gunicorn(home):
         assert body["hsm"]["test_token"] is True and "TEST TOKEN" in body["warning"]
         assert body["audit_chain"]["status"] == "ok" and body["database"]["status"] == "ok"
         assert body["selftest"]["status"] == "ok"
+        with pytest.raises(urllib.error.HTTPError) as unknown:  # the relay endpoint, its session id a secret
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/relay/sessions/{RELAY_SESSION}/batch", timeout=10)
+        assert unknown.value.code == 404 and unknown.value.headers["Content-Type"] == "application/problem+json"
+        assert json.loads(unknown.value.read())["code"] == "relay_session_not_found"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-    OUTPUTS.append(log.read_text())
+    served = log.read_text()
+    assert '"GET /relay/sessions/-/batch HTTP/1.1" 404' in served  # the access log has the request, not the id
+    OUTPUTS.append(served)
 
 
 def test_no_secret_reaches_output_database_or_logs(home):
     pins = json.loads((home / "secrets" / "token-pins.json").read_text())
-    secrets_ = [k.lower() for k in TEST_KEYS] + [pins["so_pin"], pins["user_pin"]]
+    secrets_ = [k.lower() for k in TEST_KEYS] + [pins["so_pin"], pins["user_pin"], RELAY_SESSION.lower()]
     blobs = [o.lower() for o in OUTPUTS]
     blobs.append((home / "tsm.db").read_bytes().hex() + (home / "tsm.db").read_bytes().decode("latin-1").lower())
     for wal in home.glob("tsm.db-*"):

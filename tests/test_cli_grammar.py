@@ -31,6 +31,7 @@ from tests.conftest import SOFTHSM_CONF, TOKEN_DIR, make_service, new_token
 from tsm.cli import main
 
 TEST_KEY = "404142434445464748494A4B4C4D4E4F"
+SESSION = "q3hV0dJc0sQ5s1bF2m9xk7Yp"
 LABELS = ["gp", "kek", "send", "nope", "card.json"]
 LEGACY_STATUS = ["--subset", "modules", "--legacy", "07A0000000620001010001 08A000000062000101"]
 SAMPLES = [
@@ -181,7 +182,14 @@ def test_a_group_alone_prints_its_help(group):
     (["keys", "nope"], "No such command 'nope'"),
     (["--bogus"], "No such option '--bogus'"),
     (["keys", "show", "gp", "a\nb\x1b[2J"], "unexpected extra argument (a\\nb\\x1b[2J)"),
-    (["gp", "list", "--key", "gp"], "give exactly one of --reader and --card"),
+    (["gp", "list", "--key", "gp"], "give exactly one of --reader, --card and --relay"),
+    (["job", "run", "job-000000000000", "--relay", "short"], "16 to 64 URL-safe characters"),
+    (["job", "run", "job-000000000000", "--relay", "sixteen+chars/!!"], "16 to 64 URL-safe characters"),
+    (["job", "run", "job-000000000000", "--relay", SESSION, "--card", "card.json"], "exactly one of --reader, --card"),
+    (["job", "run", "job-000000000000", "--relay", SESSION, "--relay-listen", "nowhere"], "expected HOST:PORT"),
+    (["gp", "list", "--key", "gp", "--relay", SESSION], "--relay needs a registered SE"),
+    (["se", "discover", "--key", "gp", "--relay", SESSION], "--relay needs a registered SE"),
+    (["se", "show", "se-0000", "--relay", SESSION, "--reader", "0"], "at most one of --reader, --card"),
     (["serve", "--bind", "nowhere"], "expected HOST:PORT"),
     (["relay-client", "--url", "ftp://x", "--session", "s", "--reader", "0"], "http:// or https://"),
     (["db", "upgrade", "--revision", ""], "is not head or a revision id"),

@@ -160,6 +160,19 @@ def test_busy_timeout_default_and_environment(tmp_path):
         load_settings({"TSM_HOME": str(tmp_path), "TSM_DATABASE_BUSY_TIMEOUT": "soon"})
 
 
+def test_relay_listen_default_environment_and_file(tmp_path):
+    assert load_settings({"TSM_HOME": str(tmp_path)}).relay_listen == ("127.0.0.1", 8780)
+    assert load_settings({"TSM_HOME": str(tmp_path), "TSM_RELAY_LISTEN": ":9000"}).relay_listen == ("127.0.0.1", 9000)
+    (tmp_path / "tsm.toml").write_text('relay_listen = "10.0.0.2:8781"\n')
+    assert load_settings({"TSM_HOME": str(tmp_path)}).relay_listen == ("10.0.0.2", 8781)
+    for bad in ("8780", "h:0", "h:65536", "h:80a", "a b:80"):
+        with pytest.raises(SettingsError, match="TSM_RELAY_LISTEN: expected HOST:PORT"):
+            load_settings({"TSM_HOME": str(tmp_path), "TSM_RELAY_LISTEN": bad})
+    (tmp_path / "tsm.toml").write_text("relay_listen = 8780\n")
+    with pytest.raises(SettingsError, match=r"relay_listen in .* must be a string"):
+        load_settings({"TSM_HOME": str(tmp_path)})
+
+
 def test_garbage_database_url(home):
     line = error_line(run_tsm("keys", "list", home=home, env={"TSM_DATABASE_URL": "garbage"}))
     assert line.startswith("error[configuration_error]") and "TSM_DATABASE_URL" in line

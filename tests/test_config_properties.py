@@ -28,6 +28,7 @@ VARIABLES = {  # environment variable -> setting
     "TSM_PKCS11_MODULE": "pkcs11_module", "TSM_TOKEN_LABEL": "token_label", "TSM_PIN_FILE": "pin_file",
     "SOFTHSM2_CONF": "softhsm_conf", "TSM_TOKEN_DIR": "token_dir", "TSM_HSM_PROFILE": "hsm_profile",
     "TSM_LOG_LEVEL": "log_level", "TSM_DATABASE_BUSY_TIMEOUT": "database_busy_timeout",
+    "TSM_RELAY_LISTEN": "relay_listen",
 }
 assert set(VARIABLES) == {*TSM_VARIABLES, "SOFTHSM2_CONF"}
 SETTINGS = [*(v for v in VARIABLES.values() if v != "config"), "no_such_setting"]
@@ -66,6 +67,8 @@ def _plausible(home: Path, setting: str) -> st.SearchStrategy[str]:
         "hsm_profile": ["softhsm2", "thales-luna7", "../../etc/passwd", "nope"],
         "log_level": ["DEBUG", "info", "Warning", "bogus", "10"],
         "database_busy_timeout": ["0", "0.01", "5", "600", "601", "-1", "nan", "inf", "1e400", "soon"],
+        "relay_listen": ["127.0.0.1:8780", ":8780", "[::1]:8780", "0.0.0.0:1", "h:0", "h:65536", "h:", "h 1:80",
+                         "8780", "h:-1", "h:+80", "h:٣"],
     }
     return st.sampled_from(specific.get(setting, paths) + paths[:4])
 
@@ -142,6 +145,7 @@ def test_loading_settings_raises_only_settings_errors(home, data):
     else:
         assert loaded.log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         assert 0 <= loaded.database_busy_timeout <= 600
+        assert 0 < loaded.relay_listen[1] <= 65535
 
 
 @pytest.mark.parametrize("command", [("hsm", "info"), ("keys", "list")])

@@ -13,6 +13,10 @@ from typing import Any
 
 import click
 
+from storage.config import parse_host_port
+from tsm_core.transport.errors import RelaySessionIdInvalid
+from tsm_core.transport.relay import check_session_id
+
 HEX_SEPARATORS = str.maketrans("", "", " :")
 PRICE = re.compile(r"-?[0-9]{1,18}")
 """An integer amount as typed (its range is the service's to check)."""
@@ -55,11 +59,10 @@ class HostPort(click.ParamType[tuple[str, int]]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
         if isinstance(value, tuple):
             return value
-        host, sep, port = str(value).rpartition(":")
-        valid_port = sep and port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536
-        if not valid_port or not host.isprintable() or any(c.isspace() for c in host):
-            self.fail(f"expected HOST:PORT (e.g. 127.0.0.1:8000), got {value!r}", param, ctx)
-        return host or "127.0.0.1", int(port)
+        try:
+            return parse_host_port(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class HttpUrl(click.ParamType[str]):
@@ -109,3 +112,15 @@ class OperationPrice(click.ParamType[tuple[str, int]]):
         if not sep or not PRICE.fullmatch(price):
             self.fail(f"{value!r} is not OP=MINOR (an operation and an integer price, e.g. lock=20)", param, ctx)
         return operation, int(price)
+
+
+class RelaySessionId(click.ParamType[str]):
+    """A relay session id: 16 to 64 URL-safe characters (docs/relay.md); never repeated in the message."""
+
+    name = "SESSION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return check_session_id(str(value))
+        except RelaySessionIdInvalid as exc:
+            self.fail(str(exc), param, ctx)

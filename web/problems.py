@@ -1,7 +1,8 @@
 """RFC 9457 problem documents: every error the app answers, never an HTML page or a traceback.
 
 A typed project error keeps its stable `code` and its `status` (web/errors.py); an HTTP error (404, 405, ...)
-is named after its status; anything else is a generic 500 whose details go to the server log only.
+is named after its status; anything else is a generic 500 whose details go to the server log only, naming the
+route, never the path (a relay session id in a path is a bearer secret).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def handle(exc: Exception) -> Response | HTTPException:
         return problem(exc.code, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
     if isinstance(exc, EXPECTED_ERRORS):
         return problem(error_status(exc), error_code(exc), error_message(exc))
-    current_app.logger.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.path,
-                             exc_info=exc)
+    route = request.url_rule.rule if request.url_rule is not None else "?"  # not the path: it may hold a secret
+    current_app.logger.error("unexpected %s on %s %s", type(exc).__name__, request.method, route, exc_info=exc)
     return problem(500, "internal_error", "an unexpected error occurred; the server log has the details")
 
 

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from tests.tsm_core.cards import ISD_STATUS
 from tests.tsm_core.conftest import READER
-from tests.tsm_core.relay_endpoint import RelayEndpoint
 from tsm.commands.gp import gp_group
 from tsm.commands.pcsc import readers_command, relay_client_command
 from tsm_core.transport import relay
 from tsm_core.transport.errors import NoReader
+from web.relay_server import serve_relay
 
 
 def test_sw():
@@ -69,9 +69,9 @@ def test_readers_and_send(served_card):
 def test_relay_client_command(served_card):
     hub = relay.RelayHub()
     session = hub.open_session("se-cli")
-    with RelayEndpoint(hub) as endpoint:
+    with serve_relay(hub, "127.0.0.1", 0) as url:
         outcome = {}
-        args = ["--url", endpoint.url, "--session", session.session_id, "--reader", READER, "--poll-interval", "0.02"]
+        args = ["--url", url, "--session", session.session_id, "--reader", READER, "--poll-interval", "0.02"]
         thread = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(relay_client_command, args)))
         thread.start()
         with relay.RelayTransport(hub, session.session_id, "se-cli", answer_timeout=10) as transport:

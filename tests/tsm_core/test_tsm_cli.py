@@ -58,11 +58,8 @@ class Home:
         return lines[0]
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Iterator[Home]:
-    """`tsm init --test-token`, the vendor's keys, a wearable card discovered, two SPs, the demo CAP files
-    (`tsm cardsim cap`)."""
-    path = tmp_path_factory.mktemp("cli")
+def wearable_home(path: Path) -> Home:
+    """`tsm init --test-token` in `path`, the vendor's keys, a wearable card (card.json) discovered."""
     made = Home(path, path / "card.json", "")
     made.ok("init", "--test-token")
     for label, usage in (("vendor-isd", "ISD_KEYSET"), ("vendor-ssd", "SSD_KEYSET")):
@@ -70,6 +67,14 @@ def home(tmp_path_factory) -> Iterator[Home]:
     made.ok("cardsim", "new", "--profile", "wearable", "--out", str(made.card))
     made.se = made.last_id("se", "se", "discover", "--card", "card.json", "--key", "vendor-isd", "--initial-ssd-key",
                            "vendor-ssd")
+    return made
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Iterator[Home]:
+    """A wearable home, two SPs, the demo CAP files (`tsm cardsim cap`)."""
+    path = tmp_path_factory.mktemp("cli")
+    made = wearable_home(path)
     made.ok("sp", "add", "transitco")
     made.ok("sp", "add", "bankco", "--mode", "am")
     for name in ("transit", "bank"):

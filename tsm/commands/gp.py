@@ -186,13 +186,15 @@ def _print_registry(found: CardContent) -> None:
               help="Security level, hex, 0x accepted: 00 none, 01 C-MAC, 03 +C-DEC, 13 +R-MAC, 33 +R-ENC (SCP03); "
                    "checked against the SCP and \"i\" the card names before anything is sent to authenticate.")
 @json_option
-def list_command(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int,
-                 level: int, as_json: bool) -> None:
+def list_command(reader: str | None, card_path: Path | None, relay: str | None,
+                 relay_listen: tuple[str, int] | None, keys: tuple[str, ...], div: str, kvn: int, level: int,
+                 as_json: bool) -> None:
     """Authenticate to the ISD through the key service and list the card's Registry (like `gp -l`).
 
-    The ISD's AID, SCP and "i" are read from the card (SELECT, GET DATA 66), never assumed.
+    The ISD's AID, SCP and "i" are read from the card (SELECT, GET DATA 66), never assumed. Not over --relay (a
+    relay session is bound to a registered SE: `tsm se show SE --relay SESSION` lists it side by side).
     """
-    require_card(reader, card_path)
+    require_card(reader, card_path, relay, se_known=False)
     spec = ChannelSpec(keys, None if div == "none" else DivMethod(div), level, kvn)
     request = Request(console_officer(), Purpose.SE_MANAGEMENT, target_of(reader, card_path))
     channels = key_service().channels

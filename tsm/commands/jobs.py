@@ -32,9 +32,11 @@ class JobInError(TsmCoreError):
 
 
 def run_now(tsm: Tsm, job_id: str, reader: str | None, card_path: Path | None,
-            perso: dict[int, bytes] | None = None) -> JobView:
-    """Run a job against the card given on the command line."""
-    with card_transport(reader, card_path) as transport:
+            perso: dict[int, bytes] | None = None, *, relay: str | None = None,
+            listen: tuple[str, int] | None = None) -> JobView:
+    """Run a job against the card given on the command line (with --relay, the job's SE behind the phone)."""
+    se_id = None if relay is None else jobs.show(tsm, job_id, apdus=False).se_id
+    with card_transport(reader, card_path, relay, se_id=se_id, listen=listen) as transport:
         return engine.run(tsm, job_id, transport, perso=perso)
 
 
@@ -67,10 +69,12 @@ def job_group() -> None:
 @card_options
 @click.option("--perso", "perso_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="This card's sensitive DGIs, JSON {\"8101\": \"hex\"}: encrypted for the card, never stored.")
-def job_run(job_id: str, reader: str | None, card_path: Path | None, perso_path: Path | None) -> None:
+def job_run(job_id: str, reader: str | None, card_path: Path | None, relay: str | None,
+            relay_listen: tuple[str, int] | None, perso_path: Path | None) -> None:
     """Run or resume a job; each step runs after the card was asked whether it is already done."""
-    require_card(reader, card_path)
-    print_job(run_now(tsm_context(), job_id, reader, card_path, perso_file(perso_path)))
+    require_card(reader, card_path, relay)
+    print_job(run_now(tsm_context(), job_id, reader, card_path, perso_file(perso_path), relay=relay,
+                      listen=relay_listen))
 
 
 @job_group.command("enqueue")
@@ -97,8 +101,8 @@ def _card_files(folder: Path) -> queue.CardOpener:
               help="Jobs run at once by this process (for different SEs).")
 @click.option("--cards", "cards_dir", required=True, metavar="DIR",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Simulated cards, one state file per SE named <SE id>.json (the phone relay comes with the "
-                   "web app).")
+              help="Simulated cards, one state file per SE named <SE id>.json (phones: `tsm job run JOB "
+                   "--relay SESSION`).")
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit (else wait for more).")
 def job_worker(concurrency: int, cards_dir: Path, once: bool) -> None:
     """Run queued jobs (PostgreSQL, Procrastinate): start one worker process per core."""
@@ -158,9 +162,10 @@ def sd_group() -> None:
 @click.option("--volatile-quota", type=click.IntRange(0, 0xFFFFFFFF), default=None, help="Volatile quota (C7).")
 @card_options
 def sd_create(se_id: str, sp: str, mode: str, aid: str | None, nv_quota: int | None, volatile_quota: int | None,
-              reader: str | None, card_path: Path | None) -> None:
+              reader: str | None, card_path: Path | None, relay: str | None,
+              relay_listen: tuple[str, int] | None) -> None:
     """Create an SP's SSD on an SE and put the SP's keys in it, as a job run now; the job id is the last line."""
-    require_card(reader, card_path)
+    require_card(reader, card_path, relay)
     tsm = tsm_context()
     job_id = jobs.create_ssd(tsm, se_id, sp, mode, aid, nv_quota=nv_quota, volatile_quota=volatile_quota)
-    print_job(run_now(tsm, job_id, reader, card_path))
+    print_job(run_now(tsm, job_id, reader, card_path, relay=relay, listen=relay_listen))

@@ -12,7 +12,7 @@ from globalplatform.scp import SecurityLevel
 from keyservice.channels import ChannelSpec, DivMethod
 from keyservice.policy import Purpose
 from storage.config import load_settings
-from tsm.cards import card_options, card_transport, require_card, target_of
+from tsm.cards import card_given, card_options, card_transport, require_card, target_of
 from tsm.commands.jobs import print_job, run_now
 from tsm.output import emit_json, json_option, table
 from tsm.params import HexByte
@@ -50,11 +50,13 @@ def se_group() -> None:
 @click.option("--profile", "profile_name", default="", metavar="NAME",
               help="SE profile name (default: from SCP, i, diversification and ISD AID).")
 @json_option
-def se_discover(reader: str | None, card_path: Path | None, keys: tuple[str, ...], div: str, kvn: int, level: int,
-                device_kind: str, vendor: str, initial_ssd_key: str, profile_name: str, as_json: bool) -> None:
+def se_discover(reader: str | None, card_path: Path | None, relay: str | None, relay_listen: tuple[str, int] | None,
+                keys: tuple[str, ...], div: str, kvn: int, level: int, device_kind: str, vendor: str,
+                initial_ssd_key: str, profile_name: str, as_json: bool) -> None:
     """Read a card (CPLC, IIN, CIN, KDD, recognition data, keys, free memory, Registry), open its ISD with the
-    given key as proof, and register it; the SE id is the last line."""
-    require_card(reader, card_path)
+    given key as proof, and register it; the SE id is the last line. Not over --relay (no SE is known yet: a
+    phone's SE is registered from its vendor's batch, `tsm se import`)."""
+    require_card(reader, card_path, relay, se_known=False)
     given = discovery.Discovery(keys, div, kvn, level, device_kind, vendor, initial_ssd_key=initial_ssd_key,
                                 profile=profile_name)
     tsm = tsm_context()
@@ -108,7 +110,8 @@ def se_list(vendor: str | None, limit: int, after: str, as_json: bool) -> None:
            for s in found])
 
 
-def _card_content(view: SeView, reader: str | None, card_path: Path | None) -> CardContent:
+def _card_content(view: SeView, reader: str | None, card_path: Path | None, relay: str | None,
+                  listen: tuple[str, int] | None) -> CardContent:
     """The card's Registry, read over its ISD with the key set the registry names."""
     keys = view.isd.active_key_set
     if keys is None:
@@ -121,7 +124,7 @@ def _card_content(view: SeView, reader: str | None, card_path: Path | None) -> C
     def open_channel(isd: IsdInfo) -> ChannelSessionLike:
         return tsm.keys.channels.open(request, replace(spec, aid=isd.aid, i=isd.i))
 
-    with card_transport(reader, card_path) as transport:
+    with card_transport(reader, card_path, relay, se_id=view.id, listen=listen) as transport:
         return list_content(transport, SecurityLevel.C_MAC, open_channel)
 
 
@@ -147,14 +150,14 @@ def _side_by_side(entries: tuple[EntryView, ...], card: dict[str, tuple[str, int
 
 @se_group.command("show")
 @click.argument("se_id", metavar="SE")
-@click.option("--reader", "-r", metavar="READER", help="Also read the card in this reader and compare.")
-@click.option("--card", "card_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also read this simulated card and compare.")
+@card_options
 @json_option
-def se_show(se_id: str, reader: str | None, card_path: Path | None, as_json: bool) -> None:
-    """What the registry holds about an SE; with a card, the registry and the card side by side."""
+def se_show(se_id: str, reader: str | None, card_path: Path | None, relay: str | None,
+            relay_listen: tuple[str, int] | None, as_json: bool) -> None:
+    """What the registry holds about an SE; with a card (optional), the registry and the card side by side."""
+    given = card_given(reader, card_path, relay)
     view = registry.show(tsm_context(), se_id)
-    card = None if reader is None and card_path is None else _card_entries(_card_content(view, reader, card_path))
+    card = _card_entries(_card_content(view, reader, card_path, relay, relay_listen)) if given else None
     if as_json:
         emit_json({"se": view, "card": None if card is None else
                    [{"aid": aid, "kind": kind, "life_cycle": f"{state:02X}"} for aid, (kind, state) in card.items()]})
@@ -180,13 +183,14 @@ def se_show(se_id: str, reader: str | None, card_path: Path | None, as_json: boo
 @click.option("--to-kvn", type=HexByte(), required=True, help="The new key version, hex (01..7F).")
 @click.option("--sd", "sd_aid", default=None, metavar="AID", help="An SSD's AID instead of the ISD.")
 @card_options
-def se_rotate_keys(se_id: str, to_kvn: int, sd_aid: str | None, reader: str | None, card_path: Path | None) -> None:
+def se_rotate_keys(se_id: str, to_kvn: int, sd_aid: str | None, reader: str | None, card_path: Path | None,
+                   relay: str | None, relay_listen: tuple[str, int] | None) -> None:
     """Give the ISD (or an SSD) a new key version diversified from the issuer's KMC (or the SP's master key),
     as a job run now; the job id is the last line."""
-    require_card(reader, card_path)
+    require_card(reader, card_path, relay)
     tsm = tsm_context()
     job_id = jobs.rotate_keys(tsm, se_id, to_kvn, sd_aid)
-    print_job(run_now(tsm, job_id, reader, card_path))
+    print_job(run_now(tsm, job_id, reader, card_path, relay=relay, listen=relay_listen))
 
 
 @se_group.command("rollout-keys")
@@ -240,11 +244,12 @@ def se_profile(name: str, initial_ssd_key: str) -> None:
 @se_group.command("sync")
 @click.argument("se_id", metavar="SE")
 @card_options
-def se_sync(se_id: str, reader: str | None, card_path: Path | None) -> None:
+def se_sync(se_id: str, reader: str | None, card_path: Path | None, relay: str | None,
+            relay_listen: tuple[str, int] | None) -> None:
     """The device is reachable: run the card-side actions waiting for its next contact (locks, deletions)."""
-    require_card(reader, card_path)
+    require_card(reader, card_path, relay)
     tsm = tsm_context()
-    with card_transport(reader, card_path) as transport:
+    with card_transport(reader, card_path, relay, se_id=se_id, listen=relay_listen) as transport:
         ran = lifecycle.contact(tsm, se_id, transport)
     table(("JOB", "KIND", "STATE", "ERROR"), [(j.id, j.kind, j.state, j.error) for j in ran])
     click.echo(f"{len(ran)} waiting job(s) run")

@@ -11,6 +11,9 @@ import click
 from keyservice.errors import ConfigurationError
 from tsm.params import HostPort
 
+ACCESS_LOGGER = "web.access_log.RedactingLogger"
+"""gunicorn's logger class: the access log without relay session ids (web/access_log.py)."""
+
 
 @click.command("serve")
 @click.option("--bind", type=HostPort(), default="127.0.0.1:8000", show_default=True,
@@ -30,5 +33,6 @@ def serve(bind: tuple[str, int], workers: int) -> None:
         raise ConfigurationError("gunicorn is not installed in this environment")
     address = f"{bind[0]}:{bind[1]}"
     click.echo(f"serving on http://{address} ({workers} workers)")
-    argv = [gunicorn, "--bind", address, "--workers", str(workers), "--access-logfile", "-", "web.wsgi:create()"]
+    argv = [gunicorn, "--bind", address, "--workers", str(workers), "--access-logfile", "-",
+            "--logger-class", ACCESS_LOGGER, "web.wsgi:create()"]
     os.execv(gunicorn, argv)  # noqa: S606 - this process becomes gunicorn, fixed argv

@@ -5,13 +5,16 @@ for the device's next contact (`tsm se sync`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-from tsm.cards import card_options, card_transport, require_card
+from tsm.cards import card_given, card_options, card_transport, require_card
 from tsm.commands.jobs import perso_file
 from tsm.commands.pcsc import READER_HELP
 from tsm.output import emit_json, json_option, table
@@ -24,22 +27,48 @@ from tsm_core.lifecycle.views import ServiceView
 from tsm_core.transport.base import Transport
 
 
-@contextmanager
-def optional_card(reader: str | None, card_path: Path | None) -> Iterator[Transport | None]:
-    """The card when one is given, else None (the device is out of reach)."""
-    if reader is None and card_path is None:
-        yield None
-        return
-    require_card(reader, card_path)
-    with card_transport(reader, card_path) as transport:
-        yield transport
+@dataclass(frozen=True)
+class Card:
+    """The card options of one command: a reader, a simulated card file, or a phone relay session."""
+
+    reader: str | None = None
+    card_path: Path | None = None
+    relay: str | None = None
+    listen: tuple[str, int] | None = None
+
+    @property
+    def given(self) -> bool:
+        return card_given(self.reader, self.card_path, self.relay)
+
+    @contextmanager
+    def transport(self, se_id: str) -> Iterator[Transport]:
+        """The card of SE `se_id` (a relay session is bound to it)."""
+        require_card(self.reader, self.card_path, self.relay)
+        with card_transport(self.reader, self.card_path, self.relay, se_id=se_id, listen=self.listen) as transport:
+            yield transport
+
+    @contextmanager
+    def optional(self, se_id: str) -> Iterator[Transport | None]:
+        """The card when one is given, else None (the device is out of reach)."""
+        if not self.given:
+            yield None
+            return
+        with self.transport(se_id) as transport:
+            yield transport
 
 
-@contextmanager
-def the_card(reader: str | None, card_path: Path | None) -> Iterator[Transport]:
-    require_card(reader, card_path)
-    with card_transport(reader, card_path) as transport:
-        yield transport
+def with_card(command: Callable[..., None]) -> Callable[..., None]:
+    """`--reader`, `--card`, `--relay` and `--relay-listen` (tsm/cards.py), given to the command as `card`."""
+    @card_options
+    @functools.wraps(command)
+    def wrapper(*args: Any, reader: str | None, card_path: Path | None, relay: str | None,
+                relay_listen: tuple[str, int] | None, **kwargs: Any) -> None:
+        command(*args, card=Card(reader, card_path, relay, relay_listen), **kwargs)
+    return wrapper
+
+
+def _se_of(tsm: Tsm, service_id: str) -> str:
+    return lifecycle.show(tsm, service_id).se_id
 
 
 def print_service(view: ServiceView, *, history: bool = False) -> None:
@@ -73,10 +102,6 @@ def _outcome(outcome: Outcome) -> None:
     click.echo(outcome.service.id)
 
 
-def _context() -> Tsm:
-    return tsm_context()
-
-
 @click.group("service")
 def service_group() -> None:
     """Services: an app on an SE, and the life an end user gives it."""
@@ -87,7 +112,7 @@ def service_group() -> None:
 @click.argument("app_id", metavar="APP")
 def service_order(se_id: str, app_id: str) -> None:
     """Order an approved app for an SE: the job is planned (not run); its id is the last line."""
-    click.echo(jobs.order(_context(), se_id, app_id))
+    click.echo(jobs.order(tsm_context(), se_id, app_id))
 
 
 @service_group.command("open")
@@ -96,25 +121,25 @@ def service_order(se_id: str, app_id: str) -> None:
 @click.option("--card-number", default=None, metavar="N", help="The card number (12-19 digits), kept sealed.")
 @click.option("--perso", "perso_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON {\"DGI\": \"hex\"} of this card's sensitive DGIs (`DGI!` in the app's profile); never stored.")
-@card_options
-def service_open(se_id: str, app_id: str, card_number: str | None, perso_path: Path | None, reader: str | None,
-                 card_path: Path | None) -> None:
+@with_card
+def service_open(se_id: str, app_id: str, card_number: str | None, perso_path: Path | None, card: Card) -> None:
     """Open card: order, SSD if missing, load, install, personalize, activate; the service id is the last line."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport:
-        view = lifecycle.open_service(tsm, se_id, app_id, transport, card_number=card_number,
-                                      perso=perso_file(perso_path))
+    tsm = tsm_context()
+    perso = perso_file(perso_path)
+    with card.transport(se_id) as transport:
+        view = lifecycle.open_service(tsm, se_id, app_id, transport, card_number=card_number, perso=perso)
     print_service(view)
 
 
 @service_group.command("show")
 @click.argument("service_id", metavar="ID")
-@card_options
 @json_option
-def service_show(service_id: str, reader: str | None, card_path: Path | None, as_json: bool) -> None:
+@with_card
+def service_show(service_id: str, as_json: bool, card: Card) -> None:
     """A service's state, history and jobs; with a card, what waits for it runs and the card's view is read."""
-    tsm = _context()
-    with optional_card(reader, card_path) as transport:
+    tsm = tsm_context()
+    se_id = _se_of(tsm, service_id)
+    with card.optional(se_id) as transport:
         view = lifecycle.observe(tsm, service_id, transport) if transport is not None else \
             lifecycle.show(tsm, service_id)
     if as_json:
@@ -128,7 +153,7 @@ def service_show(service_id: str, reader: str | None, card_path: Path | None, as
 @json_option
 def service_list(se_id: str | None, as_json: bool) -> None:
     """Services, newest first."""
-    found = lifecycle.list_services(_context(), se_id)
+    found = lifecycle.list_services(tsm_context(), se_id)
     if as_json:
         emit_json(found)
         return
@@ -139,11 +164,11 @@ def service_list(se_id: str | None, as_json: bool) -> None:
 
 @service_group.command("balance")
 @click.argument("service_id", metavar="ID")
-@card_options
-def service_balance(service_id: str, reader: str | None, card_path: Path | None) -> None:
+@with_card
+def service_balance(service_id: str, card: Card) -> None:
     """Read the purse's balance from the card: minor units on the last line."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport:
+    tsm = tsm_context()
+    with card.transport(_se_of(tsm, service_id)) as transport:
         view = lifecycle.balance(tsm, service_id, transport)
     click.echo(f"top-up counter {view.purse_counter}")
     click.echo(view.balance)
@@ -153,11 +178,11 @@ def service_balance(service_id: str, reader: str | None, card_path: Path | None)
 @click.argument("service_id", metavar="ID")
 @click.option("--amount", type=click.IntRange(1, lifecycle.MAX_AMOUNT), required=True, metavar="MINOR",
               help="Minor units (cents) to credit.")
-@card_options
-def service_topup(service_id: str, amount: int, reader: str | None, card_path: Path | None) -> None:
+@with_card
+def service_topup(service_id: str, amount: int, card: Card) -> None:
     """Credit the purse (two-phase, never twice); the new balance is the last line."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport:
+    tsm = tsm_context()
+    with card.transport(_se_of(tsm, service_id)) as transport:
         order = lifecycle.topup(tsm, service_id, amount, transport)
     click.echo(f"top-up {order.id}: {order.state}, {order.balance_before} -> {order.balance_after}")
     click.echo(order.balance_after)
@@ -168,10 +193,10 @@ def _state_command(name: str, doc: str) -> None:
 
     @service_group.command(name, help=doc)
     @click.argument("service_id", metavar="ID")
-    @card_options
-    def command(service_id: str, reader: str | None, card_path: Path | None) -> None:
-        tsm = _context()
-        with optional_card(reader, card_path) as transport:
+    @with_card
+    def command(service_id: str, card: Card) -> None:
+        tsm = tsm_context()
+        with card.optional(_se_of(tsm, service_id)) as transport:
             _outcome(operation(tsm, service_id, transport))
 
 
@@ -185,11 +210,11 @@ _state_command("unsubscribe", "End the service: a purse's remaining balance is r
 
 @service_group.command("delete")
 @click.argument("service_id", metavar="ID")
-@card_options
-def service_delete(service_id: str, reader: str | None, card_path: Path | None) -> None:
+@with_card
+def service_delete(service_id: str, card: Card) -> None:
     """Delete the app from the card (and its load file and SSD when nothing else uses them)."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport:
+    tsm = tsm_context()
+    with card.transport(_se_of(tsm, service_id)) as transport:
         _outcome(lifecycle.delete(tsm, service_id, transport))
 
 
@@ -199,13 +224,14 @@ def service_delete(service_id: str, reader: str | None, card_path: Path | None) 
 @click.option("--from-reader", default=None, metavar="READER", help=f"The old device's reader. {READER_HELP}")
 @click.option("--from-card", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
               help="The old device's simulated card.")
-@card_options
+@with_card
 def service_migrate(service_id: str, to_se: str, from_reader: str | None, from_card: Path | None,
-                    reader: str | None, card_path: Path | None) -> None:
+                    card: Card) -> None:
     """Device change: the old SE's app saved and deleted (now, or at its next contact), installed on the new
     SE with its balance; the new service id is the last line."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport, optional_card(from_reader, from_card) as old:
+    tsm = tsm_context()
+    old_card = Card(from_reader, from_card)
+    with card.transport(to_se) as transport, old_card.optional(_se_of(tsm, service_id)) as old:
         view = lifecycle.migrate(tsm, service_id, to_se, transport, old)
     print_service(view)
 
@@ -214,11 +240,10 @@ def service_migrate(service_id: str, to_se: str, from_reader: str | None, from_c
 @click.argument("service_id", metavar="ID")
 @click.option("--to", "to_se", required=True, metavar="SE", help="The new SE.")
 @click.option("--new-card-number", default=None, metavar="N", help="Issue a new card number (the old one blocked).")
-@card_options
-def service_reissue(service_id: str, to_se: str, new_card_number: str | None, reader: str | None,
-                    card_path: Path | None) -> None:
+@with_card
+def service_reissue(service_id: str, to_se: str, new_card_number: str | None, card: Card) -> None:
     """Re-issue onto a new SE from the server-side backup; the new service id is the last line."""
-    tsm = _context()
-    with the_card(reader, card_path) as transport:
+    tsm = tsm_context()
+    with card.transport(to_se) as transport:
         view = lifecycle.reissue(tsm, service_id, to_se, transport, new_card_number=new_card_number)
     print_service(view)

@@ -77,6 +77,18 @@ class RelaySessionForeign(RelayError):
     code = "relay_session_foreign"
 
 
+class RelaySessionIdInvalid(RelayError):
+    """A session id chosen by the caller is not 16 to 64 URL-safe characters, or is already in use."""
+
+    code = "relay_session_id_invalid"
+
+
+class RelayListenFailed(RelayError):
+    """The relay endpoint cannot listen on the address given (a bad host, a port in use or not allowed)."""
+
+    code = "relay_listen_failed"
+
+
 class RelayProtocolError(RelayError):
     """A batch or an answer does not follow the relay wire format (docs/relay.md)."""
 

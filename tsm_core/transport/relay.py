@@ -13,6 +13,7 @@ Pieces:
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -31,6 +32,7 @@ from tsm_core.transport.errors import (
     RelaySessionClosed,
     RelaySessionExpired,
     RelaySessionForeign,
+    RelaySessionIdInvalid,
     RelaySessionNotFound,
     RelayTimeout,
     TransmitFailed,
@@ -41,6 +43,8 @@ WIRE_VERSION: Final = 1
 DEFAULT_TTL = 300.0
 DEFAULT_ANSWER_TIMEOUT = 30.0
 SW_LEN = 2
+SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
+"""A session id chosen by the caller: 16 to 64 characters of the URL-safe alphabet (RFC 4648 §5)."""
 
 _CODED: Final[tuple[type[TransportError], ...]] = (
     RelayProtocolError, RelaySessionForeign, RelaySessionNotFound, RelaySessionExpired, RelaySessionClosed,
@@ -191,10 +195,21 @@ def parse_answers(document: Any, session: RelaySession, batch: Batch) -> Answers
     return Answers(batch.batch_id, status, responses, atr, code, detail)
 
 
+def check_session_id(session_id: str) -> str:
+    """`session_id` if it is a valid caller-chosen session id (`SESSION_ID`), else `RelaySessionIdInvalid`; the
+    value is never repeated (it is a bearer secret)."""
+    if not SESSION_ID.fullmatch(session_id):
+        raise RelaySessionIdInvalid("a relay session id is 16 to 64 URL-safe characters (A-Z a-z 0-9 _ -); the "
+                                    "value given is not one (not repeated: it is a bearer secret)")
+    return session_id
+
+
 @dataclass
 class _SessionState:
     session: RelaySession
     closed: bool = False
+    polled: bool = False
+    told_closed: bool = False
     next_batch_id: int = 1
     queued: Batch | None = None
     in_flight: Batch | None = None
@@ -211,11 +226,15 @@ class RelayHub:
         self._sessions: dict[str, _SessionState] = {}
         self._changed = threading.Condition()
 
-    def open_session(self, se_id: str, ttl: float = DEFAULT_TTL) -> RelaySession:
-        """A new session for `se_id`, valid for `ttl` seconds."""
-        session = RelaySession(secrets.token_urlsafe(18), se_id, self._clock() + ttl)
+    def open_session(self, se_id: str, ttl: float = DEFAULT_TTL, *, session_id: str | None = None) -> RelaySession:
+        """A new session for `se_id`, valid for `ttl` seconds; its id is random (24 characters) unless the
+        caller gives one (`check_session_id`, and not one this hub knows)."""
+        chosen = secrets.token_urlsafe(18) if session_id is None else check_session_id(session_id)
+        session = RelaySession(chosen, se_id, self._clock() + ttl)
         with self._changed:
-            self._sessions[session.session_id] = _SessionState(session)
+            if chosen in self._sessions:
+                raise RelaySessionIdInvalid("this relay session id is already in use: choose another")
+            self._sessions[chosen] = _SessionState(session)
         return session
 
     def close_session(self, session_id: str) -> None:
@@ -225,6 +244,33 @@ class RelayHub:
             if state is not None:
                 state.closed = True
                 self._changed.notify_all()
+
+    def wait_told_closed(self, session_id: str, timeout: float) -> bool:
+        """After `close_session`: block until the phone was answered `relay_session_closed` (so it stops
+        cleanly), at most `timeout` seconds; True at once if the phone never polled this session."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                state = self._sessions.get(session_id)
+                if state is None or not state.polled or state.told_closed:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+
+    def _phone_state(self, session_id: str) -> _SessionState:
+        """`_state` for a call of the phone, noting that it polled and whether it learnt the session closed."""
+        known = self._sessions.get(session_id)
+        if known is not None:
+            known.polled = True
+        try:
+            return self._state(session_id)
+        except RelaySessionClosed:
+            if known is not None:
+                known.told_closed = True
+                self._changed.notify_all()
+            raise
 
     def _state(self, session_id: str, se_id: str | None = None) -> _SessionState:
         state = self._sessions.get(session_id)
@@ -255,7 +301,7 @@ class RelayHub:
         deadline = time.monotonic() + wait
         with self._changed:
             while True:
-                state = self._state(session_id)
+                state = self._phone_state(session_id)
                 batch = state.queued
                 if batch is not None:
                     state.queued, state.in_flight = None, batch
@@ -268,7 +314,7 @@ class RelayHub:
     def answer(self, session_id: str, document: Any) -> None:
         """Accept the phone's answers to the batch in flight."""
         with self._changed:
-            state = self._state(session_id)
+            state = self._phone_state(session_id)
             if state.in_flight is None:
                 raise RelayProtocolError("no batch of this session is awaiting answers")
             answers = parse_answers(document, state.session, state.in_flight)
