@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.tsm_core.conftest import READER, wait_for_card, wait_for_removal
+from tests.tsm_core.test_lifecycle import PURSE_PERSO
 from tests.tsm_core.test_tsm_cli import Home, wearable_home
 from tsm_core.transport.pcscd import stop_process
 
@@ -125,3 +126,19 @@ def test_relay_failures_are_one_line(home):
         assert (from_setting.returncode, out) == (2, "") and err.startswith("error[relay_listen_failed]: ")
         assert f"127.0.0.1:{port}: Address already in use" in err and len(err.splitlines()) == 1
     assert home.ok("job", "show", job)[1].split() == ["state", "pending"]
+
+
+@pytest.mark.pcsc
+def test_the_service_life_cycle_through_the_phone(home, served_wearable):
+    """Open card, top-up, report lost, unlock and delete, each a `tsm service` command whose card is the phone's."""
+    app = home.last_id("app", "app", "submit", "--sp", "transitco", "--cap", "transit.cap", "--instance-aid",
+                       "F00000000101010102", "--perso", PURSE_PERSO)
+    home.ok("app", "review", app, "--approve")
+    opened, _ = _through_the_phone(home, "service", "open", home.se, app)
+    service = opened[-1]
+    assert any(line.split()[:2] == ["state", "active"] for line in opened), opened
+    assert _through_the_phone(home, "service", "topup", service, "--amount", "700")[0][-1] == "700"
+    assert _through_the_phone(home, "service", "lock", service)[0] == ["locked_lost: locked on the card", service]
+    assert _through_the_phone(home, "service", "unlock", service)[0] == ["active: unlocked on the card", service]
+    assert _through_the_phone(home, "service", "balance", service)[0][-1] == "700"
+    assert _through_the_phone(home, "service", "delete", service)[0] == ["deleted", service]
