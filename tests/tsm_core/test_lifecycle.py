@@ -17,13 +17,14 @@ from tests.tsm_core.lab import (
     KEY_MANAGEMENT,
     TRANSIT_INSTANCE,
     Lab,
+    Unplugged,
     assert_registry_is_card,
     card_entries,
     key_versions,
     send,
 )
 from tsm_core.billing import service as billing
-from tsm_core.errors import NotFound
+from tsm_core.errors import InvalidRequest, NotFound
 from tsm_core.jobs import service as jobs
 from tsm_core.lifecycle import service as lifecycle
 from tsm_core.lifecycle.states import InvalidTransition
@@ -314,3 +315,28 @@ def test_every_completed_operation_is_metered_once(purse):
     assert {c.name: c.count for c in report.operations} == {"download": 1, "open": 1, "topup": 1, "lock": 1,
                                                            "unlock": 1, "delete": 1}
     assert {c.name: c.count for c in report.apps} == {app_id: 6}
+
+
+def test_a_lost_device_that_does_not_answer_is_blocked_and_locked_at_next_contact(purse):
+    lab, app_id = purse
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport:
+        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    with LocalTransport(Unplugged(card, 1, after=False)) as gone:
+        outcome = lifecycle.lock(lab.tsm, service_id, gone)
+    assert outcome.service.state == "locked_lost" and "did not answer" in outcome.message
+    assert outcome.service.waiting
+    with LocalTransport(Unplugged(card, 1, after=False)) as gone:
+        assert [j.state for j in lifecycle.contact(lab.tsm, se_id, gone)] == ["in_error"]
+    assert lifecycle.show(lab.tsm, service_id).waiting  # lost again: still waiting
+    with LocalTransport(card) as transport:
+        assert [j.state for j in lifecycle.contact(lab.tsm, se_id, transport)] == ["done"]
+    assert life_cycle(lab, se_id, card, TRANSIT_INSTANCE) & LOCKED
+
+
+def test_open_refuses_before_ordering_what_the_personalization_lacks(bank):
+    lab, app_id = bank
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport, pytest.raises(InvalidRequest, match="--card-number"):
+        lifecycle.open_service(lab.tsm, se_id, app_id, transport)
+    assert lifecycle.list_services(lab.tsm, se_id) == []

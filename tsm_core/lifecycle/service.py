@@ -17,9 +17,11 @@ from sqlalchemy import select, update
 
 from tsm_core.billing import service as billing
 from tsm_core.catalog import service as catalog
-from tsm_core.catalog.perso import card_number, masked
+from tsm_core.catalog.perso import Source, card_number, masked
+from tsm_core.catalog.views import AppView
 from tsm_core.context import Tsm, now
 from tsm_core.errors import InvalidRequest, NotFound, TsmCoreError
+from tsm_core.flows.errors import WrongCard
 from tsm_core.jobs import engine
 from tsm_core.jobs import service as jobs
 from tsm_core.jobs.models import Job
@@ -33,6 +35,7 @@ from tsm_core.lifecycle.views import ServiceView, TopUpView, service_row, servic
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance
 from tsm_core.transport.base import Transport
+from tsm_core.transport.errors import TransportError
 
 MAX_AMOUNT: Final = 0xFFFFFFFF
 
@@ -42,6 +45,23 @@ class JobFailed(TsmCoreError):
 
     code = "job_in_error"
     status = 409
+
+    def __init__(self, view: JobView) -> None:
+        super().__init__(f"job {view.id} stopped: {view.error} (`tsm job run {view.id}` resumes it)")
+        self.job = view
+
+
+def _codes(error: type[TsmCoreError]) -> frozenset[str]:
+    return frozenset({error.code}).union(*(_codes(sub) for sub in error.__subclasses__()))
+
+
+UNREACHED: Final = _codes(TransportError) | {WrongCard.code}
+"""Error codes of a job that did not reach the device (or reached another card): it waits for the next contact."""
+
+
+def unreached(view: JobView) -> bool:
+    """Whether a job stopped because its device could not be reached."""
+    return view.error.partition(":")[0] in UNREACHED
 
 
 @dataclass(frozen=True)
@@ -126,7 +146,13 @@ def contact(tsm: Tsm, se_id: str, transport: Transport) -> list[JobView]:
     with tsm.sessions() as db:
         waiting = list(db.execute(select(Job.id).where(Job.se_id == se_id, Job.state == engine.WAITING)
                                   .order_by(Job.created_at)).scalars())
-    return [engine.run(tsm, job_id, transport) for job_id in waiting]
+    ran = []
+    for job_id in waiting:
+        view = engine.run(tsm, job_id, transport)
+        if view.state == engine.IN_ERROR and unreached(view):
+            _defer(tsm, job_id)  # lost again: the next contact retries
+        ran.append(view)
+    return ran
 
 
 def _run(tsm: Tsm, job_id: str, transport: Transport, perso: dict[int, bytes] | None = None) -> JobView:
@@ -139,8 +165,21 @@ def _run(tsm: Tsm, job_id: str, transport: Transport, perso: dict[int, bytes] | 
     view = ran[job_id] if job_id in ran and ran[job_id].state == engine.DONE else \
         engine.run(tsm, job_id, transport, perso=perso)
     if view.state == engine.IN_ERROR:
-        raise JobFailed(f"job {job_id} stopped: {view.error} (`tsm job run {job_id}` resumes it)")
+        raise JobFailed(view)
     return view
+
+
+def _run_or_defer(tsm: Tsm, job_id: str, transport: Transport) -> bool:
+    """Run a card-side lock or unlock now; False when the device did not answer (the job then waits for its
+    next contact: a registry-side block never fails for an unreachable device)."""
+    try:
+        _run(tsm, job_id, transport)
+    except JobFailed as exc:
+        if not unreached(exc.job):
+            raise
+        _defer(tsm, job_id)
+        return False
+    return True
 
 
 def _service_of_job(tsm: Tsm, job_id: str) -> str:
@@ -168,10 +207,20 @@ def _sealer(tsm: Tsm, number: str | None) -> jobs.Order:
     return jobs.Order(card_number_sealed=lambda service_id: seal_card_number(tsm, service_id, digits))
 
 
+def _check_perso(app: AppView, number: str | None, given: dict[int, bytes]) -> None:
+    """What the app's personalization needs from the caller is there before anything is ordered."""
+    missing = [f"{i.dgi:04X}" for i in app.perso_items if i.source is Source.GIVEN and i.dgi not in given]
+    if missing:
+        raise InvalidRequest(f"app {app.id} personalizes DGI(s) {', '.join(missing)} given per card: --perso FILE")
+    if number is None and any(i.source is Source.CARD_NUMBER for i in app.perso_items):
+        raise InvalidRequest(f"app {app.id} personalizes a card number: --card-number N")
+
+
 def open_service(tsm: Tsm, se_id: str, app_id: str, transport: Transport, *, card_number: str | None = None,
                  perso: dict[int, bytes] | None = None) -> ServiceView:
     """Open card: order (eligibility checked) -> the SP's SSD if missing -> load -> install -> personalize (the
     card number and the app's key encrypted by the key service) -> activate."""
+    _check_perso(catalog.app(tsm, app_id), card_number, perso or {})
     spec = _sealer(tsm, card_number)
     job_id = jobs.order(tsm, se_id, app_id, spec)
     service_id = _service_of_job(tsm, job_id)
@@ -199,7 +248,9 @@ def _block(tsm: Tsm, service_id: str, operation: str, transport: Transport | Non
     if transport is None:
         return Outcome(show(tsm, service_id), f"{target}: the card-side lock waits for the device's next contact "
                                               f"(job {job_id})")
-    _run(tsm, job_id, transport)
+    if not _run_or_defer(tsm, job_id, transport):
+        return Outcome(show(tsm, service_id), f"{target}: the device did not answer; the card-side lock waits for "
+                                              f"its next contact (job {job_id})")
     return Outcome(show(tsm, service_id), f"{target}: locked on the card")
 
 
@@ -224,7 +275,9 @@ def _release(tsm: Tsm, service_id: str, operation: str, transport: Transport | N
     if transport is None:
         return Outcome(show(tsm, service_id), f"active: the card-side unlock waits for the device's next contact "
                                               f"(job {job_id})")
-    _run(tsm, job_id, transport)
+    if not _run_or_defer(tsm, job_id, transport):
+        return Outcome(show(tsm, service_id), f"active: the device did not answer; the card-side unlock waits for "
+                                              f"its next contact (job {job_id})")
     return Outcome(show(tsm, service_id), "active: unlocked on the card")
 
 
