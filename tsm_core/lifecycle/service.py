@@ -17,7 +17,8 @@ from sqlalchemy import select, update
 
 from tsm_core.billing import service as billing
 from tsm_core.catalog import service as catalog
-from tsm_core.catalog.perso import Source, card_number, masked
+from tsm_core.catalog.perso import Source, masked
+from tsm_core.catalog.perso import card_number as checked_number
 from tsm_core.catalog.views import AppView
 from tsm_core.context import Tsm, now
 from tsm_core.errors import InvalidRequest, NotFound, TsmCoreError
@@ -203,7 +204,7 @@ def _start(tsm: Tsm, service_id: str, operation: str) -> tuple[ServiceInstance, 
 def _sealer(tsm: Tsm, number: str | None) -> jobs.Order:
     if number is None:
         return jobs.Order()
-    digits = card_number(number)
+    digits = checked_number(number)
     return jobs.Order(card_number_sealed=lambda service_id: seal_card_number(tsm, service_id, digits))
 
 
@@ -220,6 +221,8 @@ def open_service(tsm: Tsm, se_id: str, app_id: str, transport: Transport, *, car
                  perso: dict[int, bytes] | None = None) -> ServiceView:
     """Open card: order (eligibility checked) -> the SP's SSD if missing -> load -> install -> personalize (the
     card number and the app's key encrypted by the key service) -> activate."""
+    if card_number is not None:
+        checked_number(card_number)
     _check_perso(catalog.app(tsm, app_id), card_number, perso or {})
     spec = _sealer(tsm, card_number)
     job_id = jobs.order(tsm, se_id, app_id, spec)
@@ -416,7 +419,7 @@ def _successor(tsm: Tsm, service_id: str) -> str | None:
 
 def _carry(tsm: Tsm, old: ServiceInstance, operation: str, new_number: str | None) -> jobs.Order:
     """The new instance's order: the backed-up balance, and the card number (kept, or a new one)."""
-    number = card_number(new_number) if new_number is not None else \
+    number = checked_number(new_number) if new_number is not None else \
         unseal_card_number(tsm, old.id, old.card_number_sealed) if old.card_number_sealed else None
     sealer = _sealer(tsm, number)
     return jobs.Order(operation=operation, balance=old.balance, previous_id=old.id,
