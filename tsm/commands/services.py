@@ -40,6 +40,11 @@ class Card:
     def given(self) -> bool:
         return card_given(self.reader, self.card_path, self.relay)
 
+    def required(self) -> Card:
+        """This card, or the usage error of a command that needs one (checked before anything is looked up)."""
+        require_card(self.reader, self.card_path, self.relay)
+        return self
+
     @contextmanager
     def transport(self, se_id: str) -> Iterator[Transport]:
         """The card of SE `se_id` (a relay session is bound to it)."""
@@ -124,6 +129,7 @@ def service_order(se_id: str, app_id: str) -> None:
 @with_card
 def service_open(se_id: str, app_id: str, card_number: str | None, perso_path: Path | None, card: Card) -> None:
     """Open card: order, SSD if missing, load, install, personalize, activate; the service id is the last line."""
+    card.required()
     tsm = tsm_context()
     perso = perso_file(perso_path)
     with card.transport(se_id) as transport:
@@ -167,6 +173,7 @@ def service_list(se_id: str | None, as_json: bool) -> None:
 @with_card
 def service_balance(service_id: str, card: Card) -> None:
     """Read the purse's balance from the card: minor units on the last line."""
+    card.required()
     tsm = tsm_context()
     with card.transport(_se_of(tsm, service_id)) as transport:
         view = lifecycle.balance(tsm, service_id, transport)
@@ -181,6 +188,7 @@ def service_balance(service_id: str, card: Card) -> None:
 @with_card
 def service_topup(service_id: str, amount: int, card: Card) -> None:
     """Credit the purse (two-phase, never twice); the new balance is the last line."""
+    card.required()
     tsm = tsm_context()
     with card.transport(_se_of(tsm, service_id)) as transport:
         order = lifecycle.topup(tsm, service_id, amount, transport)
@@ -213,6 +221,7 @@ _state_command("unsubscribe", "End the service: a purse's remaining balance is r
 @with_card
 def service_delete(service_id: str, card: Card) -> None:
     """Delete the app from the card (and its load file and SSD when nothing else uses them)."""
+    card.required()
     tsm = tsm_context()
     with card.transport(_se_of(tsm, service_id)) as transport:
         _outcome(lifecycle.delete(tsm, service_id, transport))
@@ -229,6 +238,7 @@ def service_migrate(service_id: str, to_se: str, from_reader: str | None, from_c
                     card: Card) -> None:
     """Device change: the old SE's app saved and deleted (now, or at its next contact), installed on the new
     SE with its balance; the new service id is the last line."""
+    card.required()
     tsm = tsm_context()
     old_card = Card(from_reader, from_card)
     with card.transport(to_se) as transport, old_card.optional(_se_of(tsm, service_id)) as old:
@@ -243,6 +253,7 @@ def service_migrate(service_id: str, to_se: str, from_reader: str | None, from_c
 @with_card
 def service_reissue(service_id: str, to_se: str, new_card_number: str | None, card: Card) -> None:
     """Re-issue onto a new SE from the server-side backup; the new service id is the last line."""
+    card.required()
     tsm = tsm_context()
     with card.transport(to_se) as transport:
         view = lifecycle.reissue(tsm, service_id, to_se, transport, new_card_number=new_card_number)
