@@ -33,30 +33,26 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import cProfile
 import hashlib
 import multiprocessing
 import multiprocessing.synchronize
 import os
-import pstats
 import secrets
 import shutil
-import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Empty
-from typing import Any, Final, TypeVar
+from typing import Final
 
+from profiling import cpu_split, spread, sql_and_cprofile
 from raw_provisioning import Command, Dialog, provision
 from registry_lookups import bulk_load, time_lookups
 from scratch import scratch_settings
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from workers import collect
 
 from cardsim.capbuild import demo_cap
 from cardsim.card import Card
@@ -86,7 +82,6 @@ from tsm_core.registry import service as registry
 from tsm_core.registry.views import SeView
 from tsm_core.transport.local import LocalTransport
 
-T = TypeVar("T")
 SERVER: Final = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 VENDOR_KEY: Final = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
 """The wearable profile's ISD key (KVN FF, not diversified) and cardsim's initial SSD key."""
@@ -243,19 +238,6 @@ def _worker(settings: Settings, cards_dir: Path, warm_up: tuple[str, str], ready
     ended.put(time.time())
 
 
-def _collect(results: multiprocessing.Queue[T], workers: list[Any]) -> list[T]:
-    """One result from each worker; a worker that died is an error, not a wait."""
-    out: list[T] = []
-    while len(out) < len(workers):
-        try:
-            out.append(results.get(timeout=1))
-        except Empty:
-            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-            if failed:
-                raise SystemExit(f"a worker process ended with exit code {failed[0]}") from None
-    return out
-
-
 def with_workers(bench: Bench, prepared: list[Prepared], processes: int) -> float:
     """(c), (d) SEs/s of `processes` Procrastinate workers; the first `processes` jobs are their warm-ups."""
     warm_ups, measured = prepared[:processes], prepared[processes:]
@@ -270,99 +252,23 @@ def with_workers(bench: Bench, prepared: list[Prepared], processes: int) -> floa
                                                  ended)) for w in warm_ups]
     for w in workers:
         w.start()
-    _collect(ready, workers)
+    collect(ready, workers)
     start = time.time()
     go.set()
-    end = max(_collect(ended, workers))
+    end = max(collect(ended, workers))
     for w in workers:
         w.join()
     provisioned = sum(done(jobs.show(bench.officer, job.job_id, apdus=False), bench.failed) for job in measured)
     return provisioned / (end - start)
 
 
-def _spread(values: list[float], digits: int) -> str:
-    return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f} / {max(values):.{digits}f}"
-
-
-def _server_cpu() -> float:
-    """CPU seconds this host's PostgreSQL processes have used (Linux /proc: utime + stime)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, rest = stat.read_text().split(" (", 1)[1].rsplit(") ", 1)
-        except (OSError, IndexError, ValueError):
-            continue  # a process that ended meanwhile
-        if name == "postgres":
-            fields = rest.split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def profile_run(bench: Bench, count: int) -> None:
     """Where the time of an in-process job goes: CPU of this process and of PostgreSQL (unprofiled run), then
     the SQL statements each job sends by table, and a cProfile of `count` jobs by package and by function."""
     prepared = prepare(bench, count)
-    wall, mine, server = time.perf_counter(), os.times(), _server_cpu()
-    in_process(bench, prepared)
-    wall, server, after = time.perf_counter() - wall, _server_cpu() - server, os.times()
-    own_cpu = after.user - mine.user + after.system - mine.system
-    print(f"\nPer job, {count} in-process jobs: {wall / count * 1000:.1f} ms, CPU {own_cpu / count * 1000:.1f} ms "
-          f"in this process and {server / count * 1000:.1f} ms in PostgreSQL (all its processes on this host)")
+    cpu_split(lambda: in_process(bench, prepared), count, "job")
     prepared = prepare(bench, count)
-    statements: Counter[str] = Counter()
-    in_transaction: set[int] = set()
-    """Connections that sent a statement since their transaction began (psycopg sent BEGIN)."""
-
-    def count_statement(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        words = statement.split()
-        table = next((w for w, prev in zip(words[1:], words, strict=False) if prev in ("FROM", "INTO", "UPDATE")),
-                     words[1] if len(words) > 1 else "")
-        statements[f"{words[0]} {table}"] += 1
-        in_transaction.add(id(conn))
-
-    def ended(kind: str) -> Callable[[Any], None]:
-        def count_end(conn: Any) -> None:
-            if id(conn) in in_transaction:
-                in_transaction.discard(id(conn))
-                statements[f"(BEGIN ... {kind})"] += 1
-        return count_end
-
-    listeners: list[tuple[str, Callable[..., None]]] = [
-        ("before_cursor_execute", count_statement), ("commit", ended("COMMIT")), ("rollback", ended("ROLLBACK"))]
-    for name, listener in listeners:
-        event.listen(Engine, name, listener)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    in_process(bench, prepared)
-    profiler.disable()
-    for name, listener in listeners:
-        event.remove(Engine, name, listener)
-    transactions = sum(n for name, n in statements.items() if name.startswith("(BEGIN"))
-    print(f"\nSQL per job: {(sum(statements.values()) - transactions) / count:.0f} statements in "
-          f"{transactions / count:.0f} transactions (each also a BEGIN and a COMMIT or ROLLBACK round trip):")
-    for name, n in statements.most_common(22):
-        print(f"  {n / count:6.1f}  {name}")
-    stats = pstats.Stats(profiler)
-    own: Counter[str] = Counter()
-    for (path, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        own[_package(path)] += tottime
-    total = sum(own.values())
-    print(f"\nOwn time by package, cProfile of {count} in-process jobs ({total / count * 1000:.0f} ms per job "
-          "under the profiler; waiting for PostgreSQL counts as psycopg's):")
-    for name, seconds in own.most_common(12):
-        print(f"  {seconds / count * 1000:6.1f} ms  {seconds / total:4.0%}  {name}")
-    print("\nBy function (cumulative):")
-    stats.sort_stats("cumulative").print_stats(40)
-
-
-def _package(path: str) -> str:
-    """Who a profiled function belongs to: a third-party distribution, a package of the product, or Python."""
-    if "site-packages/" in path:
-        return path.split("site-packages/")[1].split("/")[0]
-    root = str(Path(__file__).resolve().parents[1]) + "/"
-    if path.startswith(root):
-        return path[len(root):].split("/")[0]
-    return "built-ins (C calls)" if path == "~" else "Python standard library"
+    sql_and_cprofile(lambda: in_process(bench, prepared), count, "job")
 
 
 def main() -> None:
@@ -399,9 +305,9 @@ def main() -> None:
               "1 worker": "(c) Procrastinate, 1 worker process", "2 workers": "(d) Procrastinate, 2 worker processes"}
     for key, label in labels.items():
         rates = figures[key]
-        ratios = _spread([r / b for r, b in zip(rates, raws, strict=True)], 3) if key != "raw" else "1.00"
+        ratios = spread([r / b for r, b in zip(rates, raws, strict=True)], 3) if key != "raw" else "1.00"
         target = "   target >= 50/s" if key == "2 workers" else ""
-        print(f"  {label:42} {_spread(rates, 1):>22}   {ratios}{target}")
+        print(f"  {label:42} {spread(rates, 1):>22}   {ratios}{target}")
     for error, n in bench.failed.items():
         print(f"  {n} job(s) did not provision their SE (not counted): {error}")
     if args.profile:

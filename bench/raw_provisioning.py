@@ -75,7 +75,7 @@ class Dialog:
     sensitive_dgi: int
 
 
-def _cmac(key: bytes, data: bytes) -> bytes:
+def cmac(key: bytes, data: bytes) -> bytes:
     mac = CMAC(algorithms.AES(key))
     mac.update(data)
     return mac.finalize()
@@ -88,12 +88,12 @@ def _cbc(key: bytes, data: bytes) -> bytes:
 
 def _kdf(key: bytes, constant: int, context: bytes, bits: int) -> bytes:
     """One block of the SP 800-108 counter-mode KDF in the GP layout (Amd D §6.2.1)."""
-    return _cmac(key, bytes(11) + bytes([constant, 0]) + bits.to_bytes(2, "big") + b"\x01" + context)[:bits // 8]
+    return cmac(key, bytes(11) + bytes([constant, 0]) + bits.to_bytes(2, "big") + b"\x01" + context)[:bits // 8]
 
 
 def kdf3(master: bytes, kdd: bytes, purpose: int) -> bytes:
     """A card key from a master key: CMAC(master, 01 00 00 00 k 00 || KDD), k = 1 ENC, 2 MAC, 3 DEK."""
-    return _cmac(master, b"\x01\x00\x00\x00" + bytes([purpose, 0]) + kdd)
+    return cmac(master, b"\x01\x00\x00\x00" + bytes([purpose, 0]) + kdd)
 
 
 def _kcv(key: bytes) -> bytes:
@@ -138,7 +138,7 @@ class Host:
         """One command with its C-MAC (MAC chaining, Amd D §6.2.4); the response data."""
         header = bytes([command.header[0] | SECURE_MESSAGING]) + command.header[1:]
         lc = bytes([len(command.data) + MAC_LENGTH])
-        self.chain = _cmac(self.s_mac, self.chain + header + lc + command.data)
+        self.chain = cmac(self.s_mac, self.chain + header + lc + command.data)
         return self.plain(header + lc + command.data + self.chain[:MAC_LENGTH] + (b"\x00" if command.le else b""))
 
 

@@ -18,6 +18,7 @@ from tests.tsm_core.lab import (
     TRANSIT_INSTANCE,
     Lab,
     Unplugged,
+    Wire,
     assert_registry_is_card,
     card_entries,
     key_versions,
@@ -264,6 +265,20 @@ def test_the_card_number_is_never_stored_in_clear(bank):
         for table in meta.sorted_tables:
             for row in conn.execute(table.select()):
                 assert PAN not in " ".join(str(v) for v in row), table.name
+
+
+def test_a_top_up_or_balance_of_an_app_that_is_no_purse_is_refused_before_the_card_is_reached(bank):
+    lab, app_id = bank
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport:
+        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport, card_number=PAN).id
+    wire = Wire(card)
+    with LocalTransport(wire) as transport:
+        with pytest.raises(InvalidRequest, match="is not a purse"):
+            lifecycle.topup(lab.tsm, service_id, 100, transport)
+        with pytest.raises(InvalidRequest, match="is not a purse"):
+            lifecycle.balance(lab.tsm, service_id, transport)
+    assert wire.seen == [] and lifecycle.show(lab.tsm, service_id).jobs[-1][1] == "install-app"
 
 
 def test_another_tenant_sees_no_service(purse):

@@ -318,7 +318,7 @@ def observe(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
 
 
 def _purse(tsm: Tsm, service_id: str) -> None:
-    service = show(tsm, service_id)
+    service, _, _ = _start(tsm, service_id, "show")  # the row only: a view reads the whole history
     if not catalog.app(tsm, service.app_id).is_purse:
         raise InvalidRequest(f"app {service.app_id} of service {service_id} is not a purse")
 
