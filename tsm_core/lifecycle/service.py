@@ -142,8 +142,12 @@ def _defer(tsm: Tsm, job_id: str) -> None:
 
 def contact(tsm: Tsm, se_id: str, transport: Transport) -> list[JobView]:
     """The device is reachable: run the jobs waiting for its next contact, oldest first (a card-side lock, a
-    deletion); a job that stops IN_ERROR stays for the next contact's retry."""
-    registry.show(tsm, se_id)
+    deletion); one that did not reach the device waits for the next contact again."""
+    registry.show(tsm, se_id)  # NotFound outside the caller's tenancy
+    return _run_waiting(tsm, se_id, transport)
+
+
+def _run_waiting(tsm: Tsm, se_id: str, transport: Transport) -> list[JobView]:
     with tsm.sessions() as db:
         waiting = list(db.execute(select(Job.id).where(Job.se_id == se_id, Job.state == engine.WAITING)
                                   .order_by(Job.created_at)).scalars())
@@ -162,7 +166,7 @@ def _run(tsm: Tsm, job_id: str, transport: Transport, perso: dict[int, bytes] | 
         job = db.get(Job, job_id)
         assert job is not None  # just created
         se_id = job.se_id
-    ran = {view.id: view for view in contact(tsm, se_id, transport)}
+    ran = {view.id: view for view in _run_waiting(tsm, se_id, transport)}
     view = ran[job_id] if job_id in ran and ran[job_id].state == engine.DONE else \
         engine.run(tsm, job_id, transport, perso=perso)
     if view.state == engine.IN_ERROR:
@@ -310,7 +314,7 @@ def observe(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
     service, _, _ = _start(tsm, service_id, "show")
     purse = catalog.app(tsm, service.app_id).is_purse and service.state in states.ALLOWED["balance"]
     kind = "backup" if purse else "refresh"
-    _run(tsm, jobs.job_for(tsm, service_id, kind, steps_for(kind), _params(tsm, service_id, "balance")), transport)
+    _run(tsm, jobs.job_for(tsm, service_id, kind, steps_for(kind), JobParams(operation="balance")), transport)
     return show(tsm, service_id)
 
 
@@ -328,7 +332,7 @@ def balance(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
     _, _, go = _start(tsm, service_id, "balance")
     _purse(tsm, service_id)
     if go:
-        job_id = jobs.job_for(tsm, service_id, "backup", steps_for("backup"), _params(tsm, service_id, "balance"))
+        job_id = jobs.job_for(tsm, service_id, "backup", steps_for("backup"), JobParams(operation="balance"))
         _run(tsm, job_id, transport)
     return show(tsm, service_id)
 
@@ -341,8 +345,7 @@ def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUp
     _start(tsm, service_id, "topup")
     _purse(tsm, service_id)
     order_id = jobs.new_id("top")
-    job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"),
-                          _params(tsm, service_id, "topup", topup=order_id))
+    job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"), JobParams(operation="topup", topup=order_id))
     with tsm.transaction() as db:
         db.add(TopUp(id=order_id, service_id=service_id, job_id=job_id, amount=amount, state="ordered",
                      created_at=now()))
@@ -357,7 +360,7 @@ def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUp
 # ---- delete, unsubscribe ------------------------------------------------------------------------------------------
 
 
-def _params(tsm: Tsm, service_id: str, operation: str, topup: str = "") -> JobParams:
+def _params(tsm: Tsm, service_id: str, operation: str) -> JobParams:
     """A life-cycle job's parameters: the SP's SSD as the registry knows it now (its GP mode, AID and active key
     set: a key rotation of the SSD is followed), and the issuer's DM keys in Delegated Management."""
     with tsm.sessions() as db:
@@ -367,8 +370,7 @@ def _params(tsm: Tsm, service_id: str, operation: str, topup: str = "") -> JobPa
     keys = domain.active_key_set if domain is not None else None
     params = JobParams(operation=operation, sp=sp, mode=domain.mode if domain else "cm",
                        ssd_aid=domain.aid if domain else "", kvn=keys.kvn if keys else 0,
-                       sp_key=keys.keys[0] if keys else "", diversification=keys.diversification if keys else "",
-                       topup=topup)
+                       sp_key=keys.keys[0] if keys else "", diversification=keys.diversification if keys else "")
     return jobs.with_dm_keys(tsm, params, se.profile.scp) if params.mode == "dm" else params
 
 
