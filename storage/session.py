@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.config import DEFAULT_BUSY_TIMEOUT, SettingsError
 from storage.permissions import make_private_file, refuse_if_shared
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_COMPANIONS: Final = ("-wal", "-shm", "-journal")
@@ -92,8 +93,17 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+class MigrationError(Exception):
+    """Alembic refused a migration (e.g. an unknown revision for `tsm db upgrade`)."""
+
+    code = "migration_error"
+
+
 def alembic_config(url: str) -> Config:
-    """Alembic configuration pointing at the product's single migration history."""
+    """Alembic configuration pointing at the product's single migration history (Alembic is imported only when
+    a migration runs: it costs a second of every command's start)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -102,5 +112,11 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (`tsm db upgrade`, `tsm init`)."""
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     private_sqlite_file(make_url(url))
-    command.upgrade(alembic_config(url), revision)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except CommandError as exc:
+        raise MigrationError(str(exc)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from alembic.util.exc import CommandError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from globalplatform.errors import GpError
@@ -18,6 +17,7 @@ from keyservice.errors import KeyServiceError
 from softhsm.bootstrap import BootstrapError
 from storage.config import SettingsError
 from storage.permissions import InsecurePermissions
+from storage.session import MigrationError
 from tsm_core.errors import TsmCoreError
 from tsm_core.transport.errors import (
     RelayProtocolError,
@@ -28,7 +28,7 @@ from tsm_core.transport.errors import (
 )
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    KeyServiceError, GpError, TsmCoreError, ProfileError, BootstrapError, SQLAlchemyError, CommandError,
+    KeyServiceError, GpError, TsmCoreError, ProfileError, BootstrapError, SQLAlchemyError, MigrationError,
     SettingsError, InsecurePermissions,
 )
 
@@ -92,8 +92,6 @@ def error_code(exc: Exception) -> str:
         return "database_unavailable" if isinstance(exc, OperationalError | InterfaceError) else "database_error"
     if isinstance(exc, SQLAlchemyError):
         return "database_error"
-    if isinstance(exc, CommandError):
-        return "migration_error"  # Alembic: e.g. an unknown revision for `tsm db upgrade`
     return str(getattr(exc, "code", type(exc).__name__))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,11 +18,14 @@ from tsm.service import key_service, tsm_context
 from tsm.service import sessions as _context_sessions
 from tsm_core.context import Tsm
 from tsm_core.errors import InvalidRequest, TsmCoreError
-from tsm_core.jobs import engine, queue
+from tsm_core.jobs import engine
 from tsm_core.jobs import service as jobs
 from tsm_core.jobs.views import JobView
 from tsm_core.registry import service as registry
 from tsm_core.transport.base import Transport
+
+if TYPE_CHECKING:
+    from tsm_core.jobs.queue import CardOpener
 
 
 class JobInError(TsmCoreError):
@@ -81,13 +85,15 @@ def job_run(job_id: str, reader: str | None, card_path: Path | None, relay: str 
 @click.argument("job_ids", metavar="JOB...", nargs=-1, required=True)
 def job_enqueue(job_ids: tuple[str, ...]) -> None:
     """Queue jobs for the workers (PostgreSQL): one job at a time per SE, whichever worker takes it."""
+    from tsm_core.jobs import queue  # Procrastinate only when jobs are queued: it slows every command's start
+
     tsm = tsm_context()
     app = queue.make_app(load_settings().database_url)
     for job_id in job_ids:
         click.echo(f"{job_id} queued (task {queue.enqueue(app, tsm, job_id)})")
 
 
-def _card_files(folder: Path) -> queue.CardOpener:
+def _card_files(folder: Path) -> CardOpener:
     """Simulated cards by SE id: FOLDER/<SE id>.json state files."""
 
     def opener(se_id: str) -> AbstractContextManager[Transport]:
@@ -106,6 +112,8 @@ def _card_files(folder: Path) -> queue.CardOpener:
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit (else wait for more).")
 def job_worker(concurrency: int, cards_dir: Path, once: bool) -> None:
     """Run queued jobs (PostgreSQL, Procrastinate): start one worker process per core."""
+    from tsm_core.jobs import queue  # Procrastinate only when jobs are queued: it slows every command's start
+
     settings = load_settings()
     app = queue.make_app(settings.database_url)
     queue.bind(app, lambda: Tsm(_context_sessions(), key_service(), worker_service()), _card_files(cards_dir))

@@ -19,7 +19,6 @@ from tsm.params import HexByte
 from tsm.service import tsm_context
 from tsm_core.flows.channel import ChannelSessionLike, IsdInfo
 from tsm_core.flows.list_content import CardContent, list_content
-from tsm_core.jobs import queue
 from tsm_core.jobs import service as jobs
 from tsm_core.lifecycle import service as lifecycle
 from tsm_core.registry import batch, discovery
@@ -199,6 +198,8 @@ def se_rotate_keys(se_id: str, to_kvn: int, sd_aid: str | None, reader: str | No
 @click.option("--enqueue", is_flag=True, help="Queue the jobs for the workers (PostgreSQL).")
 def se_rollout_keys(to_kvn: int, sp: str | None, enqueue: bool) -> None:
     """Plan a rotation job for every SE not yet at the key version; prints the job ids."""
+    from tsm_core.jobs import queue  # Procrastinate only when jobs are queued: it slows every command's start
+
     tsm = tsm_context()
     created = jobs.rollout(tsm, to_kvn, sp=sp)
     app = queue.make_app(load_settings().database_url) if enqueue and created else None
