@@ -50,6 +50,7 @@ bench: venv
 	$(PY) bench/audited_open.py --processes 2
 	$(PY) bench/transport.py
 	$(PY) bench/provisioning.py
+	$(PY) bench/lifecycle.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
