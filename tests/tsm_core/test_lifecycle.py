@@ -58,6 +58,13 @@ def bank(lab: Lab) -> tuple[Lab, str]:
     return lab, lab.app("bank", "bank", perso=BANK_PERSO)
 
 
+def opened(lab: Lab, app_id: str):  # type: ignore[no-untyped-def]
+    """A new SE with app `app_id` opened on it: (its card, the SE id, the service id)."""
+    card, se_id = lab.new_se()
+    with LocalTransport(card) as transport:
+        return card, se_id, lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+
+
 def card_balance(card, aid: str = TRANSIT_INSTANCE) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(balance, top-up counter) as the purse itself answers GET BALANCE."""
     select, balance = send(card, f"00A40400{len(aid) // 2:02X}{aid}", "805C000000")
@@ -100,9 +107,7 @@ def test_a_top_up_over_the_maximum_is_refused_and_credits_nothing(purse):
 
 def test_report_lost_without_the_device_blocks_at_once_and_locks_at_next_contact(purse):
     lab, app_id = purse
-    card, se_id = lab.new_se()
-    with LocalTransport(card) as transport:
-        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    card, se_id, service_id = opened(lab, app_id)
     outcome = lifecycle.lock(lab.tsm, service_id)
     assert outcome.service.state == "locked_lost" and not outcome.service.card_locked
     assert len(outcome.service.waiting) == 1 and "next contact" in outcome.message
@@ -124,9 +129,7 @@ def test_report_lost_without_the_device_blocks_at_once_and_locks_at_next_contact
 
 def test_an_unlock_before_the_card_was_reached_cancels_the_waiting_lock(purse):
     lab, app_id = purse
-    card, se_id = lab.new_se()
-    with LocalTransport(card) as transport:
-        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    card, se_id, service_id = opened(lab, app_id)
     lifecycle.lock(lab.tsm, service_id)
     outcome = lifecycle.unlock(lab.tsm, service_id)
     assert outcome.service.state == "active" and outcome.message == "active: the card was never locked"
@@ -283,9 +286,7 @@ def test_a_top_up_or_balance_of_an_app_that_is_no_purse_is_refused_before_the_ca
 
 def test_another_tenant_sees_no_service(purse):
     lab, app_id = purse
-    card, se_id = lab.new_se()
-    with LocalTransport(card) as transport:
-        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    _card, _se_id, service_id = opened(lab, app_id)
     lab.add_sp("rival")
     for scope in (Scope("sp", "rival"), Scope("vendor", "acme")):
         other = type(lab.tsm)(lab.tsm.sessions, lab.tsm.keys, lab.tsm.caller, scope)
@@ -301,9 +302,7 @@ def test_another_tenant_sees_no_service(purse):
 def test_services_keep_working_across_a_rotation_of_the_sps_ssd_keys(lab):
     lab.add_sp("metro-am", "am")
     app_id = lab.app("metro-am", "transit", perso=PURSE_PERSO)
-    card, se_id = lab.new_se()
-    with LocalTransport(card) as transport:
-        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    card, se_id, service_id = opened(lab, app_id)
     ssd = registry.show(lab.tsm, se_id).domain_of("metro-am")
     assert ssd is not None and ssd.mode == "am"
     rotation = jobs.rotate_keys(lab.tsm, se_id, 0x02, ssd.aid)
@@ -334,9 +333,7 @@ def test_every_completed_operation_is_metered_once(purse):
 
 def test_a_lost_device_that_does_not_answer_is_blocked_and_locked_at_next_contact(purse):
     lab, app_id = purse
-    card, se_id = lab.new_se()
-    with LocalTransport(card) as transport:
-        service_id = lifecycle.open_service(lab.tsm, se_id, app_id, transport).id
+    card, se_id, service_id = opened(lab, app_id)
     with LocalTransport(Unplugged(card, 1, after=False)) as gone:
         outcome = lifecycle.lock(lab.tsm, service_id, gone)
     assert outcome.service.state == "locked_lost" and "did not answer" in outcome.message

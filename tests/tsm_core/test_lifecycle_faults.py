@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tsm_core.lab import TRANSIT_INSTANCE, Lab, Unplugged, Wire, assert_registry_is_card
-from tests.tsm_core.test_lifecycle import PURSE_PERSO, card_balance, life_cycle
+from tests.tsm_core.test_lifecycle import PURSE_PERSO, card_balance, life_cycle, opened
 from tsm_core.jobs import engine
 from tsm_core.jobs import service as jobs
 from tsm_core.lifecycle import service as lifecycle
@@ -65,8 +65,7 @@ def test_top_up_dropped_at_every_command_credits_exactly_once(purse):
     with LocalTransport(reference[0]) as transport:
         lifecycle.topup(lab.tsm, ref_id, 100, transport)
     commands = len(jobs.show(lab.tsm, _last_job(lab, ref_id)).apdus)
-    card, se_id = lab.new_se()
-    service_id = _open(lab, app_id, (card, se_id))
+    card, _se_id, service_id = opened(lab, app_id)
     paid = 0
     for k in range(1, commands + 1):
         for after in (False, True):
@@ -84,8 +83,7 @@ def test_top_up_dropped_at_every_command_credits_exactly_once(purse):
 
 def test_top_up_answer_lost_then_run_again_reads_the_counter_and_sends_nothing(purse):
     lab, app_id = purse
-    card, se_id = lab.new_se()
-    service_id = _open(lab, app_id, (card, se_id))
+    card, _se_id, service_id = opened(lab, app_id)
     wire = Wire(card)
     with LocalTransport(wire) as transport:
         lifecycle.topup(lab.tsm, service_id, 500, transport)

@@ -36,11 +36,16 @@ def probe_lock(ctx: StepContext) -> Probe:
     return Probe.PRESENT if _life_cycle(ctx) & LOCKED else Probe.ABSENT
 
 
-def run_lock(ctx: StepContext) -> str:
+def _set_status(ctx: StepContext, state: int, verb: str) -> str:
+    """SET STATUS of the app's instance through the SD that manages it (§11.10)."""
     aid = app_of(ctx).instance_aid
-    ok(ctx.link.secure(commands.set_status(SetStatusScope.APPLICATION_OR_SSD, LOCKED, bytes.fromhex(aid))),
-       "SET STATUS (lock)")
-    return f"{aid} locked"
+    ok(ctx.link.secure(commands.set_status(SetStatusScope.APPLICATION_OR_SSD, state, bytes.fromhex(aid))),
+       f"SET STATUS ({verb})")
+    return f"{aid} {verb}ed"
+
+
+def run_lock(ctx: StepContext) -> str:
+    return _set_status(ctx, LOCKED, "lock")
 
 
 def probe_unlock(ctx: StepContext) -> Probe:
@@ -48,10 +53,7 @@ def probe_unlock(ctx: StepContext) -> Probe:
 
 
 def run_unlock(ctx: StepContext) -> str:
-    aid = app_of(ctx).instance_aid
-    ok(ctx.link.secure(commands.set_status(SetStatusScope.APPLICATION_OR_SSD, UNLOCK, bytes.fromhex(aid))),
-       "SET STATUS (unlock)")
-    return f"{aid} unlocked"
+    return _set_status(ctx, UNLOCK, "unlock")
 
 
 def probe_delete(ctx: StepContext) -> Probe:

@@ -321,16 +321,16 @@ def observe(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
 # ---- purse: balance and top-up -------------------------------------------------------------------------------------
 
 
-def _purse(tsm: Tsm, service_id: str) -> None:
-    service, _, _ = _start(tsm, service_id, "show")  # the row only: a view reads the whole history
+def _purse(tsm: Tsm, service: ServiceInstance) -> None:
+    """InvalidRequest unless the service's app is a purse (before the card is reached)."""
     if not catalog.app(tsm, service.app_id).is_purse:
-        raise InvalidRequest(f"app {service.app_id} of service {service_id} is not a purse")
+        raise InvalidRequest(f"app {service.app_id} of service {service.id} is not a purse")
 
 
 def balance(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
     """Read the purse's balance and counter from the card (and back them up)."""
-    _, _, go = _start(tsm, service_id, "balance")
-    _purse(tsm, service_id)
+    service, _, go = _start(tsm, service_id, "balance")
+    _purse(tsm, service)
     if go:
         job_id = jobs.job_for(tsm, service_id, "backup", steps_for("backup"), JobParams(operation="balance"))
         _run(tsm, job_id, transport)
@@ -342,8 +342,7 @@ def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUp
     the MACed credit and reads the new balance and counter back (tsm_core/jobs/purse.py)."""
     if not 0 < amount <= MAX_AMOUNT:
         raise InvalidRequest(f"a top-up amount is 1 to {MAX_AMOUNT} minor units, not {amount}")
-    _start(tsm, service_id, "topup")
-    _purse(tsm, service_id)
+    _purse(tsm, _start(tsm, service_id, "topup")[0])
     order_id = jobs.new_id("top")
     job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"), JobParams(operation="topup", topup=order_id))
     with tsm.transaction() as db:
@@ -455,11 +454,19 @@ def _install_successor(tsm: Tsm, old: ServiceInstance, to_se: str, transport: Tr
     spec = _carry(tsm, old, operation, new_number)
     job_id = jobs.order(tsm, to_se, old.app_id, spec)
     new_id = _service_of_job(tsm, job_id)
-    shown = masked(new_number) if new_number else ""
     _event(tsm, new_id, operation, None, f"replaces {old.id} of SE {old.se_id}: job {job_id}",
-           **({"card_number": shown} if shown else {"card_number": old.card_number}))
+           card_number=masked(new_number) if new_number else old.card_number)
     _run(tsm, job_id, transport)
     return show(tsm, new_id)
+
+
+def _replaceable(tsm: Tsm, service_id: str, to_se: str, operation: str) -> ServiceInstance:
+    """The service a device change or re-issue (`operation`) starts from, onto another registered SE."""
+    service, _, _ = _start(tsm, service_id, operation)
+    registry.show(tsm, to_se)
+    if to_se == service.se_id:
+        raise InvalidRequest(f"service {service_id} already lives on SE {to_se}")
+    return service
 
 
 def migrate(tsm: Tsm, service_id: str, to_se: str, transport: Transport,
@@ -470,10 +477,7 @@ def migrate(tsm: Tsm, service_id: str, to_se: str, transport: Transport,
     resumed = _resume_successor(tsm, service_id, transport)
     if resumed is not None:
         return resumed
-    service, _, _ = _start(tsm, service_id, "migrate")
-    registry.show(tsm, to_se)
-    if to_se == service.se_id:
-        raise InvalidRequest(f"service {service_id} already lives on SE {to_se}")
+    service = _replaceable(tsm, service_id, to_se, "migrate")
     if service.state != State.MIGRATING:
         _event(tsm, service_id, "migrate", State.MIGRATING, f"moving to SE {to_se}")
     purse = catalog.app(tsm, service.app_id).is_purse
@@ -509,10 +513,7 @@ def reissue(tsm: Tsm, service_id: str, to_se: str, transport: Transport, *,
     resumed = _resume_successor(tsm, service_id, transport)
     if resumed is not None:
         return resumed
-    service, _, _ = _start(tsm, service_id, "reissue")
-    registry.show(tsm, to_se)
-    if to_se == service.se_id:
-        raise InvalidRequest(f"service {service_id} already lives on SE {to_se}")
+    service = _replaceable(tsm, service_id, to_se, "reissue")
     if _successor(tsm, service_id) is None:
         old_number = f"; card number {service.card_number} blocked" if new_card_number and service.card_number \
             else ""
