@@ -92,7 +92,7 @@ class SeEntryIn(Schema):
     kdd = String(required=True, validate=Regexp(r"[0-9A-Fa-f]{2,32}"))
     profile = String(required=True, validate=Length(1, 64))
     isd_key = List(String(validate=Length(1, 64)), required=True, validate=Length(1, 3))
-    isd_kvn = Integer(load_default=0xFF, validate=Range(0, 0xFF))
+    isd_kvn = String(load_default="FF", validate=Regexp(r"[0-9A-Fa-f]{2}"), metadata={"description": "Hex byte."})
     cplc = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2})*"))
     cin = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2}){0,32}"))
     iin = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2}){0,32}"))
