@@ -63,7 +63,8 @@ def handle_api_error(error: HTTPError) -> Response:
     if error.status_code == 422:
         return problem(422, VALIDATION_FAILED, "the request does not match its schema", errors=error.detail)
     code = (error.message or "error").lower().replace(" ", "_")
-    return problem(error.status_code, code, error.message or code, headers=dict(error.headers or {}))
+    headers = {str(k): str(v) for k, v in dict(error.headers or {}).items()}
+    return problem(error.status_code, code, error.message or code, headers=headers)
 
 
 def init_app(app: Flask) -> None:

@@ -8,8 +8,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tsm_core.apikeys import service as apikeys
-from tsm_core.transport.local import LocalTransport
 from tsm_core.jobs import engine
+from tsm_core.transport.local import LocalTransport
 
 PROBLEM = "application/problem+json"
 BATCH = {"vendor": "acme",

@@ -108,8 +108,7 @@ def parse_batch(data: bytes) -> list[SeRegistration]:
             raise InvalidRequest(f"CSV column(s) {', '.join(sorted(unknown))} unknown (known: "
                                  f"{', '.join(sorted(SE_FIELDS))})")
         rows = [{k: v for k, v in row.items() if v} for row in reader]
-        profiles, vendor = {}, ""
-    return _entries(rows, profiles, vendor)
+        return _entries(rows, {}, "")
 
 
 def parse_document(doc: dict[str, Any]) -> list[SeRegistration]:

@@ -36,8 +36,8 @@ IDEMPOTENCY_HEADER: Final = {
 }
 SECURITY_SCHEMES: Final = {"ApiKey": {"type": "http", "scheme": "bearer",
                                       "description": "An API key from `tsm apikey create`."}}
-CONFIG: Final = {"SECURITY_SCHEMES": SECURITY_SCHEMES, "AUTO_404_RESPONSE": False, "SPEC_FORMAT": "json",
-                 "INFO": {"description": "The TSM's REST API (docs/api.md)."}}
+CONFIG: Final[dict[str, Any]] = {"SECURITY_SCHEMES": SECURITY_SCHEMES, "AUTO_404_RESPONSE": False,
+                                 "SPEC_FORMAT": "json", "INFO": {"description": "The TSM's REST API (docs/api.md)."}}
 
 docs_bp = Blueprint("api_docs", __name__)
 
@@ -49,7 +49,7 @@ def docs() -> ResponseReturnValue:
     return render_template("api_docs.html", spec=app.spec, verbs=VERBS)
 
 
-def problems_in_spec(spec: dict[str, Any]) -> dict[str, Any]:
+def problems_in_spec(spec: Any) -> Any:
     """Every error response of the document is `application/problem+json` with the Problem schema, and every
     POST of the API documents `Idempotency-Key`."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
