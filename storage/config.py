@@ -34,6 +34,10 @@ TOKEN_LABEL_BYTES: Final = 32
 URL_HINT: Final = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 DEFAULT_RELAY_LISTEN: Final = ("127.0.0.1", 8780)
 DEFAULT_API_RATE_LIMIT: Final = "600 per minute"
+DEFAULT_LOGIN_RATE_LIMIT: Final = "10 per minute"
+DEFAULT_SESSION_IDLE_MINUTES: Final = 15
+MAX_SESSION_IDLE_MINUTES: Final = 24 * 60
+BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 RATE_LIMIT: Final = re.compile(r"\d+ *(per|/) *(\d+ *)?(second|minute|hour|day)s?( *[;,] *\d+ *(per|/) *(\d+ *)?"
                                r"(second|minute|hour|day)s?)*")
 """Flask-Limiter's rate-limit notation, e.g. `600 per minute` or `10/second; 1000/day`."""
@@ -67,6 +71,13 @@ class Settings:
     rate_limit_storage_uri: str = "memory://"
     """Where the rate limiter counts (Flask-Limiter storage URI): `memory://` counts per process; use
     `redis://HOST:PORT` to share the counts between workers."""
+    login_rate_limit: str = DEFAULT_LOGIN_RATE_LIMIT
+    """POSTs to the admin UI's /login per client address (docs/operations.md, "Admin UI")."""
+    session_idle_minutes: int = DEFAULT_SESSION_IDLE_MINUTES
+    """An admin UI session ends after this many minutes without a request."""
+    secure_cookies: bool = True
+    """The session cookie is `Secure` (sent over HTTPS only; browsers also accept it from http://127.0.0.1 and
+    http://localhost); turn off only for plain-http set-ups on other hosts."""
 
 
 _ENV = {
@@ -82,6 +93,9 @@ _ENV = {
     "relay_listen": "TSM_RELAY_LISTEN",
     "api_rate_limit": "TSM_API_RATE_LIMIT",
     "rate_limit_storage_uri": "TSM_RATE_LIMIT_STORAGE_URI",
+    "login_rate_limit": "TSM_LOGIN_RATE_LIMIT",
+    "session_idle_minutes": "TSM_SESSION_IDLE_MINUTES",
+    "secure_cookies": "TSM_SECURE_COOKIES",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -103,6 +117,9 @@ def _defaults(home: Path) -> dict[str, Any]:
         "relay_listen": DEFAULT_RELAY_LISTEN,
         "api_rate_limit": DEFAULT_API_RATE_LIMIT,
         "rate_limit_storage_uri": "memory://",
+        "login_rate_limit": DEFAULT_LOGIN_RATE_LIMIT,
+        "session_idle_minutes": DEFAULT_SESSION_IDLE_MINUTES,
+        "secure_cookies": True,
     }
 
 
@@ -187,6 +204,10 @@ def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
     """The value of setting `name` from `raw` (a TOML value, or an environment string), or SettingsError."""
     if name == "database_busy_timeout":
         return _busy_timeout(raw, where, from_env)
+    if name == "session_idle_minutes":
+        return _minutes(raw, where, from_env)
+    if name == "secure_cookies":
+        return _boolean(raw, where, from_env)
     value = _text(raw, where)
     if name == "relay_listen":
         try:
@@ -203,7 +224,7 @@ def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
         if value.upper() not in LOG_LEVELS:
             raise SettingsError(f"{where}: {_show(value)} is not a log level (one of {', '.join(LOG_LEVELS)})")
         return value.upper()
-    if name == "api_rate_limit" and not RATE_LIMIT.fullmatch(value.strip()):
+    if name in ("api_rate_limit", "login_rate_limit") and not RATE_LIMIT.fullmatch(value.strip()):
         raise SettingsError(f"{where}: {_show(value)} is not a rate limit such as '600 per minute'")
     if name == "database_url":
         _check_database_url(value, where)
@@ -237,6 +258,28 @@ def _busy_timeout(raw: Any, where: str, from_env: bool) -> float:
     if not (math.isfinite(value) and 0 <= value <= MAX_BUSY_TIMEOUT):
         raise SettingsError(f"{where} must be between 0 and {MAX_BUSY_TIMEOUT:g} seconds")
     return value
+
+
+def _minutes(raw: Any, where: str, from_env: bool) -> int:
+    if from_env and isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        value = int(raw)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise SettingsError(f"{where} must be a whole number of minutes, not "
+                            f"{_show(raw) if isinstance(raw, str) else _toml_type(raw)}")
+    if not 1 <= value <= MAX_SESSION_IDLE_MINUTES:
+        raise SettingsError(f"{where} must be between 1 and {MAX_SESSION_IDLE_MINUTES} minutes")
+    return value
+
+
+def _boolean(raw: Any, where: str, from_env: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if from_env and isinstance(raw, str) and raw.strip().lower() in BOOLEANS:
+        return BOOLEANS[raw.strip().lower()]
+    raise SettingsError(f"{where} must be true or false, not "
+                        f"{_show(raw) if isinstance(raw, str) else _toml_type(raw)}")
 
 
 def _check_database_url(url: str, where: str) -> None:

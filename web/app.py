@@ -2,7 +2,8 @@
 
 The app is an APIFlask app: the REST API v1 (web/api/) is documented by the OpenAPI 3.1 document generated from
 its schemas. Every error the app answers is an RFC 9457 problem document (web/problems.py); every response
-carries the security headers (web/security.py); `/metrics` counts requests (web/metrics.py). The phone relay's
+carries the security headers (web/security.py); `/metrics` counts requests (web/metrics.py). The admin UI
+(web/auth/, web/admin/, docs/operations.md "Admin UI") answers HTML pages, its errors included. The phone relay's
 endpoint is served under /relay over one hub for the whole app (`TSM_RELAY_HUB`): one process; several gunicorn
 workers would each have their own (docs/relay.md).
 """
@@ -15,7 +16,8 @@ from apiflask import APIFlask
 
 from storage.config import Settings, load_settings
 from tsm_core.transport.relay import RelayHub
-from web import api, health, metrics, problems, relay, security
+from web import admin, api, health, metrics, pages, problems, relay, security
+from web.auth import views as auth
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
@@ -36,5 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     security.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(relay.create_blueprint(app.config["TSM_RELAY_HUB"]), url_prefix=relay.URL_PREFIX)
-    api.init_app(app)
+    limiter = api.init_app(app)
+    auth.init_app(app, limiter)
+    pages.init_app(app)
+    admin.init_app(app)
     return app

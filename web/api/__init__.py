@@ -74,8 +74,9 @@ def _limit_key() -> str:
     return f"apikey:{key.id}" if key is not None else get_remote_address()
 
 
-def init_app(app: APIFlask) -> None:
-    """Authentication, then the rate limiter (so it counts per key), the blueprint and the docs page."""
+def init_app(app: APIFlask) -> Limiter:
+    """Authentication, then the rate limiter (so it counts per key), the blueprint and the docs page; the
+    limiter is returned for the other blueprints' limits."""
     settings: Settings = app.config["TSM_SETTINGS"]
     context.init_app(app)
     limiter = Limiter(_limit_key, app=app, storage_uri=settings.rate_limit_storage_uri, headers_enabled=True)
@@ -83,3 +84,4 @@ def init_app(app: APIFlask) -> None:
     app.register_blueprint(v1.bp)
     app.register_blueprint(docs_bp)
     app.spec_processor(problems_in_spec)
+    return limiter
