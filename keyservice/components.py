@@ -21,6 +21,7 @@ sealed component moved to another set or index does not open.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
@@ -103,12 +104,10 @@ class Components:
             entry = AuditEntry(SERVICE_ACTOR, Operation.GENERATE.value, Purpose.KEY_MANAGEMENT.value,
                                "key-components", [], "ok")
             key_type = templates.key_type(spec.algorithm, spec.length)
-            try:
+            with suppress(KeyExists):  # another process made it first
                 core.new_key(entry, spec.label, spec.usage, Provenance.GENERATED,
                              lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
                                                                CAPABILITIES[spec.usage]), spec), KeyState.ACTIVE)
-            except KeyExists:
-                pass  # another process made it first
         with core.sessions() as db:
             core.record(db, SEAL_KEY_LABEL)  # its signature checked before it seals anything
         return core.hsm.hot_handle(SEAL_KEY_LABEL)
@@ -272,9 +271,7 @@ class Components:
                 raise InvalidInput(f"{label} is {rec.state}: only a never-activated key is discarded")
             rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
             core.signer.sign(rec, txn.seq)
-        try:
+        with suppress(KeyNotFound):  # an interrupted earlier discard destroyed the object already
             core.hsm.destroy(label)
-        except KeyNotFound:
-            pass  # an interrupted earlier discard destroyed the object already
         with core.sessions() as db, db.begin():
             core.signer.finish(db, intent)
