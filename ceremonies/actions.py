@@ -21,6 +21,7 @@ from ceremonies.definitions import Step
 from ceremonies.errors import InvalidCeremony, NotYetDue
 from ceremonies.views import Person
 from globalplatform.keys import KeyAlgorithm
+from keyservice.approvals import ApprovalSet
 from keyservice.components import set_marker
 from keyservice.errors import KcvMismatch, KeyNotFound
 from keyservice.inventory import KeyState, KeyUsage
@@ -46,18 +47,16 @@ class Context:
     person: Person | None
     """None while approvals are collected (only the step's description is needed then)."""
     inputs: dict[str, str]
-    approvals: object | None
+    approvals: ApprovalSet | None
     now: datetime
     planner: Planner | None = None
     shown: dict[str, str] = field(default_factory=dict)
 
     def request(self, purpose: Purpose = Purpose.KEY_MANAGEMENT) -> Request:
         """The key-service request of this step: the signer, the purpose, the ceremony as target, its approvals."""
-        from ceremonies import quorum
-
         if self.person is None:
             raise InvalidCeremony("a step runs for the person signing it")
-        return quorum.request(self.person.caller, purpose, self.ceremony_id, self.approvals)
+        return Request(self.person.caller, purpose, self.ceremony_id, approvals=self.approvals)
 
     def label(self) -> str:
         return self.params.get(self.step.spec.key, "")
@@ -72,7 +71,7 @@ class Context:
 Action = Callable[[Context], dict[str, str]]
 
 
-def _spec(ctx: Context) -> NewKey:
+def spec_of(ctx: Context) -> NewKey:
     """The key a generation, combination or rotation makes, marked with the ceremony."""
     p = ctx.params
     note = f"ceremony {ctx.ceremony_id} {set_marker(ctx.ceremony_id)}"
@@ -103,14 +102,14 @@ def witness(ctx: Context) -> dict[str, str]:
 
 
 def generate_component(ctx: Context) -> dict[str, str]:
-    spec = _spec(ctx)
+    spec = spec_of(ctx)
     shown = ctx.ks.components.generate(ctx.request(), ctx.ceremony_id, ctx.step.index, spec.algorithm, spec.length)
     ctx.shown.update(component=shown.value, kcv=shown.kcv)
     return {f"component_{shown.index}_kcv": shown.kcv}
 
 
 def enter_component(ctx: Context) -> dict[str, str]:
-    spec = _spec(ctx)
+    spec = spec_of(ctx)
     try:
         value = bytes.fromhex(ctx.need("component"))
     except ValueError:
@@ -121,7 +120,7 @@ def enter_component(ctx: Context) -> dict[str, str]:
 
 
 def combine(ctx: Context) -> dict[str, str]:
-    spec = _spec(ctx)
+    spec = spec_of(ctx)
     count = int(ctx.params.get("components", "2"))
     generated = "kcv" not in ctx.params  # a script without a sender's KCV generated its components
     view = ctx.ks.components.combine(ctx.request(), ctx.ceremony_id, spec, count, generated=generated)
@@ -132,7 +131,7 @@ def combine(ctx: Context) -> dict[str, str]:
 
 
 def generate_key(ctx: Context) -> dict[str, str]:
-    spec = _spec(ctx)
+    spec = spec_of(ctx)
     view = _existing(ctx, spec.label) or ctx.ks.keys.generate(ctx.request(), spec)
     return {f"{ctx.step.spec.key}_kcv": view.kcv}
 
@@ -188,10 +187,12 @@ def deliver_block(ctx: Context) -> dict[str, str]:
 
 def import_block(ctx: Context) -> dict[str, str]:
     p = ctx.params
-    view = _existing(ctx, p["key"])
-    if view is None:
-        usage = KeyUsage(p["key_usage"]) if p.get("key_usage") else None
-        to = Received(p["key"], f"vendor:{p['vendor']}", usage)
+    try:  # an interrupted import made the key already: the same label with the vendor's KCV
+        view = ctx.ks.keys.show(p["key"])
+        if not view.kcv.startswith(ctx.outputs["key_block_kcv"]):
+            raise InvalidCeremony(f"a key labelled {p['key']} already exists")
+    except KeyNotFound:
+        to = Received(p["key"], f"vendor:{p['vendor']}", KeyUsage(p["key_usage"]) if p.get("key_usage") else None)
         view = ctx.ks.vendor.import_key_block(ctx.request(Purpose.VENDOR_IMPORT), p["kbpk"],
                                               ctx.outputs["key_block"], to, ctx.outputs["key_block_kcv"])
     return {"key_kcv": view.kcv}

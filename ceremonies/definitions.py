@@ -118,7 +118,7 @@ class Definition:
         """The numbered steps for these parameters."""
         steps: list[Step] = []
         for spec in self.steps:
-            if spec.only_if and not _holds(spec.only_if, params) or spec.unless and _holds(spec.unless, params):
+            if (spec.only_if and not _holds(spec.only_if, params)) or (spec.unless and _holds(spec.unless, params)):
                 continue
             count = _count(params, spec.repeat) if spec.repeat else 0
             for index in range(1, count + 1) if spec.repeat else (0,):
@@ -163,9 +163,11 @@ def parse(text: str, where: str) -> Definition:
     for role in roles:
         if role not in ROLES:
             raise CeremonyError(f"{where}: unknown role {role!r}")
+    for name, raw_param in data.get("params", {}).items():
+        _fields(raw_param, _PARAM, f"{where} parameter {name}")
     params = tuple(Param(name, str(p.get("help", "")), bool(p.get("required", False)),
                          tuple(p.get("choices", ())), str(p.get("default", "")))
-                   for name, p in data.get("params", {}).items() if _fields(p, _PARAM, f"{where} {name}") is None)
+                   for name, p in data.get("params", {}).items())
     steps = []
     for n, raw in enumerate(data.get("steps", ()), 1):
         _fields(raw, _STEP, f"{where} step {n}")

@@ -37,6 +37,7 @@ from ceremonies.errors import (
 from ceremonies.models import ApprovalRecord, Ceremony, Event, Participant, StepRecord
 from ceremonies.views import ApprovalView, CeremonyView, EventView, Person, SignResult, StepView
 from keyservice.errors import KeyServiceError
+from keyservice.people import Credentials
 from keyservice.policy import Purpose, Request
 from keyservice.service import KeyService
 
@@ -62,7 +63,7 @@ class Runtime:
     def types() -> list[Definition]:
         return list(shipped().values())
 
-    def list(self) -> list[CeremonyView]:
+    def list_ceremonies(self) -> list[CeremonyView]:
         with self.sessions() as db:
             ids = list(db.execute(select(Ceremony.id).order_by(Ceremony.created_at)).scalars())
         return [self.show(cid) for cid in ids]
@@ -162,7 +163,7 @@ class Runtime:
                 self._event(db, cid, "complete", person.name, None, "")
         return SignResult(self.show(cid), ctx.shown)
 
-    def approve(self, cid: str, name: str, creds: object) -> CeremonyView:
+    def approve(self, cid: str, name: str, creds: Credentials) -> CeremonyView:
         """`name` re-authenticates with the key service and approves the next privileged step of `cid`."""
         with self.sessions() as db:
             c = self._get(db, cid)

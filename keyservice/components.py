@@ -31,7 +31,7 @@ from sqlalchemy import delete, select
 
 from globalplatform.kcv import default_method
 from globalplatform.keys import KeyAlgorithm
-from keyservice import sealing, templates
+from keyservice import operations, sealing, templates
 from keyservice.audit import AuditEntry
 from keyservice.core import Core
 from keyservice.errors import InvalidInput, KcvMismatch, KeyExists, KeyNotFound, KeyServiceError
@@ -225,9 +225,10 @@ class Components:
                 total[:] = bytes(len(total))
             return handle, marked
 
+        described = operations.generate(spec) if generated else operations.import_components(spec)
         view = core.create_key(req, op, spec.label, spec.usage, Provenance.IMPORTED_COMPONENTS
                                if not generated else Provenance.GENERATED, make,
-                               used=[(f"{set_id}#{r.idx}", r.kcv) for r in rows])
+                               used=[(f"{set_id}#{r.idx}", r.kcv) for r in rows], described=described)
         self._delete(core, set_id)
         return view
 
