@@ -15,7 +15,7 @@ touched and writes one audit record before a result leaves (a refused or failed 
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
 `service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`,
-`components`, `runtime`, `kat`.
+`components`, `people`, `approvals`, `operations`, `runtime`, `kat`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """

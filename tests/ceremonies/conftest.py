@@ -17,7 +17,7 @@ from keyservice.policy import Purpose, Request
 from keyservice.service import KeyService
 from tests.conftest import core_of, make_service
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
+PASSWORD = "correct horse battery staple"
 ROOT = Request(Caller("root", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bootstrap")
 
 
