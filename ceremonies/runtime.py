@@ -233,16 +233,18 @@ class Runtime:
             raise CeremonyNotFound(f"no ceremony {cid!r}")
         return c
 
-    def _expire(self, db: Session, c: Ceremony, person: Person) -> None:
+    def _touch(self, cid: str, person: Person) -> None:
         """Abort a ceremony past its time limit on this touch (CeremonyClosed)."""
-        if c.state == OPEN and self.clock() > _utc(c.expires_at):
-            db.rollback()
-            self._abort(c.id, person, "timed out")
-            raise CeremonyClosed(f"{c.id} passed its time limit and was aborted")
+        with self.sessions() as db:
+            c = self._get(db, cid)
+            late = c.state == OPEN and self.clock() > _utc(c.expires_at)
+        if late:
+            self._abort(cid, person, "timed out")
+            raise CeremonyClosed(f"{cid} passed its time limit and was aborted")
 
     def _open(self, db: Session, cid: str, person: Person) -> Ceremony:
+        self._touch(cid, person)
         c = self._get(db, cid)
-        self._expire(db, c, person)
         if c.state != OPEN:
             raise CeremonyClosed(f"{cid} is {c.state}" + (f" ({c.abort_reason})" if c.abort_reason else ""))
         return c

@@ -96,7 +96,7 @@ def test_discard_deletes_components_and_destroys_a_never_activated_key(keyservic
     comps.combine(OFFICER, "set-6", NewKey("kmc-6", KeyAlgorithm.AES, 16, KeyUsage.KMC, "issuer"), 2,
                   generated=False)
     comps.enter(OFFICER, "set-6", 1, KeyAlgorithm.AES, C1, aes_kcv(C1))
-    assert comps.discard(OFFICER, "set-6") == ["kmc-6"]
+    assert comps.discard(Request(OFFICER.caller, Purpose.KEY_MANAGEMENT, "set-6"), "set-6") == ["kmc-6"]
     assert comps.held("set-6") == []
     assert keyservice.keys.show("kmc-6").state == KeyState.DESTROYED
     labels = [o.label for o in core_of(keyservice).hsm.objects()]

@@ -44,7 +44,7 @@ def _lines(path: Path | None, what: str) -> list[str]:
 def read_credentials(path: Path | None) -> Credentials:
     """Password and TOTP code: two lines of `path`, else of stdin."""
     lines = _lines(path, "credentials")
-    if len(lines) < 2 or not lines[0] or not lines[1].strip():  # noqa: PLR2004 - two lines
+    if len(lines) < 2 or not lines[0] or not lines[1].strip():
         raise InvalidInput("credentials are two lines: the password, then the current TOTP code")
     return Credentials(lines[0], lines[1].strip())
 
