@@ -94,6 +94,8 @@ class Approval:
             if len(text) > APPROVAL_MAX or not text.startswith(APPROVAL_PREFIX + "."):
                 raise ValueError
             payload, mac = text[len(APPROVAL_PREFIX) + 1:].split(".")
+            if len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
+                raise ValueError
             fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             approval = cls(str(fields["approver"]), str(fields["requester"]), str(fields["digest"]),
                            int(fields["issued_at"]), int(fields["expires_at"]), str(fields["nonce"]), mac)

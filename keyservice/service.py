@@ -12,10 +12,13 @@ touched and writes one audit record before a result leaves (a refused or failed 
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
     service.components key components under split knowledge: generated or entered, sealed, combined (XOR)
     service.audit      the audit records, the verification of the chain, evidence hashes anchored in it
+    service.people     people who authenticate (password + TOTP), the bootstrap (docs/people.md)
+    service.approvals  approvals MACed in the HSM, and the gate every privileged call passes
+    service.quorum     the M-of-N quorum per operation class and per key
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
 `service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`,
-`components`, `people`, `approvals`, `operations`, `runtime`, `kat`.
+`components`, `runtime`, `kat`, `people`, `approvals`, `operations`, `quorum`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
