@@ -434,10 +434,14 @@ class AuditLog:
 
     # ---- reading and verifying ---------------------------------------------------------------------------
 
-    def records(self, limit: int = 50) -> list[AuditRecord]:
-        """The newest `limit` records, newest first."""
+    def records(self, limit: int = 50, **equal: str) -> list[AuditRecord]:
+        """The newest `limit` records, newest first; those whose columns equal `equal` (actor, operation, purpose,
+        outcome, target) when given."""
+        query = select(AuditRecord)
+        for column, value in equal.items():
+            query = query.where(getattr(AuditRecord, column) == value)
         with self._sessions() as db:
-            return list(db.execute(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)).scalars())
+            return list(db.execute(query.order_by(AuditRecord.seq.desc()).limit(limit)).scalars())
 
     def acknowledged(self) -> dict[int, str]:
         """Breaks an officer acknowledged in a genuine reconciliation record: seq -> what was found."""

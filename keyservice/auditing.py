@@ -26,9 +26,13 @@ class AuditTrail:
     def __init__(self, core: Callable[[], Core]) -> None:
         self._core = core
 
-    def records(self, limit: int = 50) -> list[AuditView]:
-        """The newest `limit` records, newest first."""
-        return [AuditView.of(row, json.loads(row.keys)) for row in self._core().audit.records(limit)]
+    def records(self, limit: int = 50, *, actor: str = "", operation: str = "", outcome: str = "",
+                target: str = "") -> list[AuditView]:
+        """The newest `limit` records, newest first; only those of `actor`, `operation`, `outcome` and `target`
+        (exact values) when given."""
+        given = {"actor": actor, "operation": operation, "outcome": outcome, "target": target}
+        rows = self._core().audit.records(limit, **{column: value for column, value in given.items() if value})
+        return [AuditView.of(row, json.loads(row.keys)) for row in rows]
 
     def verify(self) -> VerifyReport:
         """Verify the whole chain: every link, hash and MAC, the head row and the HSM anchor (AuditChainBroken

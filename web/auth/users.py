@@ -64,7 +64,6 @@ def clock() -> float:
     return float(given()) if given is not None else time.time()
 
 
-@login_manager.user_loader
 def load_user(name: str) -> User | None:
     """The person named in the session, if they are still active, genuine and of the role the session holds."""
     try:
@@ -74,6 +73,9 @@ def load_user(name: str) -> User | None:
     if person.state is not PersonState.ACTIVE or not person.genuine or person.role.value != session.get(ROLE_KEY):
         return None
     return User(person.name, person.role, person.owner)
+
+
+login_manager.user_loader(load_user)
 
 
 def user() -> User:

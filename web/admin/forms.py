@@ -1,0 +1,54 @@
+"""The admin UI's forms (Flask-WTF: every POST form carries a CSRF token; GET filters carry none)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+
+from keyservice.identity import NAME_MAX
+from keyservice.people import PASSWORD_MAX, PASSWORD_MIN, Role
+
+FILTER_MAX = 128
+
+
+class AuditFilter(FlaskForm):  # type: ignore[misc]
+    """The audit log's filters (exact values), from the query string."""
+
+    class Meta:
+        csrf = False
+
+    actor = StringField("Actor", validators=[Optional(), Length(max=FILTER_MAX)])
+    operation = StringField("Operation", validators=[Optional(), Length(max=FILTER_MAX)])
+    outcome = SelectField("Outcome (blank: any)", choices=["", "ok", "refused", "failed"], validators=[Optional()])
+    target = StringField("Target", validators=[Optional(), Length(max=FILTER_MAX)])
+    limit = IntegerField("Records", default=100, validators=[Optional(), NumberRange(1, 10000)])
+
+
+class SeSearch(FlaskForm):  # type: ignore[misc]
+    """Find secure elements by SE id or CIN."""
+
+    class Meta:
+        csrf = False
+
+    se_id = StringField("SE id", validators=[Optional(), Length(max=FILTER_MAX)])
+    cin = StringField("CIN", validators=[Optional(), Regexp(r"^[0-9A-Fa-f]{0,64}$", message="hex digits")])
+
+
+class MonthForm(FlaskForm):  # type: ignore[misc]
+    """A month (YYYY-MM, UTC) and optionally one SP."""
+
+    class Meta:
+        csrf = False
+
+    month = StringField("Month", validators=[Optional(), Regexp(r"^\d{4}-\d{2}$", message="YYYY-MM")])
+    sp = StringField("Service provider", validators=[Optional(), Length(max=FILTER_MAX)])
+
+
+class EnrollForm(FlaskForm):  # type: ignore[misc]
+    """Enroll a person: name, role, an initial password and, for SP and vendor people, their owner."""
+
+    name = StringField("Name", validators=[InputRequired(), Length(max=NAME_MAX)])
+    role = SelectField("Role", choices=[r.value for r in Role], validators=[InputRequired()])
+    password = PasswordField("Initial password", validators=[InputRequired(), Length(PASSWORD_MIN, PASSWORD_MAX)])
+    owner = StringField("Owner (SP or SE vendor)", validators=[Optional(), Length(max=FILTER_MAX)])
