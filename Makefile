@@ -4,12 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TSM := $(VENV)/bin/tsm
 export TSM_HOME ?= $(CURDIR)/var
-DEB_PACKAGES := python3-venv python3-dev gcc softhsm2 opensc pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools curl
+DEB_PACKAGES := python3-venv python3-dev gcc softhsm2 opensc pcscd libpcsclite-dev swig vsmartcard-vpcd pcsc-tools curl chromium
 BIND ?= 127.0.0.1:8000
 
 .PHONY: run test deps venv init lint typecheck unit kat bench clean
 
 run: init
+	@if [ "$$TSM_DEMO" = 1 ]; then $(TSM) demo; fi
 	$(TSM) serve --bind $(BIND)
 
 test: init lint typecheck unit

@@ -103,6 +103,7 @@ def _register() -> None:
     from tsm.commands.audit import audit_group
     from tsm.commands.billing import report_group, tariff_group
     from tsm.commands.cardsim import cardsim_group
+    from tsm.commands.demo import demo_command
     from tsm.commands.ceremony import ceremony_group
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
@@ -119,7 +120,7 @@ def _register() -> None:
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
                     app_group, service_group, job_group, tariff_group, report_group, apikey_group, user_group,
-                    bootstrap_group, quorum_group, ceremony_group):
+                    bootstrap_group, quorum_group, ceremony_group, demo_command):
         main.add_command(command)
 
 

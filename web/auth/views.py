@@ -4,7 +4,7 @@
 (`KeyService.people.authenticate`: argon2id, RFC 6238, replay refusal, lock-out, audited); `/logout` is a POST
 with a CSRF token. The session (a signed cookie: HttpOnly, SameSite=Lax, Secure unless `secure_cookies` is off)
 holds the person's name, role and the time of the last request; it ends after `session_idle_minutes` idle.
-POSTs to /login are rate-limited per client address (`login_rate_limit`).
+POSTs to /login (and /logout) are rate-limited per client address (`login_rate_limit`).
 """
 
 from __future__ import annotations
@@ -110,5 +110,5 @@ def init_app(app: APIFlask, limiter: Limiter) -> None:
     for name in ("api_v1", "relay"):
         csrf.exempt(app.blueprints[name])
     app.before_request(check_idle)
-    limiter.limit(settings.login_rate_limit, methods=["POST"])(login)
+    limiter.limit(settings.login_rate_limit, methods=["POST"])(bp)
     app.register_blueprint(bp)
