@@ -103,8 +103,8 @@ def _register() -> None:
     from tsm.commands.audit import audit_group
     from tsm.commands.billing import report_group, tariff_group
     from tsm.commands.cardsim import cardsim_group
-    from tsm.commands.demo import demo_command
     from tsm.commands.ceremony import ceremony_group
+    from tsm.commands.demo import demo_command
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
     from tsm.commands.jobs import job_group, sd_group
