@@ -1,0 +1,42 @@
+"""Admin UI pages beyond the matrix: the audit log's filters and exports, enrolment's one-time QR page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from keyservice.people import Role
+from tests.web.ui import csrf_token, enroll, login
+
+
+def test_the_audit_log_filters_and_exports_what_it_shows(world):
+    officer = enroll(world.lab.keys, Role.OFFICER)
+    client = world.client
+    login(client, officer)
+    page = client.get(f"/admin/audit/?actor={officer.name}&operation=authenticate").get_data(as_text=True)
+    assert page.count("<td>authenticate</td>") == 1
+    exported = json.loads(client.get(f"/admin/audit/export.json?actor={officer.name}").get_data(as_text=True))
+    assert [r["operation"] for r in exported] == ["authenticate"] and exported[0]["outcome"] == "ok"
+    rows = list(csv.DictReader(io.StringIO(client.get("/admin/audit/export.csv?outcome=ok&limit=5")
+                                           .get_data(as_text=True))))
+    assert 0 < len(rows) <= 5 and {r["outcome"] for r in rows} == {"ok"}
+    assert officer.password not in json.dumps(exported)
+    assert client.get("/admin/audit/export.xml").status_code == 404
+
+
+def test_enrolment_shows_the_qr_code_once_and_is_not_cached(world):
+    officer = enroll(world.lab.keys, Role.OFFICER)
+    client = world.client
+    login(client, officer)
+    token = csrf_token(client.get("/admin/people/").get_data(as_text=True))
+    answer = client.post("/admin/people/", data={"csrf_token": token, "name": "carol", "role": "auditor",
+                                                 "password": "a long enough password", "owner": ""})
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    assert "<svg" in text and 'id="totp-secret"' in text and "otpauth://totp/" in text
+    listed = client.get("/admin/people/").get_data(as_text=True)
+    assert "carol" in listed and "otpauth" not in listed and "<svg" not in listed
+    short = client.post("/admin/people/", data={"csrf_token": token, "name": "dave", "role": "auditor",
+                                                "password": "short", "owner": ""})
+    assert short.status_code == 302 and "Initial password" in client.get("/admin/people/").get_data(as_text=True)
