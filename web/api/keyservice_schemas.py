@@ -17,12 +17,12 @@ PURPOSES: Final = tuple(sorted(COMPONENT_PURPOSES))
 APDU_MAX: Final = 261
 """A short command APDU: header, Lc, 255 bytes of data, Le (ISO/IEC 7816-4 §5.1)."""
 RESPONSE_MAX: Final = 258
-LABEL: Final = Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+LABEL: Final = Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 def hex_field(low: int, high: int, description: str = "", **kwargs: Any) -> String:
     """`low` to `high` bytes as hex."""
-    return String(validate=Regexp(rf"([0-9A-Fa-f]{{2}}){{{low},{high}}}"),
+    return String(validate=Regexp(rf"^([0-9A-Fa-f]{{2}}){{{low},{high}}}$"),
                   metadata={"description": f"{description} Hex, {low} to {high} bytes.".strip()}, **kwargs)
 
 
@@ -111,7 +111,7 @@ class KcvOut(Schema):
 
 class KeyBlockIn(Schema):
     kbpk = String(required=True, validate=LABEL)
-    key_block = String(required=True, validate=Regexp(r"[0-9A-Za-z]{16,4096}"))
+    key_block = String(required=True, validate=Regexp(r"^[0-9A-Za-z]{16,4096}$"))
     label = String(required=True, validate=LABEL)
     owner = String(required=True, validate=Length(1, 64))
     usage = String(load_default=None, validate=Length(1, 32))
@@ -130,10 +130,10 @@ class KeyOut(Schema):
 class KeyBlockExportIn(Schema):
     label = String(required=True, validate=LABEL)
     kbpk = String(required=True, validate=LABEL)
-    usage = String(required=True, validate=Regexp(r"[A-Z0-9]{2}"))
-    mode = String(load_default="N", validate=Regexp(r"[A-Z0-9]"))
-    key_version = String(load_default="00", validate=Regexp(r"[A-Za-z0-9]{2}"))
-    exportability = String(load_default="N", validate=Regexp(r"[A-Z0-9]"))
+    usage = String(required=True, validate=Regexp(r"^[A-Z0-9]{2}$"))
+    mode = String(load_default="N", validate=Regexp(r"^[A-Z0-9]$"))
+    key_version = String(load_default="00", validate=Regexp(r"^[A-Za-z0-9]{2}$"))
+    exportability = String(load_default="N", validate=Regexp(r"^[A-Z0-9]$"))
 
 
 class KeyBlockOut(Schema):
