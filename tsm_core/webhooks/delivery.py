@@ -81,7 +81,7 @@ def deliver_due(tsm: Tsm, at: datetime | None = None) -> DeliveryRun:
         due = list(db.execute(select(WebhookDelivery, WebhookEndpoint)
                               .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
                               .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= at)
-                              .order_by(WebhookDelivery.next_attempt_at).limit(BATCH)).tuples())
+                              .order_by(WebhookDelivery.next_attempt_at).limit(BATCH)))
         db.expunge_all()
     secrets: dict[str, bytes] = {}
     for delivery, endpoint in due:
