@@ -39,7 +39,7 @@ def receiver() -> Iterator[Receiver]:
     made = Receiver([500])
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             made.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(made.statuses.pop(0) if made.statuses else 200)
