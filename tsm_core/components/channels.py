@@ -15,9 +15,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select, update
 
 from globalplatform import initupdate
 from globalplatform.initupdate import HOST_CHALLENGE_LENGTH
@@ -196,7 +196,7 @@ def _save(component: Component, row: KeyChannel, values: dict[str, object]) -> N
     with component.tsm.transaction() as db:
         done = db.execute(update(KeyChannel).where(KeyChannel.id == row.id, KeyChannel.version == row.version)
                           .values(**values, version=row.version + 1, expires_at=now() + IDLE))
-        if done.rowcount != 1:
+        if cast(CursorResult[Any], done).rowcount != 1:
             raise ChannelBusy("another call on this channel came first; send this one again with its new state")
 
 

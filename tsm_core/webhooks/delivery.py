@@ -52,7 +52,8 @@ class DeliveryRun:
 
 def backoff(attempts: int) -> timedelta:
     """The wait after the `attempts`-th failed attempt."""
-    return min(BASE_DELAY * 2 ** (attempts - 1), MAX_DELAY)
+    wait: timedelta = BASE_DELAY * 2 ** (attempts - 1)
+    return min(wait, MAX_DELAY)
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
