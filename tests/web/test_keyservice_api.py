@@ -200,3 +200,16 @@ def test_component_keys_name_purposes(ks):
         apikeys.create(ks.lab.tsm, "component", "x", (), ("AUDIT",))
     with pytest.raises(InvalidRequest, match="only a TSM component"):
         apikeys.create(ks.lab.tsm, "sp", "metro", (), ("SE_PERSO",))
+
+
+@pytest.mark.postgres
+def test_open_and_wrap_on_sqlite_and_postgresql(any_db_world):
+    world = any_db_world
+    world.keys["perso"] = apikeys.create(world.lab.tsm, "component", "perso", (), ("SE_MANAGEMENT",)).key
+    world.isd = registry.show(world.lab.tsm, world.se_id).profile.isd_aid
+    channel = _open(world).get_json()
+    assert _send(world.card, channel["external_authenticate"]).sw == 0x9000
+    for _ in range(2):
+        wrapped = world.client.post(f"{CHANNELS}/{channel['id']}/wrap", json={"command": GET_STATUS_ISD},
+                                    headers=world.headers("perso")).get_json()["command"]
+        assert _send(world.card, wrapped).sw == 0x9000

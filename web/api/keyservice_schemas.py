@@ -10,6 +10,7 @@ from apiflask.fields import DateTime, Integer, List, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
 from keyservice.channels import DivMethod
+from keyservice.inventory import KeyUsage
 from tsm_core.apikeys.service import COMPONENT_PURPOSES
 from web.api.schemas import ID
 
@@ -114,7 +115,8 @@ class KeyBlockIn(Schema):
     key_block = String(required=True, validate=Regexp(r"^[0-9A-Za-z]{16,4096}$"))
     label = String(required=True, validate=LABEL)
     owner = String(required=True, validate=Length(1, 64))
-    usage = String(load_default=None, validate=Length(1, 32))
+    usage = String(load_default=None, validate=OneOf(tuple(u.value for u in KeyUsage)),
+                   metadata={"description": "The inventory usage, when the block's TR-31 usage has none."})
     kvn = Integer(load_default=None, validate=Range(0, 255))
     key_id = Integer(load_default=None, validate=Range(0, 255))
     expected_kcv = hex_field(2, 5, required=True)
