@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -32,6 +33,10 @@ TOKEN_LABEL_BYTES: Final = 32
 """CK_TOKEN_INFO.label is 32 bytes (PKCS#11 v2.40 §3.2)."""
 URL_HINT: Final = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 DEFAULT_RELAY_LISTEN: Final = ("127.0.0.1", 8780)
+DEFAULT_API_RATE_LIMIT: Final = "600 per minute"
+RATE_LIMIT: Final = re.compile(r"\d+ *(per|/) *(\d+ *)?(second|minute|hour|day)s?( *[;,] *\d+ *(per|/) *(\d+ *)?"
+                               r"(second|minute|hour|day)s?)*")
+"""Flask-Limiter's rate-limit notation, e.g. `600 per minute` or `10/second; 1000/day`."""
 MAX_PORT: Final = 65535
 
 
@@ -57,6 +62,11 @@ class Settings:
     database_busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     relay_listen: tuple[str, int] = DEFAULT_RELAY_LISTEN
     """Where the CLI's `--relay` serves the phone relay endpoint (docs/relay.md)."""
+    api_rate_limit: str = DEFAULT_API_RATE_LIMIT
+    """Requests each API key may make (docs/api.md, "Rate limits"), e.g. `600 per minute`."""
+    rate_limit_storage_uri: str = "memory://"
+    """Where the rate limiter counts (Flask-Limiter storage URI): `memory://` counts per process; use
+    `redis://HOST:PORT` to share the counts between workers."""
 
 
 _ENV = {
@@ -70,6 +80,8 @@ _ENV = {
     "log_level": "TSM_LOG_LEVEL",
     "database_busy_timeout": "TSM_DATABASE_BUSY_TIMEOUT",
     "relay_listen": "TSM_RELAY_LISTEN",
+    "api_rate_limit": "TSM_API_RATE_LIMIT",
+    "rate_limit_storage_uri": "TSM_RATE_LIMIT_STORAGE_URI",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -89,6 +101,8 @@ def _defaults(home: Path) -> dict[str, Any]:
         "log_level": "INFO",
         "database_busy_timeout": DEFAULT_BUSY_TIMEOUT,
         "relay_listen": DEFAULT_RELAY_LISTEN,
+        "api_rate_limit": DEFAULT_API_RATE_LIMIT,
+        "rate_limit_storage_uri": "memory://",
     }
 
 
@@ -189,6 +203,8 @@ def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
         if value.upper() not in LOG_LEVELS:
             raise SettingsError(f"{where}: {_show(value)} is not a log level (one of {', '.join(LOG_LEVELS)})")
         return value.upper()
+    if name == "api_rate_limit" and not RATE_LIMIT.fullmatch(value.strip()):
+        raise SettingsError(f"{where}: {_show(value)} is not a rate limit such as '600 per minute'")
     if name == "database_url":
         _check_database_url(value, where)
     if name == "pkcs11_module":

@@ -98,6 +98,7 @@ def db_upgrade(revision: str) -> None:
 
 
 def _register() -> None:
+    from tsm.commands.apikey import apikey_group
     from tsm.commands.app import app_group
     from tsm.commands.audit import audit_group
     from tsm.commands.billing import report_group, tariff_group
@@ -115,7 +116,7 @@ def _register() -> None:
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
-                    app_group, service_group, job_group, tariff_group, report_group):
+                    app_group, service_group, job_group, tariff_group, report_group, apikey_group):
         main.add_command(command)
 
 

@@ -1,5 +1,6 @@
 """Whom a `Tsm` acts for: the issuer (the platform operator: everything), one service provider (its own SSDs,
-apps, service instances and reports) or one SE vendor (its own SEs).
+apps, service instances and reports), one SE vendor (its own SEs) or one device (its own SE, the services on it
+and the approved apps it may order; named by its SE id).
 
 The service layer enforces it, so the edges (CLI, web app, API keys) only say which tenant a caller is. A
 resource outside the scope is answered as if it did not exist (NotFound, no oracle for other tenants' ids); an
@@ -13,12 +14,12 @@ from typing import Final, Literal
 
 from tsm_core.errors import Forbidden, NotFound
 
-ScopeKind = Literal["issuer", "sp", "vendor"]
+ScopeKind = Literal["issuer", "sp", "vendor", "device"]
 
 
 @dataclass(frozen=True)
 class Scope:
-    """A tenancy: the issuer, or the SP / SE vendor named."""
+    """A tenancy: the issuer, or the SP / SE vendor / device (SE id) named."""
 
     kind: ScopeKind
     name: str = ""
@@ -33,6 +34,14 @@ class Scope:
     def sees_vendor(self, vendor: str | None) -> bool:
         """Whether an SE announced by `vendor` (None: discovered by the issuer) is visible as an SE record."""
         return self.kind != "vendor" or vendor == self.name
+
+    def sees_se(self, se_id: str, vendor: str | None) -> bool:
+        """Whether SE `se_id` (announced by `vendor`) is visible: a device sees its own SE only."""
+        return self.name == se_id if self.kind == "device" else self.sees_vendor(vendor)
+
+    def sees_service(self, sp: str, se_id: str) -> bool:
+        """Whether a service instance of SP `sp` on SE `se_id` is visible: the SP's own, or the device's own."""
+        return self.name == se_id if self.kind == "device" else self.sees_sp(sp)
 
     def check_sp(self, sp: str, what: str) -> None:
         """NotFound (`what` named as if absent) unless SP `sp`'s data is visible."""

@@ -202,25 +202,33 @@ def _view(db: Session, row: App) -> AppView:
 
 
 def app(tsm: Tsm, app_id: str) -> AppView:
-    """One app with its load file (an SP's own only, for an SP)."""
+    """One app with its load file (an SP's own only, for an SP; an approved one, for a device)."""
     with tsm.sessions() as db:
         view = _view(db, _app_row(db, app_id))
-    tsm.scope.check_sp(view.sp, f"app {app_id!r} (tsm app list)")
+    if not (tsm.scope.kind == "device" and view.review == "approved"):
+        tsm.scope.check_sp(view.sp, f"app {app_id!r} (tsm app list)")
     return view
 
 
 def list_apps(tsm: Tsm, sp: str | None = None, review_state: str | None = None) -> list[AppView]:
-    """Apps by submission time, of one SP and/or review state, or all (an SP's own, for an SP)."""
-    tsm.scope.only("issuer", "sp", action="listing apps")
+    """Apps by submission time, of one SP and/or review state, or all (an SP's own, for an SP; for a device, the
+    approved apps meant for its SE's profile)."""
+    tsm.scope.only("issuer", "sp", "device", action="listing apps")
     if tsm.scope.kind == "sp":
         sp = tsm.scope.name
+    if tsm.scope.kind == "device":
+        review_state = "approved"
     query = select(App).order_by(App.submitted_at)
     with tsm.sessions() as db:
         if sp is not None:
             query = query.where(App.sp_id == registry.tenant_row(db, sp, "sp").id)
         if review_state is not None:
             query = query.where(App.review == review_state)
-        return [_view(db, row) for row in db.execute(query).scalars()]
+        found = [_view(db, row) for row in db.execute(query).scalars()]
+        if tsm.scope.kind != "device":
+            return found
+        profile = registry.se_view(db, tsm.scope.name, tsm.scope).profile.name
+    return [app for app in found if not app.target_profiles or profile in app.target_profiles]
 
 
 def load_file_data(tsm: Tsm, load_file_id: int) -> bytes:

@@ -341,9 +341,12 @@ def _own_sp(tsm: Tsm, sp: str | None) -> None:
 
 
 def _visible(db: Session, tsm: Tsm, job: Job) -> bool:
-    """Whether the caller's tenancy reaches the job: an SP sees the jobs on its apps and SSDs."""
+    """Whether the caller's tenancy reaches the job: an SP sees the jobs on its apps and SSDs, a device the jobs
+    on its SE."""
     if tsm.scope.kind == "issuer":
         return True
+    if tsm.scope.kind == "device":
+        return job.se_id == tsm.scope.name
     if tsm.scope.kind != "sp":
         return False
     app = db.get(App, job.app_id) if job.app_id else None

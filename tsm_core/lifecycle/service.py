@@ -71,6 +71,8 @@ class Outcome:
 
     service: ServiceView
     message: str
+    job_id: str | None = None
+    """The card-side job the operation made (None: nothing to do on the card)."""
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
@@ -221,6 +223,25 @@ def _check_perso(app: AppView, number: str | None, given: dict[int, bytes]) -> N
         raise InvalidRequest(f"app {app.id} personalizes a card number: --card-number N")
 
 
+@dataclass(frozen=True)
+class Ordered:
+    """A service ordered for the device's next contact: the new instance and the job that installs it."""
+
+    service_id: str
+    job: JobView
+
+
+def order(tsm: Tsm, se_id: str, app_id: str) -> Ordered:
+    """Open card, ordered now and run later (by a worker, or at the device's next contact): eligibility checked,
+    the service instance ORDERED and its install job planned. An app whose personalization needs data given per
+    card (`DGI!`, a card number) is opened with `open_service` instead."""
+    _check_perso(catalog.app(tsm, app_id), None, {})
+    job_id = jobs.order(tsm, se_id, app_id)
+    service_id = _service_of_job(tsm, job_id)
+    _event(tsm, service_id, "open", None, f"ordered: job {job_id}")
+    return Ordered(service_id, jobs.show(tsm, job_id, apdus=False))
+
+
 def open_service(tsm: Tsm, se_id: str, app_id: str, transport: Transport, *, card_number: str | None = None,
                  perso: dict[int, bytes] | None = None) -> ServiceView:
     """Open card: order (eligibility checked) -> the SP's SSD if missing -> load -> install -> personalize (the
@@ -254,11 +275,11 @@ def _block(tsm: Tsm, service_id: str, operation: str, transport: Transport | Non
     _meter(tsm, service_id, operation)
     if transport is None:
         return Outcome(show(tsm, service_id), f"{target}: the card-side lock waits for the device's next contact "
-                                              f"(job {job_id})")
+                                              f"(job {job_id})", job_id)
     if not _run_or_defer(tsm, job_id, transport):
         return Outcome(show(tsm, service_id), f"{target}: the device did not answer; the card-side lock waits for "
-                                              f"its next contact (job {job_id})")
-    return Outcome(show(tsm, service_id), f"{target}: locked on the card")
+                                              f"its next contact (job {job_id})", job_id)
+    return Outcome(show(tsm, service_id), f"{target}: locked on the card", job_id)
 
 
 def _release(tsm: Tsm, service_id: str, operation: str, transport: Transport | None) -> Outcome:
@@ -281,11 +302,11 @@ def _release(tsm: Tsm, service_id: str, operation: str, transport: Transport | N
         return Outcome(show(tsm, service_id), "active: the card was never locked")
     if transport is None:
         return Outcome(show(tsm, service_id), f"active: the card-side unlock waits for the device's next contact "
-                                              f"(job {job_id})")
+                                              f"(job {job_id})", job_id)
     if not _run_or_defer(tsm, job_id, transport):
         return Outcome(show(tsm, service_id), f"active: the device did not answer; the card-side unlock waits for "
-                                              f"its next contact (job {job_id})")
-    return Outcome(show(tsm, service_id), "active: unlocked on the card")
+                                              f"its next contact (job {job_id})", job_id)
+    return Outcome(show(tsm, service_id), "active: unlocked on the card", job_id)
 
 
 def lock(tsm: Tsm, service_id: str, transport: Transport | None = None) -> Outcome:
@@ -405,7 +426,7 @@ def unsubscribe(tsm: Tsm, service_id: str, transport: Transport | None = None) -
         if purse and view.balance is not None and view.backed_up_at else "nothing to refund"
     _event(tsm, service_id, "unsubscribe", None, refund)
     where = "deleted" if transport is not None else f"deletion waits for the device's next contact (job {job_id})"
-    return Outcome(show(tsm, service_id), f"unsubscribed: {refund}; {where}")
+    return Outcome(show(tsm, service_id), f"unsubscribed: {refund}; {where}", job_id)
 
 
 # ---- device change and re-issue -------------------------------------------------------------------------------------

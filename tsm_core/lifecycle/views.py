@@ -81,7 +81,7 @@ def service_row(db: Session, service_id: str, scope: Scope) -> tuple[ServiceInst
     service = db.get(ServiceInstance, service_id)
     app = db.get(App, service.app_id) if service is not None else None
     sp = db.get(Tenant, app.sp_id) if app is not None else None
-    if service is None or app is None or sp is None or not scope.sees_sp(sp.name):
+    if service is None or app is None or sp is None or not scope.sees_service(sp.name, service.se_id):
         raise NotFound(f"no service {service_id!r} (tsm service list)")
     return service, app, sp.name
 

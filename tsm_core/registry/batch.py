@@ -98,9 +98,9 @@ def parse_batch(data: bytes) -> list[SeRegistration]:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"the batch is not JSON: {exc}") from None
-        profiles = {name: _profile(name, spec) for name, spec in dict(doc.get("profiles", {})).items()}
-        rows = list(doc.get("secure_elements", []))
-        vendor = str(doc.get("vendor", ""))
+        if not isinstance(doc, dict):
+            raise InvalidRequest("the batch is a JSON object {vendor, profiles, secure_elements}")
+        return parse_document(doc)
     else:
         reader = csv.DictReader(io.StringIO(text))
         unknown = set(reader.fieldnames or ()) - SE_FIELDS
@@ -108,7 +108,16 @@ def parse_batch(data: bytes) -> list[SeRegistration]:
             raise InvalidRequest(f"CSV column(s) {', '.join(sorted(unknown))} unknown (known: "
                                  f"{', '.join(sorted(SE_FIELDS))})")
         rows = [{k: v for k, v in row.items() if v} for row in reader]
-        profiles, vendor = {}, ""
+        return _entries(rows, {}, "")
+
+
+def parse_document(doc: dict[str, Any]) -> list[SeRegistration]:
+    """The registrations of a JSON batch already decoded (the API's body), or InvalidRequest."""
+    profiles = {name: _profile(name, spec) for name, spec in dict(doc.get("profiles") or {}).items()}
+    return _entries(list(doc.get("secure_elements") or []), profiles, str(doc.get("vendor") or ""))
+
+
+def _entries(rows: list[dict[str, Any]], profiles: dict[str, ProfileSpec], vendor: str) -> list[SeRegistration]:
     if not rows:
         raise InvalidRequest("the batch has no secure elements")
     if len(rows) > MAX_ENTRIES:

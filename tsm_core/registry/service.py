@@ -307,7 +307,7 @@ def se_view(db: Session, se_id: str, scope: Scope = ISSUER) -> SeView:
     """`show` inside an open session."""
     row = se_row(db, se_id)
     vendor_row = db.get(Tenant, row.vendor_id) if row.vendor_id is not None else None
-    if not scope.sees_vendor(vendor_row.name if vendor_row is not None else None):
+    if not scope.sees_se(se_id, vendor_row.name if vendor_row is not None else None):
         raise NotFound(f"no SE {se_id!r} in the registry (tsm se list)")
     profile = db.get(SeProfile, row.profile_id)
     assert profile is not None  # a foreign key
@@ -338,14 +338,22 @@ class SeSummary:
     seen: bool
 
 
-def list_ses(tsm: Tsm, *, vendor: str | None = None, limit: int = 1000, after: str = "") -> list[SeSummary]:
-    """SEs by id, `limit` at a time after id `after` (keyset paging: cheap with a million SEs); an SE vendor
-    lists its own, a service provider none (it reaches the SEs its users name)."""
-    tsm.scope.only("issuer", "vendor", action="listing SEs")
+def list_ses(tsm: Tsm, *, vendor: str | None = None, limit: int = 1000, after: str = "", se_id: str | None = None,
+             cin: str | None = None) -> list[SeSummary]:
+    """SEs by id (only `se_id`, or those with CIN `cin`, when given), `limit` at a time after id `after` (keyset
+    paging: cheap with a million SEs); an SE vendor lists its own, a device its own, a service provider none
+    (it reaches the SEs its users name)."""
+    tsm.scope.only("issuer", "vendor", "device", action="listing SEs")
     if tsm.scope.kind == "vendor":
         vendor = tsm.scope.name
     query = (select(SecureElement, SeProfile.name).join(SeProfile, SeProfile.id == SecureElement.profile_id)
              .where(SecureElement.id > after).order_by(SecureElement.id).limit(limit))
+    if tsm.scope.kind == "device":
+        query = query.where(SecureElement.id == tsm.scope.name)
+    if se_id is not None:
+        query = query.where(SecureElement.id == se_id)
+    if cin is not None:
+        query = query.where(SecureElement.cin == cin.upper())
     with tsm.sessions() as db:
         if vendor is not None:
             query = query.where(SecureElement.vendor_id == tenant_row(db, vendor, "vendor").id)
