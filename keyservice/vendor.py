@@ -19,14 +19,15 @@ from typing import Final
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice import templates
-from keyservice.core import Core
+from keyservice import operations, templates
+from keyservice.core import Core, with_note
 from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied, gp_input
 from keyservice.exchange import aeskw, tr31, tr31_header
 from keyservice.gp.hsmops import clear_value, same
 from keyservice.gp.kcv import kcv as kcv_of
 from keyservice.inventory import CAPABILITIES, KeyUsage, Provenance
 from keyservice.models import KeyRecord
+from keyservice.operations import OperationSpec
 from keyservice.policy import Operation, Request
 from keyservice.views import KeyView, NewKey
 
@@ -110,7 +111,25 @@ def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Receiv
                                        note)
 
     return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                           used=[(kek.label, kek.kcv)])
+                           used=[(kek.label, kek.kcv)],
+                           described=describe_import(kbpk, block.encode(), expected_kcv, to, "tr31"))
+
+
+def describe_import(kek: str, blob: bytes, expected_kcv: str, to: Received, fmt: str) -> OperationSpec:
+    """The canonical description of a vendor import (what its approvers approve)."""
+    return operations.import_wrapped(kek, blob, expected_kcv, to.label, to.owner,
+                                     to.usage.value if to.usage else None, to.kvn, to.key_id, fmt)
+
+
+def wrap_format(padding: bool, algorithm: KeyAlgorithm | None = None) -> str:
+    """`rfc3394`/`rfc5649` (with the key's algorithm on import) in an operation description."""
+    name = f"rfc{'5649' if padding else '3394'}"
+    return f"{name} {algorithm.value}" if algorithm else name
+
+
+def key_block_format(header: KeyBlockHeader) -> str:
+    """`tr31 USAGE MODE VERSION EXPORTABILITY` in an operation description."""
+    return f"tr31 {header.usage} {header.mode} {header.key_version} {header.exportability}"
 
 
 def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, padding: bool,
@@ -146,7 +165,9 @@ def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, pad
         return handle, spec
 
     return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                           used=[(kek.label, kek.kcv)])
+                           used=[(kek.label, kek.kcv)],
+                           described=describe_import(kek_label, wrapped, expected_kcv, to,
+                                                     wrap_format(padding, algorithm)))
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,7 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     """RFC 3394 / RFC 5649 wrap with C_WrapKey: the key leaves the HSM only wrapped (`native_wrap`)."""
     rec, kek = _exportable(core, req, label, kek_label)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    clearance = core.clear(req, operations.export_wrapped(label, kek_label, wrap_format(padding)), used)
     try:
         _aes_kek(kek)
         blob = aeskw.wrap_key(core.hsm, core.hsm.hot_handle(kek_label), core.hsm.handle(label),
@@ -182,7 +204,9 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"RFC {'5649' if padding else '3394'}"), anchor=True):
+                                           with_note(f"RFC {'5649' if padding else '3394'}", clearance)),
+                                anchor=True) as txn:
+        clearance.consume(txn.db, txn.seq)
         return blob
 
 
@@ -194,6 +218,7 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     """
     rec, kek = _exportable(core, req, label, kbpk)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    clearance = core.clear(req, operations.export_wrapped(label, kbpk, key_block_format(header)), used)
     try:
         version = _TR31_VERSIONS.get(KeyAlgorithm(kek.algorithm))
         letter = _TR31_LETTERS.get(KeyAlgorithm(rec.algorithm))
@@ -209,7 +234,9 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"TR-31 {version} usage {header.usage}"), anchor=True):
+                                           with_note(f"TR-31 {version} usage {header.usage}", clearance)),
+                                anchor=True) as txn:
+        clearance.consume(txn.db, txn.seq)
         return block
 
 

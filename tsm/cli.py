@@ -109,6 +109,7 @@ def _register() -> None:
     from tsm.commands.kat import kat_command, selftest_command
     from tsm.commands.keys import keys_group
     from tsm.commands.pcsc import readers_command, relay_client_command
+    from tsm.commands.people import bootstrap_group, quorum_group, user_group
     from tsm.commands.se import se_group
     from tsm.commands.serve import serve
     from tsm.commands.services import service_group
@@ -116,7 +117,8 @@ def _register() -> None:
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
-                    app_group, service_group, job_group, tariff_group, report_group, apikey_group):
+                    app_group, service_group, job_group, tariff_group, report_group, user_group, bootstrap_group,
+                    quorum_group, apikey_group):
         main.add_command(command)
 
 
