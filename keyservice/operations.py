@@ -47,6 +47,7 @@ OP_CLASS: Final[dict[Operation, OpClass]] = {
     Operation.GENERATE: OpClass.KEY_GENERATE,
     Operation.IMPORT_TEST: OpClass.KEY_IMPORT,
     Operation.IMPORT_WRAPPED: OpClass.KEY_IMPORT,
+    Operation.IMPORT_COMPONENTS: OpClass.KEY_IMPORT,
     Operation.EXPORT_WRAPPED: OpClass.KEY_EXPORT,
     Operation.DESTROY: OpClass.KEY_DESTROY,
     Operation.CHANGE_STATE: OpClass.KEY_STATE,
@@ -133,6 +134,12 @@ def generate(spec: NewKey) -> OperationSpec:
 def import_test(spec: NewKey) -> OperationSpec:
     """`KeyService.keys.import_test(req, spec, value)` (the value itself is never part of a description)."""
     return describe(Operation.IMPORT_TEST, **_key_fields(spec))
+
+
+def import_components(spec: NewKey) -> OperationSpec:
+    """`KeyService.components.combine(req, set_id, spec, count, generated=False)`: a key formed from entered
+    components (a combination of generated components is described as `generate`)."""
+    return describe(Operation.IMPORT_COMPONENTS, **_key_fields(spec))
 
 
 def change_state(label: str, new_state: KeyState) -> OperationSpec:

@@ -60,6 +60,12 @@ class Operation(StrEnum):
     DAP_SIGNATURE = "dap-signature"
     SEAL = "seal"
     UNSEAL = "unseal"
+    COMPONENT = "component"
+    """A key component generated, entered or discarded (keyservice/components.py)."""
+    IMPORT_COMPONENTS = "import-components"
+    """A key formed in the HSM from the components custodians entered (docs/ceremonies.md)."""
+    EVIDENCE = "evidence"
+    """The SHA-256 of a ceremony's transcript anchored in the chain."""
     ENROLL = "person-enroll"
     REMOVE_PERSON = "person-remove"
     AUTHENTICATE = "authenticate"
@@ -93,7 +99,8 @@ _ANY: Final = frozenset(Purpose)
 # (usage, operation) -> purposes that may use it. Anything absent is refused.
 RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     **{(u, op): _MANAGE for u in KeyUsage for op in
-       (Operation.GENERATE, Operation.IMPORT_TEST, Operation.CHANGE_STATE, Operation.DESTROY)},
+       (Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_COMPONENTS, Operation.CHANGE_STATE,
+        Operation.DESTROY)},
     **{(u, Operation.KCV): _ANY for u in KeyUsage},
     **{(u, Operation.IMPORT_WRAPPED): frozenset({Purpose.VENDOR_IMPORT}) for u in KeyUsage
        if u is not KeyUsage.AUDIT_KEY},
@@ -138,6 +145,7 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
 # set for the exact call (keyservice/approvals.py; a lab token's console officer may act alone, recorded as lab).
 # A state change needs one only towards active or compromised (keyservice/operations.py, `APPROVED_STATES`).
 PRIVILEGED: Final = frozenset({Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_WRAPPED,
+                               Operation.IMPORT_COMPONENTS,
                                Operation.CHANGE_STATE, Operation.DESTROY, Operation.EXPORT_WRAPPED,
                                Operation.RECONCILE, Operation.QUORUM_CHANGE, Operation.ENROLL,
                                Operation.REMOVE_PERSON})
@@ -148,6 +156,7 @@ _USABLE: Final[dict[Operation, frozenset[KeyState]]] = {
     Operation.GENERATE: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.IMPORT_TEST: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.IMPORT_WRAPPED: frozenset({KeyState.PRE_ACTIVATION}),
+    Operation.IMPORT_COMPONENTS: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.KCV: frozenset(KeyState) - {KeyState.DESTROYED},
     Operation.CHANGE_STATE: frozenset(KeyState) - {KeyState.DESTROYED},
     Operation.DESTROY: frozenset(KeyState) - {KeyState.DESTROYED},

@@ -10,14 +10,15 @@ touched and writes one audit record before a result leaves (a refused or failed 
     service.tokens     Delegated Management tokens and receipts, DAP signatures (GPCS 2.3.1 Annex C)
     service.apps       service providers' application MACs per SE, service data sealed at rest (AES-GCM)
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
-    service.audit      the audit records and the verification of the chain
+    service.components key components under split knowledge: generated or entered, sealed, combined (XOR)
+    service.audit      the audit records, the verification of the chain, evidence hashes anchored in it
     service.people     people who authenticate (password + TOTP), the bootstrap (docs/people.md)
     service.approvals  approvals MACed in the HSM, and the gate every privileged call passes
     service.quorum     the M-of-N quorum per operation class and per key
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
-`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`, `runtime`,
-`kat`, `people`, `approvals`, `operations`, `quorum`.
+`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`,
+`components`, `runtime`, `kat`, `people`, `approvals`, `operations`, `quorum`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
@@ -39,6 +40,7 @@ from keyservice.apps import Apps
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry
 from keyservice.auditing import AuditTrail
 from keyservice.channels import Channels
+from keyservice.components import Components
 from keyservice.core import Core
 from keyservice.errors import ConfigurationError, SelfTestFailed, ServiceSealed
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
@@ -87,6 +89,7 @@ class KeyService:
         self.tokens = Tokens(self._open_core)
         self.apps = Apps(self._open_core)
         self.vendor = VendorExchange(self._open_core)
+        self.components = Components(self._open_core)
         self.audit = AuditTrail(self._open_core)
         self.clock: Callable[[], float] = time.time
         """Seconds since the epoch; tests move it (STYLE.md: fake only clocks)."""

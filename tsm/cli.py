@@ -103,6 +103,7 @@ def _register() -> None:
     from tsm.commands.audit import audit_group
     from tsm.commands.billing import report_group, tariff_group
     from tsm.commands.cardsim import cardsim_group
+    from tsm.commands.ceremony import ceremony_group
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
     from tsm.commands.jobs import job_group, sd_group
@@ -118,7 +119,7 @@ def _register() -> None:
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
                     app_group, service_group, job_group, tariff_group, report_group, user_group, bootstrap_group,
-                    quorum_group, apikey_group):
+                    quorum_group, ceremony_group, apikey_group):
         main.add_command(command)
 
 
