@@ -40,7 +40,8 @@ def exchange(room: Room, params: dict[str, str], **inputs: dict[str, str]) -> st
     """Run a vendor-exchange ceremony up to its privileged import or export step (that step not signed)."""
     cid = room.start("vendor-exchange", {"vendor": "acme", "kcv": aes_kcv(KBPK), **params})
     split = params.get("components") != "0"
-    for who, role in (("cus1", "custodian"), ("cus2", "custodian"))[:2 if split else 0] + (("vera", "vendor"),):
+    signers = [("cus1", "custodian"), ("cus2", "custodian")] if split else []
+    for who, role in [*signers, ("vera", "vendor")]:
         room.join(cid, who, role)  # only those who sign join (approvers need not)
     room.sign(cid, "alice")
     if split:
