@@ -211,7 +211,12 @@ class Runtime:
     # ---- internals ------------------------------------------------------------------------------------------
 
     def _abort(self, cid: str, person: Person, reason: str) -> None:
-        destroyed = self.ks.components.discard(Request(person.caller, Purpose.KEY_MANAGEMENT, cid), cid)
+        with self.sessions() as db:
+            c = self._get(db, cid)
+            params = json.loads(c.params)
+            made = [params.get(s.spec.key, "") for s in self._plan(c) if s.action in actions.MAKERS]
+        destroyed = self.ks.components.discard(Request(person.caller, Purpose.KEY_MANAGEMENT, cid), cid,
+                                               [label for label in made if label])
         with self.sessions() as db, db.begin():
             c = self._get(db, cid)
             c.state, c.ended_at, c.abort_reason = ABORTED, self.clock(), reason

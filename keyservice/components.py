@@ -24,7 +24,7 @@ sealed component moved to another set or index does not open.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -236,16 +236,18 @@ class Components:
         self._delete(core, set_id)
         return view
 
-    def discard(self, req: Request, set_id: str) -> list[str]:
+    def discard(self, req: Request, set_id: str, labels: Sequence[str] = ()) -> list[str]:
         """Delete the set's sealed components and destroy every key made for it that was never activated; the
-        labels destroyed are returned (their records stay, destroyed, with their KCVs). The request's target is the
-        set (the ceremony): nothing usable is destroyed, so no approvals are needed (docs/ceremonies.md)."""
+        labels destroyed are returned (their records stay, destroyed, with their KCVs). `labels` are the keys the
+        set's steps make: a creation of one killed before its record was written is rolled back too (`resume`).
+        The request's target is the set (the ceremony): nothing usable is destroyed, so no approvals are needed
+        (docs/ceremonies.md)."""
         core = self._core()
         if req.target != set_id:  # any participant of the ceremony (a time-out is aborted by whoever touches it)
             raise core.refuse(req, Operation.COMPONENT, [], InvalidInput("a set is discarded for its own ceremony"))
         with core.sessions() as db:
             marked = [r.label for r in db.execute(select(KeyRecord)).scalars() if set_marker(set_id) in r.note]
-        for label in marked:  # a discard killed half-way: its destructions finished first
+        for label in dict.fromkeys([*marked, *labels]):  # a killed creation or discard is finished first
             self.resume(req, set_id, label)
         with core.sessions() as db:
             made = [r.label for r in db.execute(select(KeyRecord).where(
