@@ -58,6 +58,11 @@ def _pg_admin():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A throwaway PostgreSQL database, dropped after the test."""
+    yield from throwaway_pg()
+
+
+def throwaway_pg() -> Iterator[str]:
+    """A PostgreSQL database for the fixture that iterates this, dropped at its end."""
     name = f"tsm_test_{secrets.token_hex(6)}"
     with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -92,18 +97,23 @@ def new_token(prefix: str = "t") -> TokenSpec:
     return spec
 
 
+def fresh_settings(parent: Path, db: str):  # type: ignore[no-untyped-def]
+    """Settings for a fresh home under `parent` with its own token and the given database."""
+    from storage.config import load_settings, with_overrides
+
+    token = new_token()
+    settings = with_overrides(load_settings({"TSM_HOME": str(parent / token.label)}), database_url=db,
+                              token_label=token.label, softhsm_conf=SOFTHSM_CONF, token_dir=TOKEN_DIR)
+    bootstrap.save_pins(settings.pin_file, token.pins)
+    return settings
+
+
 @pytest.fixture
 def settings_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings for a fresh home with its own token and the given database."""
-    from storage.config import load_settings, with_overrides
 
     def make(db: str, test_token: bool = True):  # type: ignore[no-untyped-def]
-        token = new_token()
-        home = tmp_path / token.label
-        settings = with_overrides(load_settings({"TSM_HOME": str(home)}), database_url=db,
-                                  token_label=token.label, softhsm_conf=SOFTHSM_CONF, token_dir=TOKEN_DIR)
-        bootstrap.save_pins(settings.pin_file, token.pins)
-        return settings, test_token
+        return fresh_settings(tmp_path, db), test_token
 
     return make
 
