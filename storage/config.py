@@ -32,6 +32,7 @@ TOKEN_LABEL_BYTES: Final = 32
 """CK_TOKEN_INFO.label is 32 bytes (PKCS#11 v2.40 §3.2)."""
 URL_HINT: Final = "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
 DEFAULT_RELAY_LISTEN: Final = ("127.0.0.1", 8780)
+DEFAULT_RELAY_TIMEOUT: Final = 30.0
 MAX_PORT: Final = 65535
 
 
@@ -57,6 +58,8 @@ class Settings:
     database_busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     relay_listen: tuple[str, int] = DEFAULT_RELAY_LISTEN
     """Where the CLI's `--relay` serves the phone relay endpoint (docs/relay.md)."""
+    relay_timeout: float = DEFAULT_RELAY_TIMEOUT
+    """Seconds the phone has to make its first request and to answer each batch (docs/relay.md, "Timers")."""
 
 
 _ENV = {
@@ -70,6 +73,7 @@ _ENV = {
     "log_level": "TSM_LOG_LEVEL",
     "database_busy_timeout": "TSM_DATABASE_BUSY_TIMEOUT",
     "relay_listen": "TSM_RELAY_LISTEN",
+    "relay_timeout": "TSM_RELAY_TIMEOUT",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -89,6 +93,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "log_level": "INFO",
         "database_busy_timeout": DEFAULT_BUSY_TIMEOUT,
         "relay_listen": DEFAULT_RELAY_LISTEN,
+        "relay_timeout": DEFAULT_RELAY_TIMEOUT,
     }
 
 
@@ -171,8 +176,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
     """The value of setting `name` from `raw` (a TOML value, or an environment string), or SettingsError."""
-    if name == "database_busy_timeout":
-        return _busy_timeout(raw, where, from_env)
+    if name in ("database_busy_timeout", "relay_timeout"):
+        return _seconds(raw, where, from_env)
     value = _text(raw, where)
     if name == "relay_listen":
         try:
@@ -208,7 +213,7 @@ def _text(raw: Any, where: str) -> str:
     return raw
 
 
-def _busy_timeout(raw: Any, where: str, from_env: bool) -> float:
+def _seconds(raw: Any, where: str, from_env: bool) -> float:
     if from_env and isinstance(raw, str):
         try:
             value = float(raw)
