@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 from tests.tsm_core.cards import ISD_STATUS
 from tests.tsm_core.conftest import READER
+from tests.tsm_core.relay_env import database, store_on
 from tsm.commands.gp import gp_group
 from tsm.commands.pcsc import readers_command, relay_client_command
-from tests.tsm_core.relay_env import database, store_on
-from tsm_core.transport.relay import RelayTransport
 from tsm_core.transport.errors import NoReader
+from tsm_core.transport.relay import RelayTransport
 from web.relay_server import serve_relay
 
 

@@ -155,10 +155,10 @@ def test_foreign_session(env):
 
 def test_no_phone_fails_once_within_the_timeout_then_at_once(env):
     """A job with no phone: the first batch waits `answer_timeout`, later ones fail at once (bounded)."""
-    store, url, clock = env
+    store, _, clock = env
     session = store.open_session(SE_ID)
     transport = RelayTransport(store, session.session_id, SE_ID, answer_timeout=0.3)
-    with pytest.raises(RelayTimeout, match="no answer to batch 1 within 0.3 s"):
+    with pytest.raises(RelayTimeout, match=r"no answer to batch 1 within 0\.3 s"):
         transport.transmit(SELECT)
     clock.now += 31  # the phone's first request is overdue: no more waiting
     with pytest.raises(RelayTimeout, match="no phone contacted the session"):
