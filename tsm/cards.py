@@ -105,8 +105,8 @@ def _relay_transport(session_id: str, se_id: str, listen: tuple[str, int] | None
 
     settings = load_settings()
     store = RelayStore(sessions())
-    store.open_session(se_id, session_id=session_id, job_id=job_id)
     with serve_relay(store, *(listen or settings.relay_listen)) as url:
+        store.open_session(se_id, session_id=session_id, job_id=job_id)
         click.echo(f"relay session {session_id} waiting at {url} (tsm relay-client --url {url} --session "
                    f"{session_id} --reader R)", err=True)
         try:

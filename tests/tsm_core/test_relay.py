@@ -185,6 +185,8 @@ def test_a_chosen_session_id(env, session_id):
     with pytest.raises(RelaySessionIdInvalid, match="already in use"):
         store.open_session("se-0002", session_id=session_id)
     store.close_session(session_id)
+    assert store.open_session("se-0002", session_id=session_id).se_id == "se-0002"  # a closed one is replaced
+    store.close_session(session_id)
 
 
 @pytest.mark.parametrize("session_id", ["A" * 15, "a" * 65, "q3hV0dJc0sQ5s1bF2m9x+/7Y", "q3hV0dJc0sQ5s1bF2m9xk7Y\n",

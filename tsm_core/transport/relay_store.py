@@ -131,13 +131,20 @@ class RelayStore:
     def open_session(self, se_id: str, ttl: float = DEFAULT_TTL, *, session_id: str | None = None,
                      job_id: str | None = None, device_id: str = "") -> RelaySession:
         """A new session for `se_id` (and the job it serves), valid for `ttl` seconds; its id is random (24
-        characters) unless the caller gives one (`check_session_id`, not one in use). Purges old sessions."""
+        characters) unless the caller gives one (`check_session_id`, not one of an open session: a closed or
+        expired session of that id is replaced). Purges old sessions."""
         chosen = secrets.token_urlsafe(18) if session_id is None else check_session_id(session_id)
         self.purge()
         now = self._now()
         with self._sessions() as db, db.begin():
-            if db.scalar(select(RelaySessionRow.id).where(RelaySessionRow.token_hash == token_hash(chosen))):
-                raise RelaySessionIdInvalid("this relay session id is already in use: choose another")
+            old = db.scalars(select(RelaySessionRow).where(RelaySessionRow.token_hash == token_hash(chosen))
+                             ).one_or_none()
+            if old is not None:
+                if old.state == OPEN and now < _aware(old.expires_at):
+                    raise RelaySessionIdInvalid("this relay session id is already in use: choose another")
+                db.execute(delete(RelayExchange).where(RelayExchange.session_id == old.id))
+                db.delete(old)
+                db.flush()
             db.add(RelaySessionRow(token_hash=token_hash(chosen), se_id=se_id, job_id=job_id, device_id=device_id,
                                    state=OPEN, created_at=now, expires_at=now + timedelta(seconds=ttl)))
         return RelaySession(chosen, se_id, (now + timedelta(seconds=ttl)).timestamp())
@@ -218,8 +225,8 @@ class RelayStore:
             silent = not row.contacted and self._now() >= _aware(row.created_at) + timedelta(seconds=timeout)
             if exchange is None or silent or time.monotonic() >= deadline:
                 self._abandon(session_id, batch)
-                why = "no phone contacted the session" if silent else "no answer"
-                raise RelayTimeout(f"{why} to batch {batch} within {timeout:g} s")
+                why = "no phone contacted the session" if silent else f"no answer to batch {batch}"
+                raise RelayTimeout(f"{why} within {timeout:g} s")
             time.sleep(POLL_TICK)
 
     def _abandon(self, session_id: str, batch: int) -> None:
