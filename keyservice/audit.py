@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -412,14 +412,17 @@ class AuditLog:
             self.write_anchor(seq + 1, digest)
         return None
 
-    def reconcile(self, entry: AuditEntry) -> int:
+    def reconcile(self, entry: AuditEntry, within: Callable[[Session, int], None] | None = None) -> int:
         """Append the officer's reconciliation record after the database head whatever the anchor says, and
-        anchor it (clearing the seal). The record's detail names what was lost or broken."""
+        anchor it (clearing the seal). The record's detail names what was lost or broken; `within` runs in its
+        transaction (the approvals it consumes)."""
         try:
             with self._sessions() as db, db.begin():
                 durable(db)
                 conn = db.connection()
                 seq, prev = conn.execute(_BUMP_HEAD).one()
+                if within is not None:
+                    within(db, seq)
                 digest = self._insert(conn, seq, prev, entry)
         except SQLAlchemyError as exc:
             raise AuditFailure(f"audit record could not be committed ({type(exc).__name__})") from None

@@ -9,8 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from sqlalchemy import select
+
 from keyservice.core import Core
+from keyservice.errors import InvalidInput
+from keyservice.models import AuditRecord
+from keyservice.policy import Operation, Request
 from keyservice.views import AuditView, VerifyReport
+
+_SHA256_HEX = 64
 
 
 class AuditTrail:
@@ -35,3 +42,22 @@ class AuditTrail:
     def check_head(self) -> VerifyReport:
         """The cheap check for health probes: the newest record, the head row and the HSM anchor agree."""
         return self._core().audit.check_head()
+
+    def anchor_evidence(self, req: Request, sha256: str) -> int:
+        """Anchor the SHA-256 of an evidence document (a ceremony's transcript) for the request's target in the
+        chain; returns the record's sequence number."""
+        if len(sha256) != _SHA256_HEX or any(c not in "0123456789abcdef" for c in sha256):
+            raise InvalidInput("an evidence hash is 64 lower-case hex digits (SHA-256)")
+        core = self._core()
+        with core.audit.transaction(core.entry(req, Operation.EVIDENCE, [], "ok", f"sha256={sha256}"),
+                                    anchor=True) as txn:
+            return txn.seq
+
+    def evidence(self, target: str) -> list[AuditView]:
+        """The evidence records anchored for `target`, oldest first."""
+        with self._core().sessions() as db:
+            rows = db.execute(select(AuditRecord).where(AuditRecord.operation == Operation.EVIDENCE.value,
+                                                        AuditRecord.target == target,
+                                                        AuditRecord.outcome == "ok")
+                              .order_by(AuditRecord.seq)).scalars()
+            return [AuditView.of(row, json.loads(row.keys)) for row in rows]

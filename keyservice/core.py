@@ -9,23 +9,36 @@ nothing is left half-done (`create_key`: an intent before the token is touched, 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from sqlalchemy import Table, bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from globalplatform.kcv import KcvMethod, default_method
 from globalplatform.keys import KeyAlgorithm
 from keyservice.audit import AuditEntry, AuditLog, Txn
-from keyservice.errors import AuditFailure, KeyExists, KeyNotFound, KeyServiceError, PolicyDenied, ServiceSealed
+from keyservice.errors import (
+    ApprovalReplayed,
+    AuditFailure,
+    ConfigurationError,
+    KeyExists,
+    KeyNotFound,
+    KeyServiceError,
+    PolicyDenied,
+    ServiceSealed,
+)
 from keyservice.gp.kcv import kcv_hex
 from keyservice.hsm import Hsm
 from keyservice.inventory import KeyState, KeyUsage, Provenance
 from keyservice.models import AuditHead, KeyRecord
+from keyservice.operations import OperationSpec
+from keyservice.people_models import ApprovalUsed
 from keyservice.policy import PRIVILEGED, Operation, Request, check
 from keyservice.records import Signer
 from keyservice.views import KeyView, NewKey
@@ -39,6 +52,58 @@ _WITH_HEAD: Final = (select(_KEYS, _HEAD.c.seq.label("head_seq"), _HEAD.c.record
 _KEY_COLUMNS: Final = tuple(c.name for c in _KEYS.columns)
 KeyRef = tuple[str, str]
 """(label, KCV) of a key named in an audit record."""
+LAB_NOTE: Final = "lab: console officer alone"
+"""The detail of a privileged record a lab token's console officer made without approvals."""
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """How a privileged call was cleared (keyservice/approvals.py): by approvers, whose approvals are consumed in
+    the transaction of its audit record, or on a lab token by the console officer alone, recorded as lab."""
+
+    approvers: tuple[str, ...] = ()
+    consumed: tuple[tuple[str, str, str], ...] = ()
+    """(nonce, digest, approver) of each approval used."""
+    lab: bool = False
+    bootstrap: bool = False
+    """An enrollment while the bootstrap is open (docs/people.md)."""
+
+    def note(self) -> str:
+        """What the audit record says about it."""
+        if self.lab:
+            return LAB_NOTE
+        if self.bootstrap:
+            return "bootstrap: enrollment before the bootstrap closed"
+        return f"approved by {', '.join(self.approvers)}" if self.approvers else ""
+
+    def consume(self, db: Session, seq: int) -> None:
+        """Record each approval as used by audit record `seq` (ApprovalReplayed when one already was)."""
+        if not self.consumed:
+            return
+        db.add_all(ApprovalUsed(nonce=nonce, digest=digest, approver=approver, audit_seq=seq)
+                   for nonce, digest, approver in self.consumed)
+        try:
+            with db.begin_nested():
+                db.flush()
+        except IntegrityError:
+            raise ApprovalReplayed("an approval of this set was already used by another operation") from None
+
+
+NOT_PRIVILEGED: Final = Clearance()
+
+
+class Gate(Protocol):
+    """Verifies the approval set of a privileged call (keyservice/approvals.py)."""
+
+    def clear(self, req: Request, spec: OperationSpec) -> Clearance:
+        """The clearance, or the typed refusal (ApprovalRequired, ApprovalInvalid, QuorumNotReached, ...)."""
+        ...
+
+
+def with_note(detail: str, clearance: Clearance) -> str:
+    """An audit detail with the clearance's note."""
+    note = clearance.note()
+    return f"{detail}; {note}" if detail and note else detail or note
 
 
 class Core:
@@ -49,6 +114,18 @@ class Core:
         self.sessions = sessions
         self.audit = AuditLog(hsm, sessions)
         self.signer = Signer(hsm)
+        self.clock: Callable[[], float] = time.time
+        self.gate: Gate | None = None
+
+    def clear(self, req: Request, spec: OperationSpec, keys: Sequence[KeyRef]) -> Clearance:
+        """The approvals of a privileged call verified against `spec` (recomputed from the call's own arguments);
+        a refusal is audited and raised."""
+        if self.gate is None:
+            raise ConfigurationError("the key service has no approval gate")
+        try:
+            return self.gate.clear(req, spec)
+        except KeyServiceError as exc:
+            raise self.refuse(req, spec.operation, keys, exc) from None
 
     # ---- the envelope of every call ---------------------------------------------------------------------
 
@@ -59,11 +136,14 @@ class Core:
         return AuditEntry(str(req.caller), str(op), req.purpose.value, req.target, list(keys), outcome, detail)
 
     @contextmanager
-    def audited(self, req: Request, op: Operation, keys: Sequence[KeyRef], detail: str = "") -> Iterator[Txn]:
-        """Run the body in a transaction that also writes the audit record; a failure is audited instead (a
-        sealed chain takes no record at all)."""
+    def audited(self, req: Request, op: Operation, keys: Sequence[KeyRef], detail: str = "",
+                clearance: Clearance = NOT_PRIVILEGED) -> Iterator[Txn]:
+        """Run the body in a transaction that also writes the audit record (and consumes the clearance's
+        approvals); a failure is audited instead (a sealed chain takes no record at all)."""
         try:
-            with self.audit.transaction(self.entry(req, op, keys, "ok", detail), anchor=op in PRIVILEGED) as txn:
+            with self.audit.transaction(self.entry(req, op, keys, "ok", with_note(detail, clearance)),
+                                        anchor=op in PRIVILEGED) as txn:
+                clearance.consume(txn.db, txn.seq)
                 yield txn
         except KeyServiceError as exc:
             if isinstance(exc, AuditFailure | ServiceSealed):
@@ -115,8 +195,9 @@ class Core:
 
     def create_key(self, req: Request, op: Operation, label: str, usage: KeyUsage, provenance: Provenance,
                    make: Callable[[bytes], tuple[int, NewKey]], state: KeyState = KeyState.PRE_ACTIVATION,
-                   used: Sequence[KeyRef] = ()) -> KeyView:
-        """Check policy, create the token object (`make`), then record it with its audit entry in one transaction.
+                   used: Sequence[KeyRef] = (), *, described: OperationSpec) -> KeyView:
+        """Check policy and the approvals for `described`, create the token object (`make`), then record it with
+        its audit entry in one transaction.
 
         `make` returns the handle and the key's final description (an import learns the length only once
         the key is unwrapped). Nothing is left half-done: a token object without its record is destroyed.
@@ -125,11 +206,14 @@ class Core:
             check(req, op, usage, KeyState.PRE_ACTIVATION)
         except KeyServiceError as exc:
             raise self.refuse(req, op, [*used, (label, "")], exc) from None
-        return self.new_key(self.entry(req, op, [], "ok"), label, usage, provenance, make, state, used)
+        clearance = self.clear(req, described, [*used, (label, "")])
+        return self.new_key(self.entry(req, op, [], "ok", clearance.note()), label, usage, provenance, make, state,
+                            used, clearance=clearance)
 
     def new_key(self, entry: AuditEntry, label: str, usage: KeyUsage, provenance: Provenance,
                 make: Callable[[bytes], tuple[int, NewKey]], state: KeyState,
-                used: Sequence[KeyRef] = (), *, with_intent: bool = True) -> KeyView:
+                used: Sequence[KeyRef] = (), *, with_intent: bool = True,
+                clearance: Clearance = NOT_PRIVILEGED) -> KeyView:
         """Create and record a key for the call described by `entry` (actor, operation, purpose, target).
 
         Steps, each interruption of which `tsm keys reconcile` rolls back: the intent is committed, the token
@@ -158,6 +242,7 @@ class Core:
             kcv = self.kcv(handle, spec.algorithm, method)
             now = datetime.now(UTC)
             with self.audit.transaction(replace(entry, keys=[*used, (label, kcv)]), anchor=True) as txn:
+                clearance.consume(txn.db, txn.seq)
                 rec = KeyRecord(label=label, cka_id=cka_id.hex(), algorithm=spec.algorithm.value,
                                 length=spec.length, usage=usage.value, owner=spec.owner, kvn=spec.kvn,
                                 key_id=spec.key_id, state=state.value, kcv=kcv, kcv_method=method.value,

@@ -203,6 +203,134 @@ class SelfTestFailed(KeyServiceError):
     status = 503
 
 
+# ---- people, authentication and approvals (docs/people.md) ----------------------------------------------
+
+
+class WeakPassword(InvalidInput):
+    """A new password does not meet the policy (length, not the name); the password itself is never quoted."""
+
+    code = "weak_password"
+
+
+class PersonExists(KeyServiceError):
+    """A person with that name is already enrolled (removed people keep their name)."""
+
+    code = "person_exists"
+    status = 409
+
+
+class PersonNotFound(KeyServiceError):
+    """No active person with that name."""
+
+    code = "person_not_found"
+    status = 404
+
+
+class PersonRecordForged(KeyServiceError):
+    """A person's record (role, password hash, sealed TOTP secret, state, counters) is not the one the key service
+    signed, or an older version of it was put back; the person cannot authenticate until it is repaired."""
+
+    code = "person_record_forged"
+    status = 409
+
+
+class AuthenticationFailed(KeyServiceError):
+    """Name, password or TOTP code wrong: the same message whichever it was."""
+
+    code = "authentication_failed"
+    status = 401
+
+
+class TotpReplayed(AuthenticationFailed):
+    """The TOTP code's time step was already used by this person (a code is accepted once only)."""
+
+    code = "totp_replayed"
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many consecutive failures: the account is locked for a while (no credential is checked)."""
+
+    code = "account_locked"
+    status = 423
+
+
+class BootstrapClosed(KeyServiceError):
+    """The bootstrap is already closed."""
+
+    code = "bootstrap_closed"
+    status = 409
+
+
+class BootstrapIncomplete(KeyServiceError):
+    """The bootstrap cannot close yet (it needs at least two active officers)."""
+
+    code = "bootstrap_incomplete"
+    status = 409
+
+
+class ApprovalError(KeyServiceError):
+    """Base of the refusals of a privileged call for its approvals (403 unless said otherwise)."""
+
+    code = "approval_error"
+    status = 403
+
+
+class ApprovalRequired(ApprovalError):
+    """A privileged call came without an approval set (the message names the ceremony to run)."""
+
+    code = "approval_required"
+
+
+class ApprovalInvalid(ApprovalError):
+    """An approval does not verify: bad MAC, malformed, for another operation digest or another requester."""
+
+    code = "approval_invalid"
+
+
+class ApprovalExpired(ApprovalError):
+    """An approval is past its expiry time."""
+
+    code = "approval_expired"
+
+
+class ApprovalReplayed(ApprovalError):
+    """An approval was already consumed by an earlier operation (single use)."""
+
+    code = "approval_replayed"
+    status = 409
+
+
+class QuorumNotReached(ApprovalError):
+    """Fewer valid approvals from distinct eligible people than the quorum M."""
+
+    code = "quorum_not_reached"
+
+
+class SelfApproval(ApprovalError):
+    """The requester approved their own request."""
+
+    code = "self_approval"
+
+
+class DuplicateApprover(ApprovalError):
+    """One person approved twice in one approval set."""
+
+    code = "duplicate_approver"
+
+
+class ApproverNotEligible(ApprovalError):
+    """The approver's role may not approve this operation class, or the approver is no longer active."""
+
+    code = "approver_not_eligible"
+
+
+class QuorumRecordForged(KeyServiceError):
+    """A quorum setting is not the one the key service signed (changed, deleted or replayed in the database)."""
+
+    code = "quorum_record_forged"
+    status = 409
+
+
 @contextmanager
 def gp_input() -> Iterator[None]:
     """Re-raise an error of the GP vocabulary (malformed APDU, wrong key length, bad KVN) as InvalidInput."""

@@ -271,6 +271,11 @@ class Hsm:
         self._handles[(label, ObjectClass.SECRET_KEY)] = handle
         return handle
 
+    def random(self, length: int) -> bytes:
+        """`length` bytes from the token's random number generator (C_GenerateRandom)."""
+        with self.lock, mapped("generate random"):
+            return bytes(self._session.generate_random(8 * length))
+
     def adopt(self, label: str, handle: int) -> None:
         """Record the handle of a token key created through the raw path (unwrap)."""
         self._handles[(label, ObjectClass.SECRET_KEY)] = handle

@@ -31,6 +31,15 @@ class KeyUsage(StrEnum):
     key diversified from it in the HSM (`keyservice.gp.appkey`)."""
     DATA_KEY = "DATA_KEY"
     """Seals service data at rest (card numbers) with AES-GCM inside the HSM (`keyservice.sealing`)."""
+    VAULT_KEY = "VAULT_KEY"
+    """The key service's own AES-GCM key for people's TOTP secrets (`tsm.vault-key`, docs/people.md); no policy
+    rule lets a caller use it."""
+    APPROVAL_KEY = "APPROVAL_KEY"
+    """The key service's own HMAC key that MACs approvals (`tsm.approval-key`, docs/people.md)."""
+
+
+INTERNAL_USAGES: Final = frozenset({KeyUsage.AUDIT_KEY, KeyUsage.VAULT_KEY, KeyUsage.APPROVAL_KEY})
+"""Usage classes of the key service's own keys, made at initialisation; never generated or imported by a caller."""
 
 
 @unique
@@ -85,6 +94,8 @@ CAPABILITIES: Final[dict[KeyUsage, frozenset[Capability]]] = {
     KeyUsage.AUDIT_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
     KeyUsage.APP_KEY: frozenset({Capability.ENCRYPT, Capability.DERIVE}),
     KeyUsage.DATA_KEY: frozenset({Capability.ENCRYPT, Capability.DECRYPT}),
+    KeyUsage.VAULT_KEY: frozenset({Capability.ENCRYPT, Capability.DECRYPT}),
+    KeyUsage.APPROVAL_KEY: frozenset({Capability.SIGN, Capability.VERIFY}),
 }
 
 
@@ -99,6 +110,8 @@ ALGORITHMS: Final[dict[KeyUsage, frozenset[KeyAlgorithm]]] = {
     KeyUsage.DAP_KEY: _CARD_MAC | {KeyAlgorithm.RSA},
     KeyUsage.APP_KEY: frozenset({KeyAlgorithm.AES}),
     KeyUsage.DATA_KEY: frozenset({KeyAlgorithm.AES}),
+    KeyUsage.VAULT_KEY: frozenset({KeyAlgorithm.AES}),
+    KeyUsage.APPROVAL_KEY: frozenset({KeyAlgorithm.HMAC}),
 }
 
 # Key lengths (bytes) per usage class, where the class is narrower than its algorithm: a per-SE application key

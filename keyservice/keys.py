@@ -2,7 +2,7 @@
 destroy, KCVs, and the comparison of inventory and token.
 
 Key states follow NIST SP 800-57 Part 1 Rev. 5 §5.3; generate, import, state changes and destroy are
-privileged (officers; the ceremonies issue will add approval sets).
+privileged: officers only, each with an approval set for the exact call (keyservice/approvals.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from sqlalchemy import select
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice import reconcile, templates
-from keyservice.audit import AUDIT_KEY_LABEL
-from keyservice.core import Core
+from keyservice import operations, reconcile, templates
+from keyservice.core import NOT_PRIVILEGED, Core
 from keyservice.errors import InvalidInput, KeyNotFound, TestTokenOnly
 from keyservice.hsm import TEST_TOKEN_MARKER
-from keyservice.inventory import CAPABILITIES, KeyState, KeyUsage, Provenance, check_transition
+from keyservice.inventory import CAPABILITIES, INTERNAL_USAGES, KeyState, KeyUsage, Provenance, check_transition
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request, check_officer
 from keyservice.views import KeyView, NewKey, TokenCheck
@@ -41,11 +40,13 @@ class Keys:
         core = self._core()
         if spec.algorithm is KeyAlgorithm.RSA:
             return core.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
-                                   lambda cka_id: (core.hsm.generate_pair(spec.label, cka_id, spec.length), spec))
+                                   lambda cka_id: (core.hsm.generate_pair(spec.label, cka_id, spec.length), spec),
+                                   described=operations.generate(spec))
         key_type = templates.key_type(spec.algorithm, spec.length)
         return core.create_key(req, Operation.GENERATE, spec.label, spec.usage, Provenance.GENERATED,
                                lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
-                                                                 CAPABILITIES[spec.usage], spec.exportable), spec))
+                                                                 CAPABILITIES[spec.usage], spec.exportable), spec),
+                               described=operations.generate(spec))
 
     def import_test(self, req: Request, spec: NewKey, value: bytes) -> KeyView:
         """Import a clear key: allowed only on a token initialised as a test token (lab mode)."""
@@ -59,7 +60,7 @@ class Keys:
         return core.create_key(req, Operation.IMPORT_TEST, spec.label, spec.usage, Provenance.IMPORTED_TEST,
                                lambda cka_id: (core.hsm.create(spec.label, cka_id, key_type, value,
                                                                CAPABILITIES[spec.usage], spec.exportable), spec),
-                               state=KeyState.ACTIVE)
+                               state=KeyState.ACTIVE, described=operations.import_test(spec))
 
     def list_keys(self, usage: KeyUsage | None = None, owner: str | None = None,
                   include_destroyed: bool = False) -> list[KeyView]:
@@ -88,8 +89,10 @@ class Keys:
             raise InvalidInput("use destroy to destroy a key")
         core = self._core()
         rec = core.authorise(req, Operation.CHANGE_STATE, label)
+        clearance = (core.clear(req, operations.change_state(label, new_state), [(rec.label, rec.kcv)])
+                     if new_state in operations.APPROVED_STATES else NOT_PRIVILEGED)
         with core.audited(req, Operation.CHANGE_STATE, [(rec.label, rec.kcv)],
-                          f"{rec.state}->{new_state.value}") as txn:
+                          f"{rec.state}->{new_state.value}", clearance) as txn:
             rec = core.record(txn.db, label)
             check_transition(KeyState(rec.state), new_state, rec.label)
             rec.state, rec.state_changed_at = new_state.value, datetime.now(UTC)
@@ -103,14 +106,15 @@ class Keys:
         object is destroyed; the intent is removed. `tsm keys reconcile` finishes an interrupted one (the
         object of a record already destroyed) or rolls it back (the record still live).
         """
-        if label == AUDIT_KEY_LABEL:
-            raise InvalidInput("the audit key cannot be destroyed while the chain is in use")
         core = self._core()
         rec = core.authorise(req, Operation.DESTROY, label)
+        if rec.usage in INTERNAL_USAGES:
+            raise InvalidInput(f"{label} is one of the key service's own keys: it cannot be destroyed while in use")
         check_transition(KeyState(rec.state), KeyState.DESTROYED, rec.label)
+        clearance = core.clear(req, operations.destroy(label), [(rec.label, rec.kcv)])
         with core.sessions() as db, db.begin():
             intent = core.signer.begin(db, Operation.DESTROY.value, label, rec.cka_id, str(req.caller))
-        with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)]) as txn:
+        with core.audited(req, Operation.DESTROY, [(rec.label, rec.kcv)], clearance=clearance) as txn:
             rec = core.record(txn.db, label)
             check_transition(KeyState(rec.state), KeyState.DESTROYED, rec.label)
             rec.state, rec.state_changed_at = KeyState.DESTROYED.value, datetime.now(UTC)
@@ -163,12 +167,16 @@ class Keys:
 
     def reconcile(self, req: Request, *, apply: bool = False) -> list[reconcile.Finding]:
         """What a crash, a rollback or a tampered database left behind, and (with `apply`) the remedies, taken
-        and recorded in one reconciliation record (keyservice/reconcile.py). Officers only."""
+        and recorded in one reconciliation record (keyservice/reconcile.py). Officers only; applying needs an
+        approval set for exactly these findings (`operations.reconcile`), except while the audit chain is sealed
+        (no authentication can be audited then: docs/people.md, "Limits")."""
         core = self._core()
         check_officer(req, Operation.RECONCILE)
         found = reconcile.findings(core)
         if apply and found:
-            reconcile.apply(core, req, found)
+            sealed = core.audit.anchor().sealed
+            clearance = NOT_PRIVILEGED if sealed else core.clear(req, reconcile.described(found), [])
+            reconcile.apply(core, req, found, clearance)
         return found
 
 

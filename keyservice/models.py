@@ -82,3 +82,22 @@ class Intent(Base):
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[str] = mapped_column(String(40))
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class ComponentRecord(Base):
+    """One key component held between custodians' sessions: sealed (AES-GCM in the HSM under the component
+    sealing key), never in clear; deleted when the set is combined or discarded (keyservice/components.py)."""
+
+    __tablename__ = "ks_components"
+    __table_args__ = (UniqueConstraint("set_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[str] = mapped_column(String(64))
+    idx: Mapped[int] = mapped_column(Integer)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    length: Mapped[int] = mapped_column(Integer)
+    kcv: Mapped[str] = mapped_column(String(10))
+    sealed: Mapped[str] = mapped_column(Text)
+    """nonce ‖ ciphertext ‖ tag, hex; the context is the set id and index."""
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

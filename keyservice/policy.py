@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum, unique
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from keyservice.errors import InvalidInput, KeyStateError, PolicyDenied
 from keyservice.identity import Caller, CallerKind
 from keyservice.inventory import KeyState, KeyUsage
+
+if TYPE_CHECKING:
+    from keyservice.approvals import ApprovalSet
 
 
 @unique
@@ -28,6 +31,8 @@ class Purpose(StrEnum):
     SELFTEST = "SELFTEST"
     SERVICE = "SERVICE"
     """A service provider's application operation on a card (a purse top-up) or on its service data."""
+    AUTHENTICATION = "AUTHENTICATION"
+    """A person proving who they are (password + TOTP), and an approval they give (docs/people.md)."""
 
 
 @unique
@@ -55,15 +60,29 @@ class Operation(StrEnum):
     DAP_SIGNATURE = "dap-signature"
     SEAL = "seal"
     UNSEAL = "unseal"
+    COMPONENT = "component"
+    """A key component generated, entered or discarded (keyservice/components.py)."""
+    IMPORT_COMPONENTS = "import-components"
+    """A key formed in the HSM from the components custodians entered (docs/ceremonies.md)."""
+    EVIDENCE = "evidence"
+    """The SHA-256 of a ceremony's transcript anchored in the chain."""
+    ENROLL = "person-enroll"
+    REMOVE_PERSON = "person-remove"
+    AUTHENTICATE = "authenticate"
+    APPROVE = "approve"
+    CLOSE_BOOTSTRAP = "bootstrap-close"
+    QUORUM_CHANGE = "quorum-change"
 
 
 @dataclass(frozen=True)
 class Request:
-    """Caller, purpose and target of one key-service call."""
+    """Caller, purpose and target of one key-service call, and the approval set of a privileged one
+    (keyservice/approvals.py: the key service verifies it against the call it is presented with)."""
 
     caller: Caller
     purpose: Purpose
     target: str
+    approvals: ApprovalSet | None = None
 
     def __post_init__(self) -> None:
         if not self.target or len(self.target) > TARGET_MAX or not self.target.isprintable():
@@ -80,7 +99,8 @@ _ANY: Final = frozenset(Purpose)
 # (usage, operation) -> purposes that may use it. Anything absent is refused.
 RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
     **{(u, op): _MANAGE for u in KeyUsage for op in
-       (Operation.GENERATE, Operation.IMPORT_TEST, Operation.CHANGE_STATE, Operation.DESTROY)},
+       (Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_COMPONENTS, Operation.CHANGE_STATE,
+        Operation.DESTROY)},
     **{(u, Operation.KCV): _ANY for u in KeyUsage},
     **{(u, Operation.IMPORT_WRAPPED): frozenset({Purpose.VENDOR_IMPORT}) for u in KeyUsage
        if u is not KeyUsage.AUDIT_KEY},
@@ -121,10 +141,14 @@ RULES: Final[dict[tuple[KeyUsage, Operation], frozenset[Purpose]]] = {
        for op in (Operation.SEAL, Operation.UNSEAL)},
 }
 
-# Operations that change the key hierarchy: officers (and, with the ceremonies, approval sets) only.
+# Operations that change the key hierarchy, the quorum or the people: officers only, and each needs an approval
+# set for the exact call (keyservice/approvals.py; a lab token's console officer may act alone, recorded as lab).
+# A state change needs one only towards active or compromised (keyservice/operations.py, `APPROVED_STATES`).
 PRIVILEGED: Final = frozenset({Operation.GENERATE, Operation.IMPORT_TEST, Operation.IMPORT_WRAPPED,
+                               Operation.IMPORT_COMPONENTS,
                                Operation.CHANGE_STATE, Operation.DESTROY, Operation.EXPORT_WRAPPED,
-                               Operation.RECONCILE})
+                               Operation.RECONCILE, Operation.QUORUM_CHANGE, Operation.ENROLL,
+                               Operation.REMOVE_PERSON})
 _PRIVILEGED_CALLERS: Final = frozenset({CallerKind.OFFICER})
 
 # Operations that protect data need an active key (SP 800-57 §5.3.4); a KCV works on any live key.
@@ -132,6 +156,7 @@ _USABLE: Final[dict[Operation, frozenset[KeyState]]] = {
     Operation.GENERATE: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.IMPORT_TEST: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.IMPORT_WRAPPED: frozenset({KeyState.PRE_ACTIVATION}),
+    Operation.IMPORT_COMPONENTS: frozenset({KeyState.PRE_ACTIVATION}),
     Operation.KCV: frozenset(KeyState) - {KeyState.DESTROYED},
     Operation.CHANGE_STATE: frozenset(KeyState) - {KeyState.DESTROYED},
     Operation.DESTROY: frozenset(KeyState) - {KeyState.DESTROYED},

@@ -29,11 +29,13 @@ from typing import Final
 
 from sqlalchemy import select
 
+from keyservice import operations
 from keyservice.audit import RECONCILE_OPERATION, AuditEntry, stored_keys
-from keyservice.core import Core
+from keyservice.core import NOT_PRIVILEGED, Clearance, Core
 from keyservice.errors import AuditChainBroken
 from keyservice.inventory import KeyState
 from keyservice.models import AuditHead, AuditRecord, KeyRecord
+from keyservice.operations import OperationSpec
 from keyservice.policy import Operation, Request
 
 # Operations whose ok record produces a new version of a key record (and binds it by audit_seq).
@@ -158,8 +160,14 @@ def findings(core: Core) -> list[Finding]:
     return _chain_findings(core) + _intent_findings(core) + record_findings(core)
 
 
-def apply(core: Core, req: Request, found: list[Finding]) -> int:
-    """Take each finding's action; one reconciliation record names them all. Returns its sequence number."""
+def described(found: list[Finding]) -> OperationSpec:
+    """The canonical description of applying these findings (what approvers approve)."""
+    return operations.reconcile([(f.kind, f.subject, f.action) for f in found])
+
+
+def apply(core: Core, req: Request, found: list[Finding], clearance: Clearance = NOT_PRIVILEGED) -> int:
+    """Take each finding's action; one reconciliation record names them all (and the approvers, whose approvals
+    it consumes). Returns its sequence number."""
     lost = [f for f in found if f.kind == "audit-rollback"]
     breaks = [f for f in found if f.kind == "audit-break"]
     sealed = [f for f in found if f.kind == "audit-sealed"]
@@ -174,10 +182,12 @@ def apply(core: Core, req: Request, found: list[Finding]) -> int:
         "acknowledged": [{"seq": int(f.subject.split()[-1]), "finding": f.detail} for f in breaks],
         "findings": [{"kind": f.kind, "subject": f.subject, "action": f.action} for f in found
                      if not f.kind.startswith("audit-")]}
+    if clearance.note():
+        detail["clearance"] = clearance.note()
     touched = [f.subject for f in found if f.kind.startswith("record-")]
     entry = AuditEntry(str(req.caller), RECONCILE_OPERATION, req.purpose.value, req.target,
                        [(label, "") for label in touched], "ok", json.dumps(detail, sort_keys=True))
-    seq = core.audit.reconcile(entry)
+    seq = core.audit.reconcile(entry, clearance.consume)
     if touched:
         with core.sessions() as db, db.begin():
             for finding in (f for f in found if f.kind.startswith("record-")):

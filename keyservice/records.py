@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from typing import Final
 
 from pkcs11.mechanisms import Mechanism
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from keyservice.audit import AUDIT_KEY_LABEL
 from keyservice.errors import KeyRecordForged
 from keyservice.hsm import Hsm
-from keyservice.models import Intent, KeyRecord
+from keyservice.models import AuditRecord, Intent, KeyRecord
 from storage.session import durable
 
 RECORD_DOMAIN: Final = b"tsm.key-record.v1\x00"
@@ -74,6 +74,11 @@ class Signer:
         with self._hsm.lock:
             return self._hsm.raw.sign(self._hsm.hot_handle(AUDIT_KEY_LABEL), Mechanism.SHA256_HMAC, data).hex()
 
+    def mac(self, encoding: bytes) -> str:
+        """HMAC-SHA256 (hex) by the audit key of another signed form (person and quorum rows; each encoding starts
+        with its own domain label)."""
+        return self._mac(encoding)
+
     def sign(self, rec: KeyRecord, audit_seq: int) -> None:
         """Bind the record, as it now is, to the audit record `audit_seq` that produced it."""
         rec.audit_seq = audit_seq
@@ -116,6 +121,14 @@ class Signer:
     def finish(db: Session, intent_id: str) -> None:
         """Remove an intent (in the caller's transaction)."""
         db.execute(delete(Intent).where(Intent.id == intent_id))
+
+    @staticmethod
+    def last_written(db: Session, target: str, operations: frozenset[str]) -> int:
+        """The sequence number of the newest ok audit record of `operations` on `target` (0 when none): a signed
+        row older than it is a replayed version."""
+        seq = db.execute(select(func.max(AuditRecord.seq)).where(AuditRecord.target == target)
+                         .where(AuditRecord.outcome == "ok").where(AuditRecord.operation.in_(operations))).scalar()
+        return int(seq or 0)
 
     def pending(self, db: Session) -> list[tuple[Intent, bool]]:
         """Every intent left behind, and whether its signature holds."""

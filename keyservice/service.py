@@ -10,17 +10,23 @@ touched and writes one audit record before a result leaves (a refused or failed 
     service.tokens     Delegated Management tokens and receipts, DAP signatures (GPCS 2.3.1 Annex C)
     service.apps       service providers' application MACs per SE, service data sealed at rest (AES-GCM)
     service.vendor     keys received from and sent to SE vendors (TR-31, RFC 3394/5649)
-    service.audit      the audit records and the verification of the chain
+    service.components key components under split knowledge: generated or entered, sealed, combined (XOR)
+    service.audit      the audit records, the verification of the chain, evidence hashes anchored in it
+    service.people     people who authenticate (password + TOTP), the bootstrap (docs/people.md)
+    service.approvals  approvals MACed in the HSM, and the gate every privileged call passes
+    service.quorum     the M-of-N quorum per operation class and per key
 
 Public modules, the only ones other packages import (docs/architecture.md, "What each package may import"):
-`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`, `runtime`,
-`kat`.
+`service`, `errors`, `identity`, `policy`, `inventory`, `views`, `channels`, `tokens`, `apps`, `vendor`,
+`components`, `runtime`, `kat`, `people`, `approvals`, `operations`, `quorum`.
 
 No public name gives access to a PKCS#11 handle or to the audit log's internals.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -29,10 +35,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice import selftest, templates
+from keyservice.approvals import APPROVAL_KEY_LABEL, Approvals
 from keyservice.apps import Apps
 from keyservice.audit import AUDIT_KEY_LABEL, AuditEntry
 from keyservice.auditing import AuditTrail
 from keyservice.channels import Channels
+from keyservice.components import Components
 from keyservice.core import Core
 from keyservice.errors import ConfigurationError, SelfTestFailed, ServiceSealed
 from keyservice.hsm import TEST_TOKEN_MARKER, Hsm, TokenInfo
@@ -41,13 +49,21 @@ from keyservice.inventory import CAPABILITIES, KeyState, KeyUsage, Provenance
 from keyservice.kat import KatReport
 from keyservice.keys import Keys
 from keyservice.models import KeyRecord
+from keyservice.people import VAULT_KEY_LABEL, People
 from keyservice.policy import Operation, Purpose
+from keyservice.quorum import Quorum
 from keyservice.strategy import SOFTHSM2, STRATEGIES, CryptoStep
 from keyservice.tokens import Tokens
 from keyservice.vendor import VendorExchange
 from keyservice.views import KeyView, NewKey, StrategyView
 
 AUDIT_KEY_LENGTH = 32
+INTERNAL_KEYS: tuple[tuple[str, KeyAlgorithm, int, KeyUsage], ...] = (
+    (VAULT_KEY_LABEL, KeyAlgorithm.AES, 32, KeyUsage.VAULT_KEY),
+    (APPROVAL_KEY_LABEL, KeyAlgorithm.HMAC, 32, KeyUsage.APPROVAL_KEY),
+)
+"""The key service's own keys made at initialisation after the audit key: the vault key seals TOTP secrets, the
+approval key MACs approvals (docs/people.md)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,16 @@ class KeyService:
         self.tokens = Tokens(self._open_core)
         self.apps = Apps(self._open_core)
         self.vendor = VendorExchange(self._open_core)
+        self.components = Components(self._open_core)
         self.audit = AuditTrail(self._open_core)
+        self.clock: Callable[[], float] = time.time
+        """Seconds since the epoch; tests move it (STYLE.md: fake only clocks)."""
+        self.people = People(self._open_core, self._now)
+        self.quorum = Quorum(self._open_core, self.people, self._now)
+        self.approvals = Approvals(self._open_core, self.people, self.quorum, self._now)
+
+    def _now(self) -> float:
+        return self.clock()
 
     def __repr__(self) -> str:
         return f"KeyService(token {self._token_label!r}, {'sealed' if self.sealed else 'unsealed'})"
@@ -92,6 +117,8 @@ class KeyService:
         hsm = Hsm(self._module, self._token_label, user_pin)
         hsm.use_profile(self._profile, self._strategies)
         self._core = Core(hsm, self._sessions)
+        self._core.clock = self._now
+        self._core.gate = self.approvals
 
     def seal(self) -> None:
         """Close the token session; every call is refused until `unseal`."""
@@ -129,25 +156,29 @@ class KeyService:
                                          "test token only when it is created (use a new TSM_HOME)")
             core.hsm.put_marker(TEST_TOKEN_MARKER)
             marked = True
-        return InitReport(marked, self._ensure_audit_key(core).kcv)
+        audit_key = self._ensure_key(core, NewKey(AUDIT_KEY_LABEL, KeyAlgorithm.HMAC, AUDIT_KEY_LENGTH,
+                                                  KeyUsage.AUDIT_KEY, owner="tsm"), "audit-chain")
+        for label, algorithm, length, usage in INTERNAL_KEYS:
+            self._ensure_key(core, NewKey(label, algorithm, length, usage, owner="tsm"), "people")
+        return InitReport(marked, audit_key.kcv)
 
     @staticmethod
-    def _ensure_audit_key(core: Core) -> KeyView:
+    def _ensure_key(core: Core, spec: NewKey, target: str) -> KeyView:
+        """The key service's own key `spec`, created on first start (the audit key without an intent: it signs
+        them)."""
         with core.sessions() as db:
-            rec = db.execute(select(KeyRecord).where(KeyRecord.label == AUDIT_KEY_LABEL)).scalar_one_or_none()
+            rec = db.execute(select(KeyRecord).where(KeyRecord.label == spec.label)).scalar_one_or_none()
             if rec is not None:
                 return KeyView.of(rec)
-        spec = NewKey(AUDIT_KEY_LABEL, KeyAlgorithm.HMAC, AUDIT_KEY_LENGTH, KeyUsage.AUDIT_KEY, owner="tsm")
         key_type = templates.key_type(spec.algorithm, spec.length)
-        entry = AuditEntry(SERVICE_ACTOR, Operation.GENERATE.value, Purpose.KEY_MANAGEMENT.value, "audit-chain", [],
-                           "ok")
-        if any(o.label == AUDIT_KEY_LABEL for o in core.hsm.objects()):
-            raise ConfigurationError("the token holds an audit key but the database has no record of it: this "
+        entry = AuditEntry(SERVICE_ACTOR, Operation.GENERATE.value, Purpose.KEY_MANAGEMENT.value, target, [], "ok")
+        if any(o.label == spec.label for o in core.hsm.objects()):
+            raise ConfigurationError(f"the token holds {spec.label} but the database has no record of it: this "
                                      "database does not belong to this token (a new TSM_HOME starts afresh)")
         return core.new_key(entry, spec.label, spec.usage, Provenance.GENERATED,
                             lambda cka_id: (core.hsm.generate(spec.label, cka_id, key_type, spec.length,
                                                               CAPABILITIES[spec.usage]), spec), KeyState.ACTIVE,
-                            with_intent=False)
+                            with_intent=spec.label != AUDIT_KEY_LABEL)
 
     # ---- self-test ----------------------------------------------------------------------------------------
 

@@ -19,14 +19,15 @@ from typing import Final
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice import templates
-from keyservice.core import Core
+from keyservice import operations, templates
+from keyservice.core import Core, with_note
 from keyservice.errors import InvalidInput, KcvMismatch, KeyServiceError, PolicyDenied, gp_input
 from keyservice.exchange import aeskw, tr31, tr31_header
 from keyservice.gp.hsmops import clear_value, same
 from keyservice.gp.kcv import kcv as kcv_of
 from keyservice.inventory import CAPABILITIES, KeyUsage, Provenance
 from keyservice.models import KeyRecord
+from keyservice.operations import OperationSpec
 from keyservice.policy import Operation, Request
 from keyservice.views import KeyView, NewKey
 
@@ -50,6 +51,9 @@ class Received:
     usage: KeyUsage | None = None
     kvn: int | None = None
     key_id: int | None = None
+    lineage: str = ""
+    """Appended to the record's note: where the key came from (a ceremony's set marker, so that aborting the
+    ceremony destroys the key if it was never activated: `KeyService.components.discard`)."""
 
 
 def _kek(core: Core, req: Request, label: str) -> KeyRecord:
@@ -100,7 +104,7 @@ def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Receiv
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
     note = (f"TR-31 {header.version} usage {header.usage} ({header.inventory_usage}) mode {header.mode} "
-            f"key version {header.key_version} exportability {header.exportability} under {kbpk}")
+            f"key version {header.key_version} exportability {header.exportability} under {kbpk} {to.lineage}").strip()
 
     def make(cka_id: bytes) -> tuple[int, NewKey]:
         imported = tr31.import_key_block(core.hsm, core.hsm.hot_handle(kbpk), kek.length, block,
@@ -110,7 +114,25 @@ def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Receiv
                                        note)
 
     return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                           used=[(kek.label, kek.kcv)])
+                           used=[(kek.label, kek.kcv)],
+                           described=describe_import(kbpk, block.encode(), expected_kcv, to, "tr31"))
+
+
+def describe_import(kek: str, blob: bytes, expected_kcv: str, to: Received, fmt: str) -> OperationSpec:
+    """The canonical description of a vendor import (what its approvers approve)."""
+    return operations.import_wrapped(kek, blob, expected_kcv, to.label, to.owner,
+                                     to.usage.value if to.usage else None, to.kvn, to.key_id, fmt)
+
+
+def wrap_format(padding: bool, algorithm: KeyAlgorithm | None = None) -> str:
+    """`rfc3394`/`rfc5649` (with the key's algorithm on import) in an operation description."""
+    name = f"rfc{'5649' if padding else '3394'}"
+    return f"{name} {algorithm.value}" if algorithm else name
+
+
+def key_block_format(header: KeyBlockHeader) -> str:
+    """`tr31 USAGE MODE VERSION EXPORTABILITY` in an operation description."""
+    return f"tr31 {header.usage} {header.mode} {header.key_version} {header.exportability}"
 
 
 def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, padding: bool,
@@ -139,14 +161,16 @@ def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, pad
             if not same(actual, expected):
                 raise KcvMismatch("the unwrapped key does not have the KCV the sender gave")
             spec = NewKey(to.label, algorithm, length, usage, to.owner, to.kvn, to.key_id,
-                          f"RFC {'5649' if padding else '3394'} under {kek_label}")
+                          f"RFC {'5649' if padding else '3394'} under {kek_label} {to.lineage}".strip())
         except BaseException:
             core.hsm.destroy(to.label)
             raise
         return handle, spec
 
     return core.create_key(req, Operation.IMPORT_WRAPPED, to.label, usage, Provenance.IMPORTED_WRAPPED, make,
-                           used=[(kek.label, kek.kcv)])
+                           used=[(kek.label, kek.kcv)],
+                           described=describe_import(kek_label, wrapped, expected_kcv, to,
+                                                     wrap_format(padding, algorithm)))
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,7 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     """RFC 3394 / RFC 5649 wrap with C_WrapKey: the key leaves the HSM only wrapped (`native_wrap`)."""
     rec, kek = _exportable(core, req, label, kek_label)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    clearance = core.clear(req, operations.export_wrapped(label, kek_label, wrap_format(padding)), used)
     try:
         _aes_kek(kek)
         blob = aeskw.wrap_key(core.hsm, core.hsm.hot_handle(kek_label), core.hsm.handle(label),
@@ -182,7 +207,9 @@ def export_wrapped(core: Core, req: Request, label: str, kek_label: str, padding
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"RFC {'5649' if padding else '3394'}"), anchor=True):
+                                           with_note(f"RFC {'5649' if padding else '3394'}", clearance)),
+                                anchor=True) as txn:
+        clearance.consume(txn.db, txn.seq)
         return blob
 
 
@@ -194,6 +221,7 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     """
     rec, kek = _exportable(core, req, label, kbpk)
     used = [(rec.label, rec.kcv), (kek.label, kek.kcv)]
+    clearance = core.clear(req, operations.export_wrapped(label, kbpk, key_block_format(header)), used)
     try:
         version = _TR31_VERSIONS.get(KeyAlgorithm(kek.algorithm))
         letter = _TR31_LETTERS.get(KeyAlgorithm(rec.algorithm))
@@ -209,7 +237,9 @@ def export_key_block(core: Core, req: Request, label: str, kbpk: str, header: Ke
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.EXPORT_WRAPPED, used, exc) from None
     with core.audit.transaction(core.entry(req, Operation.EXPORT_WRAPPED, used, "ok",
-                                           f"TR-31 {version} usage {header.usage}"), anchor=True):
+                                           with_note(f"TR-31 {version} usage {header.usage}", clearance)),
+                                anchor=True) as txn:
+        clearance.consume(txn.db, txn.seq)
         return block
 
 

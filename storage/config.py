@@ -37,6 +37,7 @@ DEFAULT_API_RATE_LIMIT: Final = "600 per minute"
 RATE_LIMIT: Final = re.compile(r"\d+ *(per|/) *(\d+ *)?(second|minute|hour|day)s?( *[;,] *\d+ *(per|/) *(\d+ *)?"
                                r"(second|minute|hour|day)s?)*")
 """Flask-Limiter's rate-limit notation, e.g. `600 per minute` or `10/second; 1000/day`."""
+DEFAULT_RELAY_TIMEOUT: Final = 30.0
 MAX_PORT: Final = 65535
 
 
@@ -67,6 +68,8 @@ class Settings:
     rate_limit_storage_uri: str = "memory://"
     """Where the rate limiter counts (Flask-Limiter storage URI): `memory://` counts per process; use
     `redis://HOST:PORT` to share the counts between workers."""
+    relay_timeout: float = DEFAULT_RELAY_TIMEOUT
+    """Seconds the phone has to make its first request and to answer each batch (docs/relay.md, "Timers")."""
 
 
 _ENV = {
@@ -82,6 +85,7 @@ _ENV = {
     "relay_listen": "TSM_RELAY_LISTEN",
     "api_rate_limit": "TSM_API_RATE_LIMIT",
     "rate_limit_storage_uri": "TSM_RATE_LIMIT_STORAGE_URI",
+    "relay_timeout": "TSM_RELAY_TIMEOUT",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -103,6 +107,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "relay_listen": DEFAULT_RELAY_LISTEN,
         "api_rate_limit": DEFAULT_API_RATE_LIMIT,
         "rate_limit_storage_uri": "memory://",
+        "relay_timeout": DEFAULT_RELAY_TIMEOUT,
     }
 
 
@@ -185,8 +190,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
     """The value of setting `name` from `raw` (a TOML value, or an environment string), or SettingsError."""
-    if name == "database_busy_timeout":
-        return _busy_timeout(raw, where, from_env)
+    if name in ("database_busy_timeout", "relay_timeout"):
+        return _seconds(raw, where, from_env)
     value = _text(raw, where)
     if name == "relay_listen":
         try:
@@ -224,7 +229,7 @@ def _text(raw: Any, where: str) -> str:
     return raw
 
 
-def _busy_timeout(raw: Any, where: str, from_env: bool) -> float:
+def _seconds(raw: Any, where: str, from_env: bool) -> float:
     if from_env and isinstance(raw, str):
         try:
             value = float(raw)

@@ -103,12 +103,14 @@ def _register() -> None:
     from tsm.commands.audit import audit_group
     from tsm.commands.billing import report_group, tariff_group
     from tsm.commands.cardsim import cardsim_group
+    from tsm.commands.ceremony import ceremony_group
     from tsm.commands.gp import gp_group
     from tsm.commands.hsm import hsm_group
     from tsm.commands.jobs import job_group, sd_group
     from tsm.commands.kat import kat_command, selftest_command
     from tsm.commands.keys import keys_group
     from tsm.commands.pcsc import readers_command, relay_client_command
+    from tsm.commands.people import bootstrap_group, quorum_group, user_group
     from tsm.commands.se import se_group
     from tsm.commands.serve import serve
     from tsm.commands.services import service_group
@@ -117,7 +119,8 @@ def _register() -> None:
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
-                    app_group, service_group, job_group, tariff_group, report_group, apikey_group,
+                    app_group, service_group, job_group, tariff_group, report_group, user_group, bootstrap_group,
+                    quorum_group, ceremony_group, apikey_group,
                     webhook_group):
         main.add_command(command)
 

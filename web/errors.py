@@ -11,6 +11,7 @@ from typing import Final
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from ceremonies.errors import CeremonyError
 from globalplatform.errors import GpError
 from hsm_profiles.loader import ProfileError
 from keyservice.errors import KeyServiceError
@@ -29,7 +30,7 @@ from tsm_core.transport.errors import (
 
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     KeyServiceError, GpError, TsmCoreError, ProfileError, BootstrapError, SQLAlchemyError, MigrationError,
-    SettingsError, InsecurePermissions,
+    SettingsError, InsecurePermissions, CeremonyError,
 )
 
 SQLITE_BUSY: Final = 5

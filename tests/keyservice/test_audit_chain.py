@@ -17,13 +17,15 @@ from keyservice.views import NewKey
 from tests.conftest import core_of
 
 OFFICER = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "tests")
+HEAD = 7
+"""The chain's newest record: the audit, vault and approval keys made at initialisation, then four keys."""
 
 
 @pytest.fixture
 def chain(keyservice):
     for i in range(4):
         keyservice.keys.generate(OFFICER, NewKey(f"k{i}", KeyAlgorithm.AES, 16, KeyUsage.KEK, "x"))
-    assert keyservice.audit.verify().records == 5  # audit key + 4 keys
+    assert keyservice.audit.verify().records == HEAD
     return keyservice
 
 
@@ -39,14 +41,14 @@ def _broken_at(service) -> int:
 
 
 def test_head_check_for_health_probes(chain):
-    assert chain.audit.check_head().records == 5
-    _exec(chain, delete(AuditRecord).where(AuditRecord.seq == 5))
+    assert chain.audit.check_head().records == HEAD
+    _exec(chain, delete(AuditRecord).where(AuditRecord.seq == HEAD))
     with pytest.raises(AuditChainBroken):
         chain.audit.check_head()
 
 
 def test_head_check_sees_an_altered_newest_record(chain):
-    _exec(chain, update(AuditRecord).where(AuditRecord.seq == 5).values(outcome="refused"))
+    _exec(chain, update(AuditRecord).where(AuditRecord.seq == HEAD).values(outcome="refused"))
     with pytest.raises(AuditChainBroken):
         chain.audit.check_head()
 
@@ -60,10 +62,10 @@ def test_edit_with_recomputed_hash_fails_the_mac(chain):
     from keyservice.audit import row_hash
 
     with core_of(chain).sessions() as db, db.begin():
-        row = db.execute(select(AuditRecord).where(AuditRecord.seq == 5)).scalar_one()
+        row = db.execute(select(AuditRecord).where(AuditRecord.seq == HEAD)).scalar_one()
         row.target = "elsewhere"
         row.record_hash = row_hash(row)
-    assert _broken_at(chain) == 5
+    assert _broken_at(chain) == HEAD
 
 
 def test_delete_is_detected(chain):
@@ -90,8 +92,8 @@ def test_truncation_is_detected_even_with_the_head_row_rewound(chain):
 
 
 def test_anchor_mismatch_is_detected(chain):
-    core_of(chain).hsm.set_anchor(ANCHOR_APPLICATION, "5:" + "0" * 64)
-    assert _broken_at(chain) == 5
+    core_of(chain).hsm.set_anchor(ANCHOR_APPLICATION, f"{HEAD}:" + "0" * 64)
+    assert _broken_at(chain) == HEAD
 
 
 def test_no_key_material_in_records(chain):
@@ -109,4 +111,4 @@ def test_audit_failure_fails_the_operation(chain):
     core_of(chain).hsm._handles[audit_key] = handle
     assert [k.label for k in chain.keys.list_keys() if k.label == "lost"] == []
     assert "lost" not in {o.label for o in core_of(chain).hsm.objects()}
-    assert chain.audit.verify().records == 5
+    assert chain.audit.verify().records == HEAD

@@ -41,7 +41,7 @@ def test_a_sealed_service_refuses_everything_until_unsealed(settings_factory, db
         with pytest.raises(ServiceSealed):
             call()
     sealed.unseal(load_pins(settings.pin_file).user_pin)
-    assert [k.label for k in sealed.keys.list_keys()] == ["tsm.audit-key"]
+    assert [k.label for k in sealed.keys.list_keys()] == ["tsm.approval-key", "tsm.audit-key", "tsm.vault-key"]
     sealed.seal()
     with pytest.raises(ServiceSealed):
         sealed.keys.list_keys()

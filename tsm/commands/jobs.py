@@ -40,7 +40,7 @@ def run_now(tsm: Tsm, job_id: str, reader: str | None, card_path: Path | None,
             listen: tuple[str, int] | None = None) -> JobView:
     """Run a job against the card given on the command line (with --relay, the job's SE behind the phone)."""
     se_id = None if relay is None else jobs.show(tsm, job_id, apdus=False).se_id
-    with card_transport(reader, card_path, relay, se_id=se_id, listen=listen) as transport:
+    with card_transport(reader, card_path, relay, se_id=se_id, listen=listen, job_id=job_id) as transport:
         return engine.run(tsm, job_id, transport, perso=perso)
 
 

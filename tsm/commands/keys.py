@@ -10,7 +10,7 @@ import click
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
-from keyservice.inventory import KeyState, KeyUsage
+from keyservice.inventory import INTERNAL_USAGES, KeyState, KeyUsage
 from keyservice.policy import Purpose, Request
 from keyservice.vendor import KeyBlockHeader, Received
 from keyservice.views import KeyView, NewKey
@@ -22,7 +22,7 @@ from tsm.service import key_service
 ALGORITHMS = click.Choice([a.value for a in KeyAlgorithm if a.symmetric and a is not KeyAlgorithm.HMAC])
 GENERATED = click.Choice([a.value for a in KeyAlgorithm if a is not KeyAlgorithm.HMAC])
 DEFAULT_LENGTH = {KeyAlgorithm.RSA: 2048}
-USAGES = click.Choice([u.value for u in KeyUsage if u is not KeyUsage.AUDIT_KEY])
+USAGES = click.Choice([u.value for u in KeyUsage if u not in INTERNAL_USAGES])
 IRREVERSIBLE_STATES = frozenset({KeyState.COMPROMISED})
 
 label_option = click.option("--label", metavar="LABEL", required=True, help="Label of the new key.")
