@@ -185,16 +185,19 @@ def deliver_block(ctx: Context) -> dict[str, str]:
     return {"key_block": block, "key_block_kcv": kcv}
 
 
+def received(ctx: Context) -> Received:
+    """Where the vendor's key goes (import-block): marked with the ceremony, like every key a ceremony makes, so
+    that an abort destroys it if it was never activated."""
+    usage = KeyUsage(ctx.params["key_usage"]) if ctx.params.get("key_usage") else None
+    return Received(ctx.label(), f"vendor:{ctx.params['vendor']}", usage,
+                    lineage=f"ceremony {ctx.ceremony_id} {set_marker(ctx.ceremony_id)}")
+
+
 def import_block(ctx: Context) -> dict[str, str]:
-    p = ctx.params
-    try:  # an interrupted import made the key already: the same label with the vendor's KCV
-        view = ctx.ks.keys.show(p["key"])
-        if not view.kcv.startswith(ctx.outputs["key_block_kcv"]):
-            raise InvalidCeremony(f"a key labelled {p['key']} already exists")
-    except KeyNotFound:
-        to = Received(p["key"], f"vendor:{p['vendor']}", KeyUsage(p["key_usage"]) if p.get("key_usage") else None)
-        view = ctx.ks.vendor.import_key_block(ctx.request(Purpose.VENDOR_IMPORT), p["kbpk"],
-                                              ctx.outputs["key_block"], to, ctx.outputs["key_block_kcv"])
+    view = _existing(ctx, ctx.label())  # an interrupted import made the key already
+    if view is None:
+        view = ctx.ks.vendor.import_key_block(ctx.request(Purpose.VENDOR_IMPORT), ctx.params["kbpk"],
+                                              ctx.outputs["key_block"], received(ctx), ctx.outputs["key_block_kcv"])
     return {"key_kcv": view.kcv}
 
 
@@ -204,6 +207,16 @@ def plan_rollout(ctx: Context) -> dict[str, str]:
     jobs = ctx.planner(int(ctx.params["kvn"], 16))
     days = int(ctx.params.get("retire_after_days", "0") or "0")
     return {"rollout_jobs": " ".join(jobs), "retire_at": (ctx.now + timedelta(days=days)).isoformat()}
+
+
+MAKERS: Final = frozenset({"combine", "generate-key", "import-block", "destroy"})
+"""Actions that create or destroy the step's key: a run killed half-way is finished first (`resume`)."""
+
+
+def resume(ctx: Context) -> None:
+    """Finish what a killed earlier run of this step left for its key (`KeyService.components.resume`)."""
+    if ctx.step.action in MAKERS and ctx.label():
+        ctx.ks.components.resume(ctx.request(), ctx.ceremony_id, ctx.label())
 
 
 ACTIONS: Final[dict[str, Action]] = {

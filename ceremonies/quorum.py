@@ -9,15 +9,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
-from ceremonies.actions import Context, spec_of
+from ceremonies.actions import Context, received, spec_of
 from ceremonies.errors import InvalidCeremony
 from keyservice import operations
 from keyservice.approvals import Approval, ApprovalSet
-from keyservice.inventory import KeyState, KeyUsage
+from keyservice.inventory import KeyState
 from keyservice.operations import OperationSpec
 from keyservice.people import Credentials, Role
 from keyservice.service import KeyService
-from keyservice.vendor import KeyBlockHeader, Received, describe_import, key_block_format
+from keyservice.vendor import KeyBlockHeader, describe_import, key_block_format
 
 
 def approval_set(requester: str, tokens: list[str]) -> ApprovalSet:
@@ -60,12 +60,6 @@ def described(ctx: Context) -> OperationSpec:
 
 def digest(ctx: Context) -> str:
     return described(ctx).digest
-
-
-def received(ctx: Context) -> Received:
-    """Where the vendor's key goes (import-block)."""
-    usage = KeyUsage(ctx.params["key_usage"]) if ctx.params.get("key_usage") else None
-    return Received(ctx.params["key"], f"vendor:{ctx.params['vendor']}", usage)
 
 
 def _m(p: dict[str, str]) -> int:

@@ -8,8 +8,10 @@ exact step (`approve`: the key service re-authenticates the approver and MACs th
 requester approve their own request, and verifies the set, its quorum included, when the step runs).
 
 Crash safety: a step's effect is made by the key service (its own transactions, crash-safe there) and the step's
-sign-off commits after it. A step interrupted between the two is simply signed again: every action finds what the
-interrupted run made and goes on (ceremonies/actions.py). Nothing made by a ceremony is usable before its
+sign-off commits after it. A step interrupted anywhere (kill -9) is simply signed again: what the killed run left
+half-done for the step's key is finished first (`KeyService.components.resume`: an object without its record
+destroyed, a recorded destruction completed), then every action finds what the interrupted run made and goes on
+(ceremonies/actions.py); an abort killed half-way is aborted again. Nothing made by a ceremony is usable before its
 activation step; aborting (by an officer, or on the first touch after the time limit) discards the sealed
 components and destroys every never-activated key the ceremony made (`KeyService.components.discard`).
 """
@@ -142,6 +144,7 @@ class Runtime:
                               quorum.approval_set(c.requester, approvals) if approvals else None, self.clock(),
                               self.planner)
         try:
+            actions.resume(ctx)
             output = actions.ACTIONS[step.action](ctx) if step.action in actions.ACTIONS else \
                 quorum.ACTIONS[step.action](ctx)
         except (KeyServiceError, CeremonyError) as exc:
@@ -208,7 +211,12 @@ class Runtime:
     # ---- internals ------------------------------------------------------------------------------------------
 
     def _abort(self, cid: str, person: Person, reason: str) -> None:
-        destroyed = self.ks.components.discard(Request(person.caller, Purpose.KEY_MANAGEMENT, cid), cid)
+        with self.sessions() as db:
+            c = self._get(db, cid)
+            params = json.loads(c.params)
+            made = [params.get(s.spec.key, "") for s in self._plan(c) if s.action in actions.MAKERS]
+        destroyed = self.ks.components.discard(Request(person.caller, Purpose.KEY_MANAGEMENT, cid), cid,
+                                               [label for label in made if label])
         with self.sessions() as db, db.begin():
             c = self._get(db, cid)
             c.state, c.ended_at, c.abort_reason = ABORTED, self.clock(), reason

@@ -26,13 +26,14 @@ from keyservice.audit import AUDIT_KEY_LABEL
 from keyservice.core import Core
 from keyservice.errors import CryptogramMismatch, InvalidInput, KeyServiceError, PolicyDenied, gp_input
 from keyservice.gp import appkey, putkey, storedata
-from keyservice.gp.channel import SecureChannel
+from keyservice.gp.channel import ChannelState, SecureChannel
 from keyservice.gp.diversify import ALGORITHM, Diversifier, DivMethod, KeySet
 from keyservice.inventory import KeyUsage
 from keyservice.models import KeyRecord
 from keyservice.policy import Operation, Request
 
-__all__ = ["ChannelSession", "ChannelSpec", "Channels", "DivMethod", "MacContext", "Scp", "SecurityLevel", "Trial"]
+__all__ = ["ChannelSession", "ChannelSpec", "ChannelState", "Channels", "DivMethod", "MacContext", "Scp",
+           "SecurityLevel", "Trial"]
 
 _SCP_ALGORITHM: Final = {Scp.SCP02: KeyAlgorithm.DES3, Scp.SCP03: KeyAlgorithm.AES}
 _MAC_CONTEXT_USAGES: Final = frozenset({KeyUsage.RECEIPT_KEY, KeyUsage.DAP_KEY})
@@ -185,6 +186,21 @@ class ChannelSession:
     @property
     def scp(self) -> Scp:
         return self._open().scp
+
+    def snapshot(self) -> ChannelState:
+        """The open channel's state, for `Channels.resume` in this or another process (no key in it)."""
+        return self._open().snapshot()
+
+    def _resume(self, scp: Scp, state: ChannelState) -> None:
+        core = self._core
+        try:
+            self._channel = channel = _channel(core, self._records, scp, self._spec.diversification,
+                                               self._spec.security_level, self._spec.i, self._spec.aid)
+            channel.resume(state)
+        except KeyServiceError as exc:
+            raise core.refuse(self._req, Operation.SECURE_CHANNEL, self._used(), exc) from None
+        core.audit.append(core.entry(self._req, Operation.SECURE_CHANNEL, self._used(), "ok",
+                                     f"resumed scp={scp.value} kvn={state.kvn:02X} counter={state.counter}"))
 
     def put_key(self, source: ChannelSpec, old_kvn: int, new_kvn: int) -> putkey.PutKeyCommand:
         """The plain PUT KEY for a new ENC/MAC/DEK set (GPCS 2.3.1 §11.8), to be sent through `wrap`.
@@ -363,6 +379,13 @@ class Channels:
         records = [core.authorise(req, Operation.SECURE_CHANNEL, label, chain=n == 0) for n, label in
                    enumerate(spec.keys)]
         return ChannelSession(core, req, spec, records)
+
+    def resume(self, req: Request, spec: ChannelSpec, scp: Scp, state: ChannelState) -> ChannelSession:
+        """A channel some session opened (and `snapshot` saved) going on: policy is checked for each key again,
+        the session keys are derived again in the HSM and one audit record is written (docs/keyservice.md)."""
+        session = self.open(req, spec)
+        session._resume(scp, state)
+        return session
 
     def mac(self, req: Request, label: str) -> MacContext:
         """A purpose-scoped MAC handle on one key: policy and audit at open and close, lean calls between.

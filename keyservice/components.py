@@ -12,6 +12,10 @@ held sealed between their sessions, combined (XOR) into one HSM key at the end (
   and combine them with that mechanism. Re-running an interrupted combination finds the key it made.
 - `discard`: an aborted ceremony's sealed components are deleted and a key formed or generated for it that was
   never activated (state pre-activation, its note naming the set) is destroyed; its record stays, destroyed.
+- `resume`: before a ceremony's step runs again after its process was killed (kill -9), what the killed run left
+  half-done for the step's key (an intent between its commit and the record's) is finished the way
+  `tsm keys reconcile` would: a token object made without its record is destroyed, a destruction the record
+  already shows is completed, other intents are dropped. Nothing usable is touched, so no approvals are needed.
 
 Between sessions a component sits in `ks_components` only sealed under the HSM-resident component sealing key
 (`tsm.component-seal`, AES-256 DATA_KEY made on first use), with the set id and index as additional data, so a
@@ -20,7 +24,7 @@ sealed component moved to another set or index does not open.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -232,13 +236,19 @@ class Components:
         self._delete(core, set_id)
         return view
 
-    def discard(self, req: Request, set_id: str) -> list[str]:
+    def discard(self, req: Request, set_id: str, labels: Sequence[str] = ()) -> list[str]:
         """Delete the set's sealed components and destroy every key made for it that was never activated; the
-        labels destroyed are returned (their records stay, destroyed, with their KCVs). The request's target is the
-        set (the ceremony): nothing usable is destroyed, so no approvals are needed (docs/ceremonies.md)."""
+        labels destroyed are returned (their records stay, destroyed, with their KCVs). `labels` are the keys the
+        set's steps make: a creation of one killed before its record was written is rolled back too (`resume`).
+        The request's target is the set (the ceremony): nothing usable is destroyed, so no approvals are needed
+        (docs/ceremonies.md)."""
         core = self._core()
         if req.target != set_id:  # any participant of the ceremony (a time-out is aborted by whoever touches it)
             raise core.refuse(req, Operation.COMPONENT, [], InvalidInput("a set is discarded for its own ceremony"))
+        with core.sessions() as db:
+            marked = [r.label for r in db.execute(select(KeyRecord)).scalars() if set_marker(set_id) in r.note]
+        for label in dict.fromkeys([*marked, *labels]):  # a killed creation or discard is finished first
+            self.resume(req, set_id, label)
         with core.sessions() as db:
             made = [r.label for r in db.execute(select(KeyRecord).where(
                 KeyRecord.state == KeyState.PRE_ACTIVATION.value)).scalars() if set_marker(set_id) in r.note]
@@ -248,6 +258,32 @@ class Components:
             with core.audited(req, Operation.COMPONENT, [], f"discarded set={set_id}") as txn:
                 txn.db.execute(delete(ComponentRecord).where(ComponentRecord.set_id == set_id))
         return made
+
+    def resume(self, req: Request, set_id: str, label: str) -> list[str]:
+        """Finish what a killed run of the set's step left for `label` (its intents; module docstring); the
+        remedies taken are returned and audited. A forged intent is left to `tsm keys reconcile`."""
+        core = self._core()
+        if req.target != set_id:
+            raise core.refuse(req, Operation.COMPONENT, [], InvalidInput("a step is resumed for its own ceremony"))
+        with core.sessions() as db:
+            pending = [i for i, genuine in core.signer.pending(db) if genuine and i.label == label]
+            rec = db.execute(select(KeyRecord).where(KeyRecord.label == label)).scalar_one_or_none()
+        if not pending:
+            return []
+        obj = next((o for o in core.hsm.objects() if o.label == label), None)
+        destroyed = rec is not None and rec.state == KeyState.DESTROYED.value
+        plan = [(i, obj is not None and obj.cka_id == i.cka_id and (destroyed if i.operation == Operation.DESTROY.value
+                                                                     else rec is None)) for i in pending]
+        done = [f"{i.operation} of {label} interrupted: " + ("token object destroyed" if gone else "intent dropped")
+                for i, gone in plan]
+        with core.audited(req, Operation.COMPONENT, [(label, rec.kcv if rec else "")],
+                          f"resumed set={set_id}: {'; '.join(done)}") as txn:
+            for intent, gone in plan:
+                if gone:
+                    with suppress(KeyNotFound):
+                        core.hsm.destroy(label)
+                core.signer.finish(txn.db, intent.id)
+        return done
 
     def _made_for(self, core: Core, set_id: str, label: str) -> KeyView | None:
         with core.sessions() as db:

@@ -51,6 +51,9 @@ class Received:
     usage: KeyUsage | None = None
     kvn: int | None = None
     key_id: int | None = None
+    lineage: str = ""
+    """Appended to the record's note: where the key came from (a ceremony's set marker, so that aborting the
+    ceremony destroys the key if it was never activated: `KeyService.components.discard`)."""
 
 
 def _kek(core: Core, req: Request, label: str) -> KeyRecord:
@@ -101,7 +104,7 @@ def import_key_block(core: Core, req: Request, kbpk: str, block: str, to: Receiv
     except KeyServiceError as exc:
         raise core.refuse(req, Operation.IMPORT_WRAPPED, [(kek.label, kek.kcv), (to.label, "")], exc) from None
     note = (f"TR-31 {header.version} usage {header.usage} ({header.inventory_usage}) mode {header.mode} "
-            f"key version {header.key_version} exportability {header.exportability} under {kbpk}")
+            f"key version {header.key_version} exportability {header.exportability} under {kbpk} {to.lineage}").strip()
 
     def make(cka_id: bytes) -> tuple[int, NewKey]:
         imported = tr31.import_key_block(core.hsm, core.hsm.hot_handle(kbpk), kek.length, block,
@@ -158,7 +161,7 @@ def import_wrapped(core: Core, req: Request, kek_label: str, wrapped: bytes, pad
             if not same(actual, expected):
                 raise KcvMismatch("the unwrapped key does not have the KCV the sender gave")
             spec = NewKey(to.label, algorithm, length, usage, to.owner, to.kvn, to.key_id,
-                          f"RFC {'5649' if padding else '3394'} under {kek_label}")
+                          f"RFC {'5649' if padding else '3394'} under {kek_label} {to.lineage}".strip())
         except BaseException:
             core.hsm.destroy(to.label)
             raise

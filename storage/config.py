@@ -41,6 +41,7 @@ BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": Fa
 RATE_LIMIT: Final = re.compile(r"\d+ *(per|/) *(\d+ *)?(second|minute|hour|day)s?( *[;,] *\d+ *(per|/) *(\d+ *)?"
                                r"(second|minute|hour|day)s?)*")
 """Flask-Limiter's rate-limit notation, e.g. `600 per minute` or `10/second; 1000/day`."""
+DEFAULT_RELAY_TIMEOUT: Final = 30.0
 MAX_PORT: Final = 65535
 
 
@@ -78,6 +79,8 @@ class Settings:
     secure_cookies: bool = True
     """The session cookie is `Secure` (sent over HTTPS only; browsers also accept it from http://127.0.0.1 and
     http://localhost); turn off only for plain-http set-ups on other hosts."""
+    relay_timeout: float = DEFAULT_RELAY_TIMEOUT
+    """Seconds the phone has to make its first request and to answer each batch (docs/relay.md, "Timers")."""
 
 
 _ENV = {
@@ -96,6 +99,7 @@ _ENV = {
     "login_rate_limit": "TSM_LOGIN_RATE_LIMIT",
     "session_idle_minutes": "TSM_SESSION_IDLE_MINUTES",
     "secure_cookies": "TSM_SECURE_COOKIES",
+    "relay_timeout": "TSM_RELAY_TIMEOUT",
 }
 _PATHS = ("pin_file", "softhsm_conf", "token_dir")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
@@ -120,6 +124,7 @@ def _defaults(home: Path) -> dict[str, Any]:
         "login_rate_limit": DEFAULT_LOGIN_RATE_LIMIT,
         "session_idle_minutes": DEFAULT_SESSION_IDLE_MINUTES,
         "secure_cookies": True,
+        "relay_timeout": DEFAULT_RELAY_TIMEOUT,
     }
 
 
@@ -202,8 +207,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _check(name: str, raw: Any, where: str, from_env: bool) -> Any:
     """The value of setting `name` from `raw` (a TOML value, or an environment string), or SettingsError."""
-    if name == "database_busy_timeout":
-        return _busy_timeout(raw, where, from_env)
+    if name in ("database_busy_timeout", "relay_timeout"):
+        return _seconds(raw, where, from_env)
     if name == "session_idle_minutes":
         return _minutes(raw, where, from_env)
     if name == "secure_cookies":
@@ -245,7 +250,7 @@ def _text(raw: Any, where: str) -> str:
     return raw
 
 
-def _busy_timeout(raw: Any, where: str, from_env: bool) -> float:
+def _seconds(raw: Any, where: str, from_env: bool) -> float:
     if from_env and isinstance(raw, str):
         try:
             value = float(raw)

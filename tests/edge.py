@@ -15,7 +15,7 @@ from tests.conftest import SOFTHSM_CONF, TOKEN_DIR, make_service, new_token
 
 TSM_VARIABLES = ("TSM_HOME", "TSM_CONFIG", "TSM_DATABASE_URL", "TSM_PKCS11_MODULE", "TSM_TOKEN_LABEL",
                  "TSM_PIN_FILE", "TSM_TOKEN_DIR", "TSM_HSM_PROFILE", "TSM_LOG_LEVEL", "TSM_DATABASE_BUSY_TIMEOUT",
-                 "TSM_RELAY_LISTEN")
+                 "TSM_RELAY_LISTEN", "TSM_RELAY_TIMEOUT")
 
 
 def base_toml(label: str) -> str:

@@ -231,15 +231,18 @@ def test_serve_health_under_gunicorn(home):
         assert body["hsm"]["test_token"] is True and "TEST TOKEN" in body["warning"]
         assert body["audit_chain"]["status"] == "ok" and body["database"]["status"] == "ok"
         assert body["selftest"]["status"] == "ok"
+        poll = urllib.request.Request(f"http://127.0.0.1:{port}/relay/sessions/{RELAY_SESSION}/exchange",
+                                      data=b'{"version": 2, "seq": 1, "status": "POLLING"}', method="POST",
+                                      headers={"Content-Type": "application/json"})
         with pytest.raises(urllib.error.HTTPError) as unknown:  # the relay endpoint, its session id a secret
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/relay/sessions/{RELAY_SESSION}/batch", timeout=10)
+            urllib.request.urlopen(poll, timeout=10)  # noqa: S310 (http)
         assert unknown.value.code == 404 and unknown.value.headers["Content-Type"] == "application/problem+json"
         assert json.loads(unknown.value.read())["code"] == "relay_session_not_found"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     served = log.read_text()
-    assert '"GET /relay/sessions/-/batch HTTP/1.1" 404' in served  # the access log has the request, not the id
+    assert '"POST /relay/sessions/-/exchange HTTP/1.1" 404' in served  # the access log has the request, not the id
     OUTPUTS.append(served)
 
 

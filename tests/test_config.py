@@ -152,6 +152,15 @@ def test_bad_values_in_the_file(tmp_path, toml, words):
         load_settings({"TSM_HOME": str(tmp_path)})
 
 
+def test_relay_timeout_default_environment_and_file(tmp_path):
+    assert load_settings({"TSM_HOME": str(tmp_path)}).relay_timeout == 30.0
+    assert load_settings({"TSM_HOME": str(tmp_path), "TSM_RELAY_TIMEOUT": "2.5"}).relay_timeout == 2.5
+    (tmp_path / "tsm.toml").write_text("relay_timeout = 5\n")
+    assert load_settings({"TSM_HOME": str(tmp_path)}).relay_timeout == 5.0
+    with pytest.raises(SettingsError, match="TSM_RELAY_TIMEOUT must be between 0 and 600"):
+        load_settings({"TSM_HOME": str(tmp_path), "TSM_RELAY_TIMEOUT": "601"})
+
+
 def test_busy_timeout_default_and_environment(tmp_path):
     assert load_settings({"TSM_HOME": str(tmp_path)}).database_busy_timeout == 5.0
     settings = load_settings({"TSM_HOME": str(tmp_path), "TSM_DATABASE_BUSY_TIMEOUT": "0.5"})

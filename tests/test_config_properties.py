@@ -28,7 +28,7 @@ VARIABLES = {  # environment variable -> setting
     "TSM_PKCS11_MODULE": "pkcs11_module", "TSM_TOKEN_LABEL": "token_label", "TSM_PIN_FILE": "pin_file",
     "SOFTHSM2_CONF": "softhsm_conf", "TSM_TOKEN_DIR": "token_dir", "TSM_HSM_PROFILE": "hsm_profile",
     "TSM_LOG_LEVEL": "log_level", "TSM_DATABASE_BUSY_TIMEOUT": "database_busy_timeout",
-    "TSM_RELAY_LISTEN": "relay_listen",
+    "TSM_RELAY_LISTEN": "relay_listen", "TSM_RELAY_TIMEOUT": "relay_timeout",
 }
 assert set(VARIABLES) == {*TSM_VARIABLES, "SOFTHSM2_CONF"}
 SETTINGS = [*(v for v in VARIABLES.values() if v != "config"), "no_such_setting"]
@@ -67,6 +67,7 @@ def _plausible(home: Path, setting: str) -> st.SearchStrategy[str]:
         "hsm_profile": ["softhsm2", "thales-luna7", "../../etc/passwd", "nope"],
         "log_level": ["DEBUG", "info", "Warning", "bogus", "10"],
         "database_busy_timeout": ["0", "0.01", "5", "600", "601", "-1", "nan", "inf", "1e400", "soon"],
+        "relay_timeout": ["0", "0.5", "30", "600", "601", "-1", "nan", "soon"],
         "relay_listen": ["127.0.0.1:8780", ":8780", "[::1]:8780", "0.0.0.0:1", "h:0", "h:65536", "h:", "h 1:80",
                          "8780", "h:-1", "h:+80", "h:٣"],
     }
@@ -88,7 +89,7 @@ def _number(text: str) -> float | str:
 
 def _toml_values(home: Path, setting: str) -> st.SearchStrategy[Any]:
     plausible = _plausible(home, setting)
-    if setting == "database_busy_timeout":
+    if setting in ("database_busy_timeout", "relay_timeout"):
         plausible = st.one_of(plausible.map(_number), st.floats(min_value=-1, max_value=700))
     return st.one_of(plausible, SCALARS, st.lists(SCALARS, max_size=2),
                      st.dictionaries(st.text(max_size=5), SCALARS, max_size=2))
@@ -144,7 +145,7 @@ def test_loading_settings_raises_only_settings_errors(home, data):
         assert message.strip() and "\n" not in message and len(message) < 5000
     else:
         assert loaded.log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-        assert 0 <= loaded.database_busy_timeout <= 600
+        assert 0 <= loaded.database_busy_timeout <= 600 and 0 <= loaded.relay_timeout <= 600
         assert 0 < loaded.relay_listen[1] <= 65535
 
 

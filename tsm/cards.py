@@ -1,6 +1,6 @@
 """The card a command talks to: a PC/SC reader (`--reader`), a simulated card's state file (`--card`, the
 simulator driven in this process and its state saved back when the command ends), or a phone relay session
-(`--relay`, the endpoint served by this process while the command runs; docs/relay.md)."""
+(`--relay`, a session in the database whose endpoint this process serves while the command runs; docs/relay.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from tsm.params import HostPort, RelaySessionId
 from tsm_core.transport.base import Transport
 from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcsc import PcscTransport
-from tsm_core.transport.relay import RelayHub, RelayTransport
+from tsm_core.transport.relay import RelayTransport
+from tsm_core.transport.relay_store import RelayStore
 
 CARD_HELP = "A simulated card's state file (`tsm cardsim new`), driven in this process instead of a reader."
 RELAY_HELP = ("The phone relay session the phone's relay client serves (docs/relay.md): 16 to 64 characters "
@@ -68,13 +69,15 @@ def target_of(reader: str | None, card_path: Path | None) -> str:
 
 @contextmanager
 def card_transport(reader: str | None, card_path: Path | None, relay: str | None = None, *,
-                   se_id: str | None = None, listen: tuple[str, int] | None = None) -> Iterator[Transport]:
+                   se_id: str | None = None, listen: tuple[str, int] | None = None,
+                   job_id: str | None = None) -> Iterator[Transport]:
     """The card in a PC/SC reader, a simulated card from a state file (saved back afterwards), or the SE `se_id`
-    behind the phone relay session `relay`, served on `listen` (default: the relay_listen setting)."""
+    behind the phone relay session `relay` (for job `job_id`), served on `listen` (default: the relay_listen
+    setting)."""
     if relay is not None:
         if se_id is None:
             raise click.UsageError("--relay needs the SE the relay session is bound to")
-        with _relay_transport(relay, se_id, listen or load_settings().relay_listen) as transport:
+        with _relay_transport(relay, se_id, listen, job_id) as transport:
             yield transport
         return
     if card_path is None:
@@ -92,19 +95,23 @@ def card_transport(reader: str | None, card_path: Path | None, relay: str | None
 
 
 @contextmanager
-def _relay_transport(session_id: str, se_id: str, listen: tuple[str, int]) -> Iterator[Transport]:
-    """A relay session `session_id` bound to `se_id` on a hub of this process, its endpoint served on `listen`
-    until the block ends; then the session is closed and the endpoint stops once the phone learnt it."""
+def _relay_transport(session_id: str, se_id: str, listen: tuple[str, int] | None,
+                     job_id: str | None) -> Iterator[Transport]:
+    """A relay session `session_id` bound to `se_id` (and `job_id`) in this home's database, its endpoint served
+    on `listen` until the block ends (the web service, `tsm serve`, answers the phone as well); then the
+    session is closed and the endpoint stops once the phone learnt it."""
+    from tsm.service import sessions
     from web.relay_server import serve_relay  # Flask and werkzeug only when asked for
 
-    hub = RelayHub()
-    hub.open_session(se_id, session_id=session_id)
-    with serve_relay(hub, *listen) as url:
+    settings = load_settings()
+    store = RelayStore(sessions())
+    with serve_relay(store, *(listen or settings.relay_listen)) as url:
+        store.open_session(se_id, session_id=session_id, job_id=job_id)
         click.echo(f"relay session {session_id} waiting at {url} (tsm relay-client --url {url} --session "
                    f"{session_id} --reader R)", err=True)
         try:
-            with RelayTransport(hub, session_id, se_id) as transport:
+            with RelayTransport(store, session_id, se_id, answer_timeout=settings.relay_timeout) as transport:
                 yield transport
         finally:
-            hub.close_session(session_id)  # also when the transport did not connect
-            hub.wait_told_closed(session_id, HANG_UP_WAIT)
+            store.close_session(session_id)  # also when the transport did not connect
+            store.wait_told_closed(session_id, HANG_UP_WAIT)

@@ -116,11 +116,12 @@ def _register() -> None:
     from tsm.commands.serve import serve
     from tsm.commands.services import service_group
     from tsm.commands.sp import sp_group, vendor_group
+    from tsm.commands.webhook import webhook_group
 
     for command in (keys_group, audit_group, hsm_group, kat_command, selftest_command, cardsim_group, gp_group,
                     readers_command, relay_client_command, serve, sp_group, vendor_group, se_group, sd_group,
-                    app_group, service_group, job_group, tariff_group, report_group, apikey_group, user_group,
-                    bootstrap_group, quorum_group, ceremony_group, demo_command):
+                    app_group, service_group, job_group, tariff_group, report_group, user_group, bootstrap_group,
+                    quorum_group, ceremony_group, apikey_group, webhook_group, demo_command):
         main.add_command(command)
 
 

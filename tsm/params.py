@@ -15,7 +15,7 @@ import click
 
 from storage.config import parse_host_port
 from tsm_core.transport.errors import RelaySessionIdInvalid
-from tsm_core.transport.relay import check_session_id
+from tsm_core.transport.relay_wire import check_session_id
 
 HEX_SEPARATORS = str.maketrans("", "", " :")
 PRICE = re.compile(r"-?[0-9]{1,18}")

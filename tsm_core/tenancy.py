@@ -1,6 +1,7 @@
 """Whom a `Tsm` acts for: the issuer (the platform operator: everything), one service provider (its own SSDs,
-apps, service instances and reports), one SE vendor (its own SEs) or one device (its own SE, the services on it
-and the approved apps it may order; named by its SE id).
+apps, service instances and reports), one SE vendor (its own SEs), one device (its own SE, the services on it
+and the approved apps it may order; named by its SE id) or one TSM component (a part of the TSM that uses the key
+service over the API: it reaches every SE's key sets, no SP's data; the purposes its credential names bound it).
 
 The service layer enforces it, so the edges (CLI, web app, API keys) only say which tenant a caller is. A
 resource outside the scope is answered as if it did not exist (NotFound, no oracle for other tenants' ids); an
@@ -14,12 +15,12 @@ from typing import Final, Literal
 
 from tsm_core.errors import Forbidden, NotFound
 
-ScopeKind = Literal["issuer", "sp", "vendor", "device"]
+ScopeKind = Literal["issuer", "sp", "vendor", "device", "component"]
 
 
 @dataclass(frozen=True)
 class Scope:
-    """A tenancy: the issuer, or the SP / SE vendor / device (SE id) named."""
+    """A tenancy: the issuer, or the SP / SE vendor / device (SE id) / TSM component named."""
 
     kind: ScopeKind
     name: str = ""

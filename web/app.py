@@ -4,8 +4,8 @@ The app is an APIFlask app: the REST API v1 (web/api/) is documented by the Open
 its schemas. Every error the app answers is an RFC 9457 problem document (web/problems.py); every response
 carries the security headers (web/security.py); `/metrics` counts requests (web/metrics.py). The admin UI
 (web/auth/, web/admin/, docs/operations.md "Admin UI") answers HTML pages, its errors included. The phone relay's
-endpoint is served under /relay over one hub for the whole app (`TSM_RELAY_HUB`): one process; several gunicorn
-workers would each have their own (docs/relay.md).
+endpoint is served under /relay over the relay store (`TSM_RELAY_STORE`: the database's, shared by every worker;
+docs/relay.md).
 """
 
 from __future__ import annotations
@@ -15,29 +15,31 @@ from typing import Any
 from apiflask import APIFlask
 
 from storage.config import Settings, load_settings
-from tsm_core.transport.relay import RelayHub
+from storage.session import make_engine, session_factory
+from tsm_core.transport.relay_store import RelayStore
 from web import admin, api, health, metrics, pages, problems, relay, security
 from web.auth import views as auth
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     """Build the app for `settings` (taken from the environment unless the test config gives them) and the relay
-    hub (a new one unless the config gives it)."""
+    store (over the settings' database unless the config gives one)."""
     app = APIFlask(__name__, title="TSM API", version="1", spec_path=api.SPEC_PATH, docs_path=None)
-    app.config.from_mapping(TSM_SETTINGS=None, TSM_RELAY_HUB=None, **api.CONFIG)
+    app.config.from_mapping(TSM_SETTINGS=None, TSM_RELAY_STORE=None, **api.CONFIG)
     if test_config:
         app.config.update(test_config)
     if app.config["TSM_SETTINGS"] is None:
         app.config["TSM_SETTINGS"] = load_settings()
-    if app.config["TSM_RELAY_HUB"] is None:
-        app.config["TSM_RELAY_HUB"] = RelayHub()
     settings: Settings = app.config["TSM_SETTINGS"]
+    if app.config["TSM_RELAY_STORE"] is None:
+        engine = make_engine(settings.database_url, settings.database_busy_timeout)
+        app.config["TSM_RELAY_STORE"] = RelayStore(session_factory(engine))
     app.logger.setLevel(settings.log_level)
     metrics.init_app(app)
     problems.init_app(app)
     security.init_app(app)
     app.register_blueprint(health.bp)
-    app.register_blueprint(relay.create_blueprint(app.config["TSM_RELAY_HUB"]), url_prefix=relay.URL_PREFIX)
+    app.register_blueprint(relay.create_blueprint(app.config["TSM_RELAY_STORE"]), url_prefix=relay.URL_PREFIX)
     limiter = api.init_app(app)
     auth.init_app(app, limiter)
     pages.init_app(app)

@@ -1,13 +1,14 @@
-"""The phone relay's HTTP endpoint (docs/relay.md, "HTTP binding"): a blueprint over a `RelayHub`.
+"""The phone relay's HTTP endpoint (docs/relay.md, "HTTP binding"): a blueprint over a `RelayStore`.
 
-- `GET  {prefix}/sessions/<id>/batch`: 200 and the batch document, or 204 when none arrives within `poll_wait`
-  seconds (the request is held that long, so that a batch reaches a polling phone at once);
-- `POST {prefix}/sessions/<id>/answers`: the phone's answers, `application/json`; 204.
+- `POST {prefix}/sessions/<id>/exchange`: the phone's request (`application/json`, tsm_core/transport/
+  relay_wire.py); 200 and the TSM's answer: the cached one for a repeated `seq`, else the next batch, held up to
+  `long_poll` seconds for one to be queued, else WAIT.
 
 Every error is an RFC 9457 problem (web/problems.py) with the relay's code and status (web/errors.py,
-`HTTP_STATUS`). The session id in the path is the only credential, a bearer secret: no cookie or ambient
-authority is involved, so a cross-site page cannot act for the phone without it; answers must be JSON (a form
-cannot send that cross-site without a CORS preflight, which is never granted), and responses are never cached.
+`HTTP_STATUS`). The session id in the path is the only credential, a bearer secret (the seam where a device
+credential will join it): no cookie or ambient authority is involved, so a cross-site page cannot act for the
+phone without it; requests must be JSON (a form cannot send that cross-site without a CORS preflight, which
+is never granted), and responses are never cached. Any worker answers any request: the state is the database's.
 """
 
 from __future__ import annotations
@@ -18,34 +19,29 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from tsm_core.transport.errors import RelayProtocolError
-from tsm_core.transport.relay import RelayHub
+from tsm_core.transport.relay_store import RelayStore
+from tsm_core.transport.relay_wire import parse_request
 from web import problems
 
 URL_PREFIX: Final = "/relay"
-POLL_WAIT: Final = 0.5
-"""Seconds a `GET .../batch` is held when nothing is pending."""
-MAX_ANSWERS_BYTES: Final = 4 * 1024 * 1024
-"""Largest answers document accepted (413 beyond): far above a batch of extended R-APDUs in hex."""
+LONG_POLL: Final = 2.0
+"""Seconds a request is held when no batch is queued (a sync gunicorn worker is held as long)."""
+MAX_REQUEST_BYTES: Final = 4 * 1024 * 1024
+"""Largest request accepted (413 beyond): far above a batch of extended R-APDUs in hex."""
 
 
-def create_blueprint(hub: RelayHub, *, poll_wait: float = POLL_WAIT) -> Blueprint:
-    """The endpoint over `hub`; the web process and the jobs that relay through it must share the hub."""
+def create_blueprint(store: RelayStore, *, long_poll: float = LONG_POLL) -> Blueprint:
+    """The endpoint over `store`."""
     bp = Blueprint("relay", __name__)
 
-    @bp.get("/sessions/<session_id>/batch")
-    def batch(session_id: str) -> ResponseReturnValue:
-        """The next batch for the phone (200), or nothing yet (204: poll again)."""
-        document = hub.poll(session_id, wait=poll_wait)
-        return ("", 204) if document is None else jsonify(document)
-
-    @bp.post("/sessions/<session_id>/answers")
-    def answers(session_id: str) -> ResponseReturnValue:
-        """The phone's answers to the batch in flight (204)."""
-        request.max_content_length = MAX_ANSWERS_BYTES
+    @bp.post("/sessions/<session_id>/exchange")
+    def exchange(session_id: str) -> ResponseReturnValue:
+        """The phone's report and the TSM's next directive (200)."""
+        request.max_content_length = MAX_REQUEST_BYTES
         if not request.is_json:
-            raise RelayProtocolError("answers are sent as application/json")
-        hub.answer(session_id, request.get_json(silent=True))  # not JSON: None, a relay_protocol error
-        return "", 204
+            raise RelayProtocolError("requests are sent as application/json")
+        phone_request = parse_request(request.get_json(silent=True))  # not JSON: None, a relay_protocol error
+        return jsonify(store.exchange(session_id, phone_request, long_poll))
 
     @bp.after_request
     def no_store(response: Response) -> Response:
@@ -55,9 +51,9 @@ def create_blueprint(hub: RelayHub, *, poll_wait: float = POLL_WAIT) -> Blueprin
     return bp
 
 
-def relay_app(hub: RelayHub, *, poll_wait: float = POLL_WAIT) -> Flask:
-    """An app serving only the endpoint under URL_PREFIX (the CLI's `--relay`; no key service, no database)."""
+def relay_app(store: RelayStore, *, long_poll: float = LONG_POLL) -> Flask:
+    """An app serving only the endpoint under URL_PREFIX (the CLI's `--relay`; no key service)."""
     app = Flask(__name__)
     problems.init_app(app)
-    app.register_blueprint(create_blueprint(hub, poll_wait=poll_wait), url_prefix=URL_PREFIX)
+    app.register_blueprint(create_blueprint(store, long_poll=long_poll), url_prefix=URL_PREFIX)
     return app

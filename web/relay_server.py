@@ -2,7 +2,7 @@
 CLI's `--relay` reaches a phone without the web service (docs/relay.md).
 
 Request lines are never logged (the path holds the session id, a bearer secret). Requests are HTTP/1.0, one
-per connection, so that stopping waits for each request in progress (at most one held poll) and the phone gets
+per connection, so that stopping waits for each request in progress (at most one held long poll) and the phone gets
 its last answer, e.g. `relay_session_closed`.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Final
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from tsm_core.transport.errors import RelayListenFailed
-from tsm_core.transport.relay import RelayHub
-from web.relay import POLL_WAIT, URL_PREFIX, relay_app
+from tsm_core.transport.relay_store import RelayStore
+from web.relay import LONG_POLL, URL_PREFIX, relay_app
 
 SHUTDOWN_POLL: Final = 0.1
 """Seconds between the serving thread's checks for a stop request."""
@@ -48,12 +48,12 @@ def url_of(host: str, port: int) -> str:
 
 
 @contextmanager
-def serve_relay(hub: RelayHub, host: str, port: int, *, poll_wait: float = POLL_WAIT) -> Iterator[str]:
-    """Serve the endpoint over `hub` on `host:port` (port 0: any free port) until the block ends; yields the
+def serve_relay(store: RelayStore, host: str, port: int, *, long_poll: float = LONG_POLL) -> Iterator[str]:
+    """Serve the endpoint over `store` on `host:port` (port 0: any free port) until the block ends; yields the
     base URL. `RelayListenFailed` if the address cannot be used."""
     listener = _listen(host, port)
     try:
-        server = ThreadedWSGIServer(host, port, relay_app(hub, poll_wait=poll_wait), _QuietHandler,
+        server = ThreadedWSGIServer(host, port, relay_app(store, long_poll=long_poll), _QuietHandler,
                                     fd=listener.fileno())
     finally:
         listener.close()  # the server listens on its own duplicate of the socket

@@ -13,6 +13,7 @@ counter) and the handles of its session objects; key values never appear in it. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum, auto
 
 from globalplatform import initupdate
@@ -38,7 +39,7 @@ from keyservice.gp.scp03 import Scp03Session
 from keyservice.gp.scp03 import card_challenge as scp03_card_challenge
 from keyservice.hsm import Hsm
 
-__all__ = ["HOST_CHALLENGE_LENGTH", "Scp", "SecureChannel", "SecurityLevel", "State"]
+__all__ = ["HOST_CHALLENGE_LENGTH", "ChannelState", "Scp", "SecureChannel", "SecurityLevel", "State"]
 
 
 class State(Enum):
@@ -50,6 +51,29 @@ class State(Enum):
     OPEN = auto()
     FAILED = auto()
     CLOSED = auto()
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """What an open channel needs to go on in another process: only values that crossed the wire or follow from
+    them (challenges, counters, KDD, MAC chaining values), never a key. With the static keys, `SecureChannel.resume`
+    derives the same session keys again in the HSM (SCP03 Amd D §6.2.1 from the challenges; SCP02 §E.4.1 from the
+    sequence counter)."""
+
+    kvn: int
+    i: int | None
+    host_challenge: bytes
+    card_challenge: bytes
+    sequence_counter: bytes
+    kdd: bytes
+    chaining: bytes
+    """SCP03: the MAC chaining value (§6.2.4); SCP02: the C-MAC ICV (§E.4.4)."""
+    r_chaining: bytes
+    """SCP02: the R-MAC ICV (§E.4.5); SCP03: empty (the R-MAC uses the C-MAC chaining value)."""
+    counter: int
+    """SCP03: the encryption counter (§6.2.6); SCP02: 0."""
+    rmac_command: bytes
+    """SCP02: the last command as the R-MAC covers it (§E.4.5); SCP03: empty."""
 
 
 class SecureChannel:
@@ -153,6 +177,7 @@ class SecureChannel:
         if counter and self._aid is not None and (self.i or 0) & Scp03Option.PSEUDO_RANDOM_CHALLENGE and \
                 not hsmops.same(scp03_card_challenge(self._hsm, keys.enc, counter, self._aid, half), challenge):
             return False  # Amd D §6.2.2.1: not the challenge this card must derive from its counter and AID
+        self._card_challenge = challenge
         self._s03 = Scp03Session.open(self._hsm, keys, host, challenge)
         return hsmops.same(self._s03.card_cryptogram(), response.card_cryptogram)
 
@@ -174,6 +199,44 @@ class SecureChannel:
             mac = self._s03.c_mac(bytes([cla, Ins.EXTERNAL_AUTHENTICATE, level, 0, lc]) + cryptogram)
         self.state = State.OPEN
         return bytes([cla, Ins.EXTERNAL_AUTHENTICATE, level, 0, len(cryptogram) + len(mac)]) + cryptogram + mac
+
+    # ---- across processes -------------------------------------------------------------------------------
+
+    def snapshot(self) -> ChannelState:
+        """The open channel's state as `resume` takes it (no key: see ChannelState)."""
+        self._require(State.OPEN)
+        if self._s03 is not None:
+            s03 = self._s03
+            return ChannelState(self.kvn, self.i, self._host_challenge, self._card_challenge, self.sequence_counter,
+                                self.kdd, s03.chaining, b"", s03.counter, b"")
+        assert self._s02 is not None
+        return ChannelState(self.kvn, self.i, self._host_challenge, self._card_challenge, self.sequence_counter,
+                            self.kdd, self._s02.icv, self._s02.r_icv, 0, self._rmac_command)
+
+    def resume(self, state: ChannelState) -> None:
+        """Open this new channel where `snapshot` left one: the session keys derived again in the HSM, the
+        chaining values and counters taken over. The card must have been authenticated by the channel `state`
+        came from."""
+        self._require(State.NEW)
+        self.kdd, self.kvn, self.i = state.kdd, state.kvn, state.i
+        with gp_input():
+            check_level(self.scp, self.i if self.scp is Scp.SCP03 else None, self.security_level)
+        self._host_challenge, self._card_challenge = state.host_challenge, state.card_challenge
+        self.sequence_counter, self._rmac_command = state.sequence_counter, state.rmac_command
+        try:
+            keys = self._keys_for(self.kdd)
+            if self.scp is Scp.SCP02:
+                self._s02 = Scp02Session.open(self._hsm, keys, state.sequence_counter, Scp02Option(self.i or 0))
+                self._s02.icv, self._s02.r_icv = state.chaining, state.r_chaining
+            else:
+                half = len(state.card_challenge)
+                host = state.host_challenge if half == HOST_CHALLENGE_LENGTH else state.host_challenge * 2
+                self._s03 = Scp03Session.open(self._hsm, keys, host, state.card_challenge)
+                self._s03.chaining, self._s03.counter = state.chaining, state.counter
+        except KeyServiceError:
+            self._fail()
+            raise
+        self.state = State.OPEN
 
     # ---- wrapping ---------------------------------------------------------------------------------------
 

@@ -1,11 +1,17 @@
 """A ceremony room: a key service on a fresh SoftHSM2 token (lab or production), people enrolled during the
 bootstrap, a fake clock (STYLE.md: fake only clocks) that moves 30 s on every authentication so no TOTP code is
-used twice, and the ceremony service over it."""
+used twice, and the ceremony service over it.
+
+Rooms are module-scoped: enrolling ten people costs ten argon2id hashes, so each test module enrolls them once and
+its tests run their own ceremonies (their own labels) in the same room; a test that changes people or the bootstrap
+(ceremony 6) makes its own room."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pyotp
 import pytest
@@ -15,7 +21,7 @@ from keyservice.identity import Caller, CallerKind
 from keyservice.people import Credentials, Role
 from keyservice.policy import Purpose, Request
 from keyservice.service import KeyService
-from tests.conftest import core_of, make_service
+from tests.conftest import core_of, fresh_settings, make_service, throwaway_pg
 
 PASSWORD = "correct horse battery staple"
 ROOT = Request(Caller("root", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "bootstrap")
@@ -26,12 +32,19 @@ def caller_of(name: str, role: str) -> Caller:
                   else CallerKind.SERVICE)
 
 
+PEOPLE = (("alice", "officer"), ("bob", "officer"), ("carol", "officer"), ("dave", "officer"),
+          ("cus1", "custodian"), ("cus2", "custodian"), ("cus3", "custodian"), ("eve", "auditor"),
+          ("otto", "operator"), ("vera", "vendor"))
+
+
 @dataclass
 class Room:
     ks: KeyService
     service: CeremonyService
     t: float = 1_900_000_000.0
     secrets: dict[str, str] = field(default_factory=dict)
+    settings: Any = None
+    """The room's settings (token, database), for another process to open the same room."""
 
     def now(self) -> float:
         return self.t
@@ -63,27 +76,31 @@ class Room:
         return {o.label for o in core_of(self.ks).hsm.objects()}
 
 
-def make_room(settings_factory, db: str, *, test_token: bool, planner=None) -> Room:  # type: ignore[no-untyped-def]
-    settings, _ = settings_factory(db)
+def make_room(settings, *, test_token: bool, planner=None) -> Room:  # type: ignore[no-untyped-def]
     ks = make_service(settings, test_token)
-    room = Room(ks, None)  # type: ignore[arg-type]
+    room = Room(ks, None, settings=settings)  # type: ignore[arg-type]
     ks.clock = room.now
     room.service = CeremonyService(ks, core_of(ks).sessions, caller_of,
                                    clock=lambda: datetime.fromtimestamp(room.t, UTC), planner=planner)
-    for name, role in (("alice", "officer"), ("bob", "officer"), ("carol", "officer"), ("dave", "officer"),
-                       ("cus1", "custodian"), ("cus2", "custodian"), ("cus3", "custodian"), ("eve", "auditor"),
-                       ("otto", "operator"), ("vera", "vendor")):
+    for name, role in PEOPLE:
         room.enroll(name, role)
     return room
 
 
-@pytest.fixture
-def production(settings_factory, tmp_path) -> Room:  # type: ignore[no-untyped-def]
-    """A production token (quorum 2) on SQLite."""
-    return make_room(settings_factory, f"sqlite:///{tmp_path / 'prod.db'}", test_token=False)
+@pytest.fixture(scope="module")
+def production(tmp_path_factory) -> Room:  # type: ignore[no-untyped-def]
+    """A production token (quorum 2) on SQLite, shared by the module's tests."""
+    home = tmp_path_factory.mktemp("prod")
+    return make_room(fresh_settings(home, f"sqlite:///{home / 'prod.db'}"), test_token=False)
 
 
-@pytest.fixture
-def lab(settings_factory, db_url) -> Room:  # type: ignore[no-untyped-def]
-    """A lab token (quorum 1, the console officer may act alone), on SQLite and PostgreSQL."""
-    return make_room(settings_factory, db_url, test_token=True)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def lab(request, tmp_path_factory) -> Iterator[Room]:  # type: ignore[no-untyped-def]
+    """A lab token (quorum 1, the console officer may act alone), on SQLite and PostgreSQL, shared by the
+    module's tests."""
+    home = tmp_path_factory.mktemp("lab")
+    if request.param == "sqlite":
+        yield make_room(fresh_settings(home, f"sqlite:///{home / 'lab.db'}"), test_token=True)
+        return
+    for url in throwaway_pg():
+        yield make_room(fresh_settings(home, url), test_token=True)

@@ -9,15 +9,20 @@ import pytest
 
 from ceremonies.errors import CeremonyClosed, DutiesNotSegregated, EvidenceMismatch, NotYetDue
 from ceremonies.models import ApprovalRecord
+from keyservice import operations
+from keyservice.approvals import ApprovalSet
 from keyservice.errors import (
     ApprovalExpired,
     ApprovalInvalid,
+    ApprovalReplayed,
     AuthenticationFailed,
-    KeyServiceError,
     SelfApproval,
+    TotpReplayed,
 )
 from keyservice.identity import Caller, CallerKind
+from keyservice.policy import Purpose, Request
 from tests.ceremonies.conftest import Room, make_room
+from tests.conftest import fresh_settings
 
 AUDITOR = Caller("eve", CallerKind.SERVICE)
 
@@ -30,7 +35,7 @@ def test_authentication_refusals(production: Room):
         room.service.start("key-generation", {"label": "k"}, "alice", room.creds("alice", code="000000"))
     creds = room.creds("alice")
     room.service.start("key-generation", {"label": "k"}, "alice", creds)
-    with pytest.raises(KeyServiceError):  # the same code again: replayed
+    with pytest.raises(TotpReplayed):  # the same code again: replayed
         room.service.start("key-generation", {"label": "k2"}, "alice", creds)
 
 
@@ -71,18 +76,25 @@ def test_expired_replayed_and_foreign_approvals(production: Room):
     with pytest.raises(ApprovalInvalid):
         room.sign(cid, "alice")
     room.approve(cid, "bob", "carol")
-    with room.service.sessions() as db:
-        tokens = [a.token for a in db.query(ApprovalRecord).filter_by(ceremony_id=cid)]
-    room.sign(cid, "alice")
-    with room.service.sessions() as db, db.begin():  # the same approvals presented again: replayed
-        for n, token in enumerate(tokens):
-            db.add(ApprovalRecord(ceremony_id=cid, step=4, approver=f"x{n}", at=room.service.clock(), digest="0" * 64,
-                                  token=token))
-    kcv = room.service.show(cid).outputs["label_kcv"]
-    room.sign(cid, "bob", kcv=kcv)
-    with pytest.raises(KeyServiceError):
-        room.sign(cid, "alice")
+    room.sign(cid, "alice")  # fresh approvals for this very step pass
     assert room.ks.keys.show("kx").state == "pre-activation"
+
+
+def test_the_same_approval_set_presented_twice_is_replayed(production: Room):
+    room = production
+    spec = operations.quorum_change("key-export", 2)  # a call that may legitimately be made twice
+
+    def approvals() -> ApprovalSet:
+        return ApprovalSet("alice", tuple(room.ks.approvals.approve(spec.digest, who, room.creds(who),
+                                                                    requester="alice", now=room.t)
+                                          for who in ("bob", "carol")))
+
+    once = approvals()
+    req = Request(Caller("alice", CallerKind.OFFICER), Purpose.KEY_MANAGEMENT, "quorum")
+    room.ks.quorum.set(req, "key-export", 2, approvals=once)
+    with pytest.raises(ApprovalReplayed):
+        room.ks.quorum.set(req, "key-export", 2, approvals=once)
+    room.ks.quorum.set(req, "key-export", 2, approvals=approvals())  # the same call, a fresh set: cleared
 
 
 def test_abort_destroys_the_half_made_key_and_evidence_verifies(production: Room):
@@ -123,9 +135,9 @@ def test_a_ceremony_past_its_limit_is_aborted_on_the_next_touch(production: Room
     assert room.ks.components.held(cid) == []
 
 
-def test_rotation_then_destruction_then_enrollment(settings_factory, tmp_path):
+def test_rotation_then_destruction_then_enrollment(tmp_path):  # its own room: it closes the bootstrap
     planned: list[int] = []
-    room = make_room(settings_factory, f"sqlite:///{tmp_path / 'r.db'}", test_token=False,
+    room = make_room(fresh_settings(tmp_path, f"sqlite:///{tmp_path / 'r.db'}"), test_token=False,
                      planner=lambda kvn: planned.append(kvn) or ["job-1", "job-2"])
     gen = room.start("key-generation", {"label": "kmc-v1", "kvn": "01"})
     room.join(gen, "bob", "officer")

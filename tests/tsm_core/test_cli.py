@@ -10,10 +10,11 @@ from click.testing import CliRunner
 
 from tests.tsm_core.cards import ISD_STATUS
 from tests.tsm_core.conftest import READER
+from tests.tsm_core.relay_env import database, store_on
 from tsm.commands.gp import gp_group
 from tsm.commands.pcsc import readers_command, relay_client_command
-from tsm_core.transport import relay
 from tsm_core.transport.errors import NoReader
+from tsm_core.transport.relay import RelayTransport
 from web.relay_server import serve_relay
 
 
@@ -66,15 +67,15 @@ def test_readers_and_send(served_card):
 
 
 @pytest.mark.pcsc
-def test_relay_client_command(served_card):
-    hub = relay.RelayHub()
-    session = hub.open_session("se-cli")
-    with serve_relay(hub, "127.0.0.1", 0) as url:
+def test_relay_client_command(served_card, tmp_path):
+    store = store_on(next(database("sqlite", tmp_path)))
+    session = store.open_session("se-cli")
+    with serve_relay(store, "127.0.0.1", 0) as url:
         outcome = {}
         args = ["--url", url, "--session", session.session_id, "--reader", READER, "--poll-interval", "0.02"]
         thread = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(relay_client_command, args)))
         thread.start()
-        with relay.RelayTransport(hub, session.session_id, "se-cli", answer_timeout=10) as transport:
+        with RelayTransport(store, session.session_id, "se-cli", answer_timeout=10) as transport:
             assert transport.transmit(bytes.fromhex("0001000001AA")) == bytes.fromhex("AA9000")
         thread.join(timeout=10)
         assert not thread.is_alive()

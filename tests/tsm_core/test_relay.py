@@ -1,22 +1,22 @@
-"""The relay path: RelayTransport -> RelayHub -> the HTTP endpoint (web/relay.py, served by a thread) ->
-RelayClient -> card.
+"""The relay path end to end: RelayTransport -> RelayStore (the database, SQLite and PostgreSQL) -> the HTTP
+endpoint (web/relay.py, served by a thread) -> RelayClient -> card.
 
 The phone side runs `RelayClient` for real over HTTP (urllib). The card is the test card in-process, and in
-the `pcsc` tests a card behind the real pcscd + vpcd.
+the `pcsc` test a card behind the real pcscd + vpcd.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 
 import pytest
 
 from tests.tsm_core.cards import ATR, ISD_STATUS, MiniCard
 from tests.tsm_core.conftest import READER
-from tsm_core.transport import relay
+from tests.tsm_core.relay_env import BACKENDS, Clock, Phone, database, store_on
 from tsm_core.transport.errors import (
     CardRemoved,
+    NoCard,
     RelayListenFailed,
     RelayProtocolError,
     RelaySessionClosed,
@@ -28,89 +28,108 @@ from tsm_core.transport.errors import (
 )
 from tsm_core.transport.local import LocalTransport
 from tsm_core.transport.pcsc import PcscTransport
-from tsm_core.transport.relay_client import RelayClient
+from tsm_core.transport.relay import RelayTransport, pieces
+from tsm_core.transport.relay_store import GRACE
 from web.relay_server import serve_relay
 
 SE_ID = "se-0001"
 SELECT = bytes.fromhex("00A4040000")
+SELECT_SSD = bytes.fromhex("00A4040008A00000015153504400")
 GET_STATUS = bytes.fromhex("80F28002024F00")
 UNKNOWN_INS = bytes.fromhex("80FF0000")
-POLL_WAIT = 0.2
+ECHO = bytes.fromhex("0001000002ABCD")
+LONG_POLL = 0.2
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Phone:
-    """The reference client in a thread; `join()` returns what `run()` returned or raised."""
-
-    def __init__(self, url: str, session_id: str, transport) -> None:
-        self.client = RelayClient(url, session_id, transport, poll_interval=0.02)
-        self.stop = threading.Event()
-        self.result: int | BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.result = self.client.run(self.stop)
-        except Exception as exc:
-            self.result = exc
-
-    def join(self) -> int | BaseException | None:
-        self.thread.join(timeout=10)
-        if self.thread.is_alive():
-            self.stop.set()
-            self.thread.join(timeout=5)
-            pytest.fail("relay client did not finish")
-        return self.result
+@pytest.fixture(scope="module", params=BACKENDS)
+def db(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    yield from database(request.param, tmp_path_factory.mktemp("relay"))
 
 
 @pytest.fixture
-def hub_and_url():
+def env(db):  # type: ignore[no-untyped-def]
     clock = Clock()
-    hub = relay.RelayHub(clock)
-    with serve_relay(hub, "127.0.0.1", 0, poll_wait=POLL_WAIT) as url:
-        yield hub, url, clock
+    store = store_on(db, clock)
+    with serve_relay(store, "127.0.0.1", 0, long_poll=LONG_POLL) as url:
+        yield store, url, clock
 
 
-def test_batches_round_trip(hub_and_url):
-    hub, url, _ = hub_and_url
-    session = hub.open_session(SE_ID)
+def test_batches_round_trip(env):
+    store, url, _ = env
+    session = store.open_session(SE_ID, job_id="job-000000000001")
     card = MiniCard()
     phone = Phone(url, session.session_id, LocalTransport(card))
-    transport = relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=5)
-    with transport:
-        assert transport.atr == b""  # the phone has not answered yet
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
+        assert transport.atr == b""  # the phone has not reported yet
         assert transport.transmit_batch([SELECT, GET_STATUS]) == [b"\x90\x00", ISD_STATUS + b"\x90\x00"]
         assert transport.atr == ATR
-        assert transport.transmit(bytes.fromhex("0001000002ABCD")) == bytes.fromhex("ABCD9000")
+        assert transport.transmit(ECHO) == bytes.fromhex("ABCD9000")
     assert phone.join() == 2  # closing the transport closes the session; the phone stops cleanly
-    assert card.apdus == [SELECT, GET_STATUS, bytes.fromhex("0001000002ABCD")]
+    assert card.apdus == [SELECT, GET_STATUS, ECHO]
     with pytest.raises(RelaySessionClosed):
-        hub.poll(session.session_id)
+        store.session(session.session_id, SE_ID)
 
 
-def test_stop_on_error(hub_and_url):
-    hub, url, _ = hub_and_url
-    session = hub.open_session(SE_ID)
+def test_a_select_by_aid_becomes_the_next_batchs_target(env):
+    """OMAPI: the phone opens a channel per AID; the SELECT is never transmitted inside a batch."""
+    assert pieces([GET_STATUS, SELECT_SSD, ECHO, SELECT, GET_STATUS]) == [
+        (None, [GET_STATUS]), (bytes.fromhex("A000000151535044"), [ECHO]), (b"", [GET_STATUS])]
+    store, url, _ = env
+    session = store.open_session(SE_ID)
     card = MiniCard()
     phone = Phone(url, session.session_id, LocalTransport(card))
-    with relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=5) as transport:
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
+        assert transport.transmit_batch([SELECT_SSD, ECHO, SELECT, GET_STATUS]) == [
+            b"\x90\x00", bytes.fromhex("ABCD9000"), b"\x90\x00", ISD_STATUS + b"\x90\x00"]
+    assert phone.join() == 2
+    assert card.apdus == [SELECT_SSD, ECHO, SELECT, GET_STATUS]  # the client selected as openLogicalChannel does
+
+
+@pytest.mark.parametrize("select", ["00A4040C00", "01A4040000", "00A4000000", "00A4040011" + "00" * 17])
+def test_a_select_a_phone_cannot_make_is_refused(select):
+    with pytest.raises(RelayProtocolError, match="cannot relay"):
+        pieces([bytes.fromhex(select)])
+
+
+def test_the_batch_stops_at_an_unexpected_status_word(env):
+    store, url, _ = env
+    session = store.open_session(SE_ID)
+    card = MiniCard()
+    phone = Phone(url, session.session_id, LocalTransport(card))
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
         assert transport.transmit_batch([SELECT, UNKNOWN_INS, GET_STATUS]) == [b"\x90\x00", b"\x6d\x00"]
     assert phone.join() == 1
     assert card.apdus == [SELECT, UNKNOWN_INS]
 
 
-def test_expired_session(hub_and_url):
-    hub, url, clock = hub_and_url
-    session = hub.open_session(SE_ID, ttl=60)
-    transport = relay.RelayTransport(hub, session.session_id, SE_ID)
+def test_any_status_word_goes_on_without_stop_on_error(env):
+    store, url, _ = env
+    session = store.open_session(SE_ID)
+    phone = Phone(url, session.session_id, LocalTransport(MiniCard()))
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10, stop_on_error=False) as transport:
+        assert transport.transmit_batch([UNKNOWN_INS, GET_STATUS]) == [b"\x6d\x00", ISD_STATUS + b"\x90\x00"]
+    assert phone.join() == 1
+
+
+class _Gone(LocalTransport):
+    def transmit(self, apdu: bytes) -> bytes:
+        raise CardRemoved("the wearable went out of range")
+
+
+def test_the_phones_failure_status_is_a_typed_error(env):
+    store, url, _ = env
+    session = store.open_session(SE_ID)
+    phone = Phone(url, session.session_id, _Gone(MiniCard()))
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport, \
+            pytest.raises(NoCard, match="UNAVAILABLE_SE: card_removed: the wearable went out of range"):
+        transport.transmit(SELECT)
+    assert phone.join() == 1
+
+
+def test_expired_session(env):
+    store, url, clock = env
+    session = store.open_session(SE_ID, ttl=60)
+    transport = RelayTransport(store, session.session_id, SE_ID)
     transport.connect()
     clock.now += 61
     with pytest.raises(RelaySessionExpired) as caught:
@@ -120,150 +139,106 @@ def test_expired_session(hub_and_url):
     assert isinstance(phone.join(), RelaySessionExpired)  # the phone learns it over HTTP 410
 
 
-def test_unknown_session_over_http(hub_and_url):
-    _, url, _ = hub_and_url
+def test_unknown_session_over_http(env):
+    _, url, _ = env
     assert isinstance(Phone(url, "no-such-session", LocalTransport(MiniCard())).join(), RelaySessionNotFound)
 
 
-def test_foreign_session(hub_and_url):
-    hub, _, _ = hub_and_url
-    session = hub.open_session(SE_ID)
+def test_foreign_session(env):
+    store, _, _ = env
+    session = store.open_session(SE_ID)
     with pytest.raises(RelaySessionForeign):
-        relay.RelayTransport(hub, session.session_id, "se-9999").connect()
+        RelayTransport(store, session.session_id, "se-9999").connect()
     with pytest.raises(RelaySessionForeign):
-        hub.submit(session.session_id, "se-9999", [SELECT], stop_on_error=True)
-    hub.submit(session.session_id, SE_ID, [SELECT], stop_on_error=True)
-    document = hub.poll(session.session_id)
-    answers = {**_answers(document, ["9000"]), "se_id": "se-9999"}
-    with pytest.raises(RelaySessionForeign):
-        hub.answer(session.session_id, answers)
+        store.submit(session.session_id, "se-9999", None, [])
 
 
-def test_timeout_then_next_batch(hub_and_url):
-    hub, url, _ = hub_and_url
-    session = hub.open_session(SE_ID)
-    transport = relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=0.1)
-    with pytest.raises(RelayTimeout):
+def test_no_phone_fails_once_within_the_timeout_then_at_once(env):
+    """A job with no phone: the first batch waits `answer_timeout`, later ones fail at once (bounded)."""
+    store, _, clock = env
+    session = store.open_session(SE_ID)
+    transport = RelayTransport(store, session.session_id, SE_ID, answer_timeout=0.3)
+    with pytest.raises(RelayTimeout, match=r"no answer to batch 1 within 0\.3 s"):
         transport.transmit(SELECT)
-    assert hub.poll(session.session_id) is None  # the lost batch is never delivered later
-    transport = relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=5)
-    phone = Phone(url, session.session_id, LocalTransport(MiniCard()))
-    assert transport.transmit(SELECT) == b"\x90\x00"
-    transport.close()
+    clock.now += 31  # the phone's first request is overdue: no more waiting
+    with pytest.raises(RelayTimeout, match="no phone contacted the session"):
+        RelayTransport(store, session.session_id, SE_ID, answer_timeout=30).transmit(SELECT)
+
+
+def test_a_lost_batch_is_never_delivered_later(env):
+    store, url, _ = env
+    session = store.open_session(SE_ID)
+    with pytest.raises(RelayTimeout):
+        RelayTransport(store, session.session_id, SE_ID, answer_timeout=0.1).transmit(UNKNOWN_INS)
+    card = MiniCard()
+    phone = Phone(url, session.session_id, LocalTransport(card))
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
+        assert transport.transmit(SELECT) == b"\x90\x00"
     assert phone.join() == 1
-
-
-def _answers(batch_document, responses, **changes):
-    document = {
-        "version": relay.WIRE_VERSION,
-        "session": batch_document["session"],
-        "se_id": batch_document["se_id"],
-        "batch_id": batch_document["batch_id"],
-        "status": "complete",
-        "atr": "",
-        "responses": responses,
-    }
-    document.update(changes)
-    return document
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"version": 2},
-        {"batch_id": 99},
-        {"status": "done"},
-        {"responses": ["9000", "9000"]},  # more responses than commands
-        {"responses": []},  # complete but nothing
-        {"responses": ["90"]},  # no SW
-        {"responses": ["XYZ0"]},
-        {"responses": "9000"},
-        {"status": "stopped", "responses": []},
-        {"status": "card_error", "responses": []},  # card_error without an error object
-        {"session": "another"},
-        {"batch_id": True},
-    ],
-)
-def test_malformed_answers(hub_and_url, changes):
-    hub, _, _ = hub_and_url
-    session = hub.open_session(SE_ID)
-    hub.submit(session.session_id, SE_ID, [SELECT], stop_on_error=True)
-    document = hub.poll(session.session_id)
-    with pytest.raises(RelayProtocolError):
-        hub.answer(session.session_id, {**_answers(document, ["9000"]), **changes})
-
-
-def test_batch_document_round_trip():
-    session = relay.RelaySession("abc", SE_ID, 1_700_000_060.0)
-    batch = relay.Batch(7, (SELECT, GET_STATUS), stop_on_error=False)
-    document = relay.batch_document(session, batch)
-    assert document == {
-        "version": 1,
-        "session": "abc",
-        "se_id": SE_ID,
-        "batch_id": 7,
-        "expires_at": "2023-11-14T22:14:20Z",
-        "stop_on_error": False,
-        "commands": ["00A4040000", "80F28002024F00"],
-    }
-    assert relay.parse_batch(document, "abc") == (session, batch)
-    with pytest.raises(RelayProtocolError):
-        relay.parse_batch({**document, "commands": ["0G"]}, "abc")
-
-
-@pytest.mark.pcsc
-def test_relay_through_pcscd(hub_and_url, served_card):
-    hub, url, _ = hub_and_url
-    session = hub.open_session(SE_ID)
-    phone = Phone(url, session.session_id, PcscTransport(READER))
-    with relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=10) as transport:
-        assert transport.transmit_batch([SELECT, GET_STATUS]) == [b"\x90\x00", ISD_STATUS + b"\x90\x00"]
-        assert transport.atr == ATR
-        served_card.remove()
-        with pytest.raises(CardRemoved):
-            transport.transmit(SELECT)
-    assert phone.join() == 2
+    assert card.apdus == [SELECT]
 
 
 @pytest.mark.parametrize("session_id", ["A" * 16, "a" * 64, "q3hV0dJc0sQ5s1bF2m9x-_7Y"])
-def test_a_chosen_session_id(session_id):
-    hub = relay.RelayHub()
-    assert hub.open_session(SE_ID, session_id=session_id).session_id == session_id
+def test_a_chosen_session_id(env, session_id):
+    store = env[0]
+    assert store.open_session(SE_ID, session_id=session_id).session_id == session_id
     with pytest.raises(RelaySessionIdInvalid, match="already in use"):
-        hub.open_session("se-0002", session_id=session_id)
+        store.open_session("se-0002", session_id=session_id)
+    store.close_session(session_id)
+    assert store.open_session("se-0002", session_id=session_id).se_id == "se-0002"  # a closed one is replaced
+    store.close_session(session_id)
 
 
 @pytest.mark.parametrize("session_id", ["A" * 15, "a" * 65, "q3hV0dJc0sQ5s1bF2m9x+/7Y", "q3hV0dJc0sQ5s1bF2m9xk7Y\n",
                                         "q3hV0dJc0sQ5s1bF 2m9xk7Y", "", "é" * 20])
-def test_a_bad_session_id_is_refused_without_repeating_it(session_id):
+def test_a_bad_session_id_is_refused_without_repeating_it(env, session_id):
     with pytest.raises(RelaySessionIdInvalid) as caught:
-        relay.RelayHub().open_session(SE_ID, session_id=session_id)
+        env[0].open_session(SE_ID, session_id=session_id)
     assert caught.value.code == "relay_session_id_invalid"
     assert session_id not in str(caught.value) or not session_id
 
 
-def test_the_phone_learns_the_session_closed(hub_and_url):
-    hub, url, _ = hub_and_url
-    never_polled = hub.open_session(SE_ID)
-    hub.close_session(never_polled.session_id)
-    assert hub.wait_told_closed(never_polled.session_id, 0)  # nobody to tell
-    session = hub.open_session(SE_ID)
+def test_the_phone_learns_the_session_closed_and_closed_sessions_are_purged(env):
+    store, url, clock = env
+    never_polled = store.open_session(SE_ID)
+    store.close_session(never_polled.session_id)
+    assert store.wait_told_closed(never_polled.session_id, 0)  # nobody to tell
+    session = store.open_session(SE_ID)
     phone = Phone(url, session.session_id, LocalTransport(MiniCard()))
-    with relay.RelayTransport(hub, session.session_id, SE_ID, answer_timeout=5) as transport:
-        transport.transmit(SELECT)  # the phone has polled
-    assert hub.wait_told_closed(session.session_id, 10)
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
+        transport.transmit(SELECT)  # the phone has made requests
+    assert store.wait_told_closed(session.session_id, 10)
     assert phone.join() == 1
+    clock.now += GRACE + 1
+    assert store.purge() >= 2
+    for gone in (never_polled, session):
+        with pytest.raises(RelaySessionNotFound):
+            store.session(gone.session_id, SE_ID)
 
 
-def test_listening_fails_with_a_typed_error():
-    hub = relay.RelayHub()
+@pytest.mark.pcsc
+def test_relay_through_pcscd(env, served_card):
+    store, url, _ = env
+    session = store.open_session(SE_ID)
+    phone = Phone(url, session.session_id, PcscTransport(READER))
+    with RelayTransport(store, session.session_id, SE_ID, answer_timeout=10) as transport:
+        assert transport.transmit_batch([SELECT, GET_STATUS]) == [b"\x90\x00", ISD_STATUS + b"\x90\x00"]
+        assert transport.atr == ATR
+        served_card.remove()
+        with pytest.raises(NoCard):
+            transport.transmit(SELECT)
+    assert phone.join() == 2
+
+
+def test_listening_fails_with_a_typed_error(env):
+    store = env[0]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         with pytest.raises(RelayListenFailed, match=f"127.0.0.1:{port}: Address already in use"), \
-                serve_relay(hub, "127.0.0.1", port):
+                serve_relay(store, "127.0.0.1", port):
             pass
-    with pytest.raises(RelayListenFailed) as caught, serve_relay(hub, "no-such-host.invalid", 8780):
+    with pytest.raises(RelayListenFailed) as caught, serve_relay(store, "no-such-host.invalid", 8780):
         pass
     assert caught.value.code == "relay_listen_failed"

@@ -126,6 +126,12 @@ def test_relay_failures_are_one_line(home):
         assert (from_setting.returncode, out) == (2, "") and err.startswith("error[relay_listen_failed]: ")
         assert f"127.0.0.1:{port}: Address already in use" in err and len(err.splitlines()) == 1
     assert home.ok("job", "show", job)[1].split() == ["state", "pending"]
+    nobody = _popen(home, "job", "run", job, "--relay", SESSION, "--relay-listen", f"127.0.0.1:{_free_port()}",
+                    TSM_RELAY_TIMEOUT="0.5")  # no phone: one relay timeout, then the job stops
+    out, err = nobody.communicate(timeout=RUN_TIMEOUT)
+    assert nobody.returncode == 2 and len(err.splitlines()) == 2, (out, err)  # the waiting line, the error
+    assert err.splitlines()[-1].startswith(f"error[job_in_error]: job {job} stopped: relay_timeout: no phone "
+                                           "contacted the session within 0.5 s"), err
 
 
 @pytest.mark.pcsc

@@ -1,6 +1,7 @@
 """schemathesis against /api/openapi.json on a real gunicorn (`tsm serve`), started by the test on a fresh
 home and stopped by its process group's id: no 500s, every response matches the document's schema. The home
-has an SE vendor, an SP and a device's SE; each kind's API key comes from `tsm apikey create` (its last line)."""
+has an SE vendor and an SP; each kind's API key (SP, vendor, TSM component) comes from `tsm apikey create` (its
+last line)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def served(tmp_path_factory):  # type: ignore[no-untyped-def]
     tsm(home, "init", "--test-token")
     tsm(home, "vendor", "add", "acme")
     tsm(home, "sp", "add", "metro")
-    keys = {kind: tsm(home, "apikey", "create", f"--{kind}", name).stdout.strip().splitlines()[-1]
-            for kind, name in (("sp", "metro"), ("vendor", "acme"))}
+    keys = {kind: tsm(home, "apikey", "create", f"--{kind}", name, *extra).stdout.strip().splitlines()[-1]
+            for kind, name, extra in (("sp", "metro", ()), ("vendor", "acme", ()),
+                                      ("component", "perso", ("--purpose", "SE_MANAGEMENT")))}
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "TSM_DATABASE_URL")}
     env.update(TSM_HOME=str(home), TSM_API_RATE_LIMIT="100000 per minute")
@@ -53,12 +55,12 @@ def served(tmp_path_factory):  # type: ignore[no-untyped-def]
         proc.wait(timeout=30)
 
 
-@pytest.mark.parametrize("kind", ["sp", "vendor"])
+@pytest.mark.parametrize("kind", ["sp", "vendor", "component"])
 def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(served, kind):
     base, keys, log = served
     run = subprocess.run([ST, "run", f"{base}/api/openapi.json", "--checks", CHECKS, "--max-examples", MAX_EXAMPLES,
                           "--seed", "12", "-H", f"Authorization: Bearer {keys[kind]}", "--request-timeout", "30"],
                          capture_output=True, text=True, timeout=540, check=False, cwd=log.parent)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:] + log.read_text()[-3000:]
-    assert "Tested: 10" in run.stdout, run.stdout[-3000:]
+    assert "Tested: 23" in run.stdout, run.stdout[-3000:]
     assert keys[kind] not in log.read_text()

@@ -1,5 +1,6 @@
-"""The relay endpoint (web/relay.py) through Flask's test client: docs/relay.md's HTTP binding, status and
-problem code of each error, and its registration under /relay in the web app's factory."""
+"""The relay endpoint (web/relay.py) through Flask's test client: docs/relay.md's HTTP binding and exchange
+rules (sequence numbers, the cached answer of a repeated request, reports that must fit their batch), the status
+and problem code of each error, and its registration under /relay in the web app's factory."""
 
 from __future__ import annotations
 
@@ -7,15 +8,22 @@ import threading
 
 import pytest
 
-from storage.config import load_settings
-from tests.tsm_core.test_relay import Clock
-from tsm_core.transport import relay
+from storage.config import load_settings, with_overrides
+from tests.tsm_core.relay_env import Clock, database, store_on
+from tsm_core.transport.relay_store import RelayStore
+from tsm_core.transport.relay_wire import GOES_ON, WIRE_VERSION, Command
 from web.app import create_app
 from web.problems import MEDIA_TYPE
-from web.relay import MAX_ANSWERS_BYTES, relay_app
+from web.relay import MAX_REQUEST_BYTES, relay_app
 
 SE_ID = "se-0001"
-SELECT = bytes.fromhex("00A4040000")
+GET_STATUS = bytes.fromhex("80F28002024F00")
+AID = bytes.fromhex("A000000151000000")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):  # type: ignore[no-untyped-def]
+    yield from database("sqlite", tmp_path_factory.mktemp("web-relay"))
 
 
 @pytest.fixture
@@ -24,23 +32,22 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def hub(clock: Clock) -> relay.RelayHub:
-    return relay.RelayHub(clock)
+def store(db, clock) -> RelayStore:  # type: ignore[no-untyped-def]
+    return store_on(db, clock)
 
 
 @pytest.fixture
-def client(hub):  # type: ignore[no-untyped-def]
-    return relay_app(hub, poll_wait=0).test_client()
+def client(store):  # type: ignore[no-untyped-def]
+    return relay_app(store, long_poll=0).test_client()
 
 
-def _urls(session_id: str) -> tuple[str, str]:
-    base = f"/relay/sessions/{session_id}"
-    return f"{base}/batch", f"{base}/answers"
+def _url(session_id: str) -> str:
+    return f"/relay/sessions/{session_id}/exchange"
 
 
-def _answers(document: dict, responses: list[str], **changes: object) -> dict:
-    return {"version": 1, "session": document["session"], "se_id": document["se_id"],
-            "batch_id": document["batch_id"], "status": "complete", "atr": "3B00", "responses": responses, **changes}
+def _request(seq: int, status: str = "POLLING", responses: list[str] | None = None, **changes: object) -> dict:
+    return {"version": WIRE_VERSION, "seq": seq, "status": status, "responses": responses or [], "atr": "3B00",
+            **changes}
 
 
 def _problem(reply, status: int, code: str) -> str:  # type: ignore[no-untyped-def]
@@ -53,119 +60,137 @@ def _problem(reply, status: int, code: str) -> str:  # type: ignore[no-untyped-d
     return str(body["detail"])
 
 
-def _pending(hub: relay.RelayHub, client) -> tuple[relay.RelaySession, dict]:  # type: ignore[no-untyped-def]
-    """A session with one batch fetched by the phone (in flight)."""
-    session = hub.open_session(SE_ID)
-    hub.submit(session.session_id, SE_ID, [SELECT], stop_on_error=True)
-    fetched = client.get(_urls(session.session_id)[0])
-    assert fetched.status_code == 200
-    return session, fetched.get_json()
+def _delivered(store: RelayStore, client) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """A session whose batch (SELECT AID, GET STATUS) went out in the answer to seq 1."""
+    session = store.open_session(SE_ID)
+    batch = store.submit(session.session_id, SE_ID, AID, [Command(GET_STATUS)])
+    assert client.post(_url(session.session_id), json=_request(1)).get_json()["action"] == "EXECUTE"
+    return session.session_id, batch
 
 
-def test_a_batch_then_its_answers(hub, client):
-    session = hub.open_session(SE_ID)
-    batch_url, answers_url = _urls(session.session_id)
-    idle = client.get(batch_url)
-    assert (idle.status_code, idle.get_data(), idle.headers["Cache-Control"]) == (204, b"", "no-store")
-    batch_id = hub.submit(session.session_id, SE_ID, [SELECT], stop_on_error=True)
-    fetched = client.get(batch_url)
-    assert fetched.status_code == 200 and fetched.headers["Cache-Control"] == "no-store"
-    document = fetched.get_json()
-    assert (document["batch_id"], document["se_id"], document["commands"]) == (batch_id, SE_ID, ["00A4040000"])
-    assert client.get(batch_url).status_code == 204  # delivered at most once
-    posted = client.post(answers_url, json=_answers(document, ["9000"]))
-    assert (posted.status_code, posted.get_data()) == (204, b"")
-    assert hub.wait(session.session_id, batch_id, timeout=1).responses == (b"\x90\x00",)
-    assert hub.atr(session.session_id) == bytes.fromhex("3B00")
+def test_a_batch_then_its_report(store, client):
+    session = store.open_session(SE_ID)
+    url = _url(session.session_id)
+    idle = client.post(url, json=_request(1))
+    assert (idle.status_code, idle.headers["Cache-Control"]) == (200, "no-store")
+    assert idle.get_json() == {"version": 2, "seq": 1, "action": "WAIT", "expires_at": "2023-11-14T22:18:20Z"}
+    batch = store.submit(session.session_id, SE_ID, AID, [Command(GET_STATUS)])
+    answer = client.post(url, json=_request(2)).get_json()
+    assert answer["target"] == {"se": SE_ID, "aid": AID.hex().upper()}
+    assert answer["commands"] == [{"apdu": GET_STATUS.hex().upper(), "expect": list(GOES_ON)}]
+    assert client.post(url, json=_request(2)).get_json() == answer  # a repeated seq: the cached answer
+    reported = client.post(url, json=_request(3, "PROCESSED", ["6F009000", "E3009000"]))
+    assert reported.get_json()["action"] == "WAIT"
+    report = store.wait(session.session_id, batch, timeout=1)
+    assert (report.status, report.responses) == ("PROCESSED", (bytes.fromhex("6F009000"), bytes.fromhex("E3009000")))
+    assert store.atr(session.session_id) == bytes.fromhex("3B00")
 
 
-def test_a_held_poll_gets_a_batch_submitted_meanwhile(hub):
-    session = hub.open_session(SE_ID)
-    client = relay_app(hub, poll_wait=30).test_client()
-    submitter = threading.Thread(target=hub.submit, args=(session.session_id, SE_ID, [SELECT]),
-                                 kwargs={"stop_on_error": False})
+def test_a_held_request_gets_a_batch_queued_meanwhile(store):
+    session = store.open_session(SE_ID)
+    client = relay_app(store, long_poll=30).test_client()
+    submitter = threading.Timer(0.2, store.submit, args=(session.session_id, SE_ID, None, [Command(GET_STATUS, ())]))
     submitter.start()
-    fetched = client.get(_urls(session.session_id)[0])
+    answer = client.post(_url(session.session_id), json=_request(1)).get_json()
     submitter.join()
-    assert fetched.status_code == 200 and fetched.get_json()["stop_on_error"] is False
+    assert answer["action"] == "EXECUTE" and answer["target"]["aid"] is None and answer["commands"][0]["expect"] == []
+
+
+def test_a_stopped_batch_reports_fewer_responses(store, client):
+    session_id, batch = _delivered(store, client)
+    client.post(_url(session_id), json=_request(2, "PROCESSED", ["6A82"]))  # the applet is not there
+    assert store.wait(session_id, batch, timeout=1).responses == (bytes.fromhex("6A82"),)
+
+
+def test_a_failure_status_with_the_responses_so_far(store, client):
+    session_id, batch = _delivered(store, client)
+    client.post(_url(session_id), json=_request(2, "UNGRANTED_ACCESS", [], detail="ARA-M says no\x00"))
+    report = store.wait(session_id, batch, timeout=1)
+    assert (report.status, report.detail) == ("UNGRANTED_ACCESS", "ARA-M says no?")
+
+
+@pytest.mark.parametrize(("seq", "status", "responses", "says"), [
+    (3, "PROCESSED", ["9000", "9000"], "out of order"),
+    (2, "POLLING", [], "must report on the batch"),
+    (2, "PROCESSED", ["9000", "9000", "9000"], "3 responses for a batch of 2"),
+    (2, "PROCESSED", ["9000"], "the last one expected"),
+    (2, "PROCESSED", [], "at least one response"),
+])
+def test_reports_that_do_not_fit(store, client, seq, status, responses, says):
+    session_id, _ = _delivered(store, client)
+    assert says in _problem(client.post(_url(session_id), json=_request(seq, status, responses)), 400,
+                            "relay_protocol")
+
+
+def test_a_report_without_a_batch(store, client):
+    session = store.open_session(SE_ID)
+    client.post(_url(session.session_id), json=_request(1))
+    reply = client.post(_url(session.session_id), json=_request(2, "PROCESSED", ["9000"]))
+    assert "carried none" in _problem(reply, 400, "relay_protocol")
 
 
 def test_unknown_session(client):
-    batch_url, answers_url = _urls("q3hV0dJc0sQ5s1bF2m9xk7Yp")
-    _problem(client.get(batch_url), 404, "relay_session_not_found")
-    _problem(client.post(answers_url, json={}), 404, "relay_session_not_found")
+    _problem(client.post(_url("q3hV0dJc0sQ5s1bF2m9xk7Yp"), json=_request(1)), 404, "relay_session_not_found")
 
 
-def test_expired_session(hub, client, clock):
-    session = hub.open_session(SE_ID, ttl=60)
+def test_expired_session(store, client, clock):
+    session = store.open_session(SE_ID, ttl=60)
     clock.now += 61
-    batch_url, answers_url = _urls(session.session_id)
-    _problem(client.get(batch_url), 410, "relay_session_expired")
-    _problem(client.post(answers_url, json={}), 410, "relay_session_expired")
+    _problem(client.post(_url(session.session_id), json=_request(1)), 410, "relay_session_expired")
 
 
-def test_closed_session(hub, client):
-    session, document = _pending(hub, client)
-    hub.close_session(session.session_id)
-    assert not hub.wait_told_closed(session.session_id, 0)  # the phone has not heard yet
-    batch_url, answers_url = _urls(session.session_id)
-    _problem(client.post(answers_url, json=_answers(document, ["9000"])), 410, "relay_session_closed")
-    assert hub.wait_told_closed(session.session_id, 0)
-    _problem(client.get(batch_url), 410, "relay_session_closed")
+def test_closed_session(store, client):
+    session_id, _ = _delivered(store, client)
+    store.close_session(session_id)
+    assert not store.wait_told_closed(session_id, 0)  # the phone has not heard yet
+    _problem(client.post(_url(session_id), json=_request(2, "PROCESSED", ["9000", "9000"])), 410,
+             "relay_session_closed")
+    assert store.wait_told_closed(session_id, 0)
 
 
-def test_foreign_answers(hub, client):
-    session, document = _pending(hub, client)
-    reply = client.post(_urls(session.session_id)[1], json=_answers(document, ["9000"], se_id="se-9999"))
-    _problem(reply, 403, "relay_session_foreign")
+@pytest.mark.parametrize("changes", [{"version": 1}, {"seq": 0}, {"seq": True}, {"status": "DONE"},
+                                     {"responses": ["90"]}, {"responses": ["XYZ0"]}, {"responses": "9000"},
+                                     {"atr": "3B0"}, {"detail": 7}])
+def test_malformed_requests(store, client, changes):
+    session = store.open_session(SE_ID)
+    _problem(client.post(_url(session.session_id), json={**_request(1), **changes}), 400, "relay_protocol")
 
 
-@pytest.mark.parametrize("changes", [{"version": 2}, {"batch_id": 99}, {"responses": ["90"]},
-                                     {"status": "stopped", "responses": []}, {"session": "another"}])
-def test_malformed_answers(hub, client, changes):
-    session, document = _pending(hub, client)
-    _problem(client.post(_urls(session.session_id)[1], json={**_answers(document, ["9000"]), **changes}), 400,
-             "relay_protocol")
+def test_a_polling_request_carries_no_responses(store, client):
+    session = store.open_session(SE_ID)
+    _problem(client.post(_url(session.session_id), json=_request(1, responses=["9000"])), 400, "relay_protocol")
 
 
 @pytest.mark.parametrize(("body", "content_type", "says"), [
-    (b'{"version": 1}', "text/plain", "application/json"),  # what a cross-site form could send
-    (b'{"version": 1}', "application/x-www-form-urlencoded", "application/json"),
+    (b'{"version": 2}', "text/plain", "application/json"),  # what a cross-site form could send
+    (b'{"version": 2}', "application/x-www-form-urlencoded", "application/json"),
     (b"{not json", "application/json", "JSON object"),
     (b"[]", "application/json", "JSON object"),
 ])
-def test_answers_must_be_a_json_document(hub, client, body, content_type, says):
-    session, _ = _pending(hub, client)
-    reply = client.post(_urls(session.session_id)[1], data=body, content_type=content_type)
+def test_requests_must_be_a_json_document(store, client, body, content_type, says):
+    session = store.open_session(SE_ID)
+    reply = client.post(_url(session.session_id), data=body, content_type=content_type)
     assert says in _problem(reply, 400, "relay_protocol")
 
 
-def test_answers_without_a_batch_in_flight(hub, client):
-    session = hub.open_session(SE_ID)
-    answers = {"version": 1, "session": session.session_id, "se_id": SE_ID, "batch_id": 1, "status": "complete",
-               "atr": "", "responses": []}
-    _problem(client.post(_urls(session.session_id)[1], json=answers), 400, "relay_protocol")
+def test_oversized_request(store, client):
+    session = store.open_session(SE_ID)
+    huge = _request(1, "PROCESSED", ["90" * MAX_REQUEST_BYTES])
+    _problem(client.post(_url(session.session_id), json=huge), 413, "request_entity_too_large")
 
 
-def test_oversized_answers(hub, client):
-    session, document = _pending(hub, client)
-    huge = _answers(document, ["90" * MAX_ANSWERS_BYTES])
-    _problem(client.post(_urls(session.session_id)[1], json=huge), 413, "request_entity_too_large")
-
-
-def test_wrong_methods_and_paths(hub, client):
-    session = hub.open_session(SE_ID)
-    batch_url, answers_url = _urls(session.session_id)
-    _problem(client.post(batch_url, json={}), 405, "method_not_allowed")
-    _problem(client.get(answers_url), 405, "method_not_allowed")
+def test_wrong_methods_and_paths(store, client):
+    session = store.open_session(SE_ID)
+    _problem(client.get(_url(session.session_id)), 405, "method_not_allowed")
     _problem(client.get(f"/relay/sessions/{session.session_id}"), 404, "not_found")
 
 
-def test_the_web_app_serves_the_relay_over_its_hub(tmp_path):
-    app = create_app({"TSM_SETTINGS": load_settings({"TSM_HOME": str(tmp_path / "home")})})
-    hub = app.config["TSM_RELAY_HUB"]
-    session = hub.open_session(SE_ID)
+def test_the_web_app_serves_the_relay_over_the_database(db, tmp_path):
+    settings = with_overrides(load_settings({"TSM_HOME": str(tmp_path / "home")}), database_url=db)
+    app = create_app({"TSM_SETTINGS": settings})
+    store = app.config["TSM_RELAY_STORE"]
+    session = store_on(db).open_session(SE_ID)  # opened by another process's store: the same database
+    store.submit(session.session_id, SE_ID, None, [Command(GET_STATUS)])
     client = app.test_client()
-    hub.submit(session.session_id, SE_ID, [SELECT], stop_on_error=True)
-    assert client.get(_urls(session.session_id)[0]).get_json()["commands"] == ["00A4040000"]
-    _problem(client.get(_urls("q3hV0dJc0sQ5s1bF2m9xk7Yp")[0]), 404, "relay_session_not_found")
+    assert client.post(_url(session.session_id), json=_request(1)).get_json()["commands"][0]["apdu"] == "80F28002024F00"
+    _problem(client.post(_url("q3hV0dJc0sQ5s1bF2m9xk7Yp"), json=_request(1)), 404, "relay_session_not_found")

@@ -18,16 +18,23 @@ def apikey_group() -> None:
 @click.option("--sp", default=None, metavar="NAME", help="A key for this service provider.")
 @click.option("--vendor", default=None, metavar="NAME", help="A key for this SE vendor.")
 @click.option("--device", default=None, metavar="SE", help="A key for the device of this SE.")
+@click.option("--component", default=None, metavar="NAME", help="A key for this TSM component (the key service's "
+              "API).")
+@click.option("--purpose", "purposes", multiple=True, type=click.Choice(sorted(apikeys.COMPONENT_PURPOSES)),
+              metavar="PURPOSE", help="A key-service purpose the component may state (repeat; one at least).")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(sorted(apikeys.ALL_SCOPES)), metavar="SCOPE",
               help="An operation the key may call (repeat; default: all its owner's kind may).")
-def apikey_create(sp: str | None, vendor: str | None, device: str | None, scopes: tuple[str, ...]) -> None:
+def apikey_create(sp: str | None, vendor: str | None, device: str | None, component: str | None,
+                  purposes: tuple[str, ...], scopes: tuple[str, ...]) -> None:
     """Create a key; it is printed once, on the last line, and never stored in clear."""
-    owners = [(kind, name) for kind, name in (("sp", sp), ("vendor", vendor), ("device", device)) if name]
+    owners = [(kind, name) for kind, name in (("sp", sp), ("vendor", vendor), ("device", device),
+                                              ("component", component)) if name]
     if len(owners) != 1:
-        raise click.UsageError("give exactly one of --sp NAME, --vendor NAME, --device SE")
+        raise click.UsageError("give exactly one of --sp NAME, --vendor NAME, --device SE, --component NAME")
     kind, name = owners[0]
-    made = apikeys.create(tsm_context(), kind, name, scopes)
-    click.echo(f"API key {made.view.id} for {made.view.owner}: {' '.join(made.view.scopes)}")
+    made = apikeys.create(tsm_context(), kind, name, scopes, purposes)
+    granted = f" (purposes {' '.join(made.view.purposes)})" if made.view.purposes else ""
+    click.echo(f"API key {made.view.id} for {made.view.owner}: {' '.join(made.view.scopes)}{granted}")
     click.echo("shown once: store it now (Authorization: Bearer KEY)")
     click.echo(made.key)
 

@@ -1,14 +1,13 @@
 """`tsm ceremony ...`: key ceremonies under dual control at the console (docs/ceremonies.md, docs/cli.md).
 
 Views only: each command parses, reads the person's credentials (`--as NAME`, password and current TOTP code from
-`--credentials FILE` or stdin: two lines, never from the command line or the environment), calls one operation of
+`--credentials FILE` or stdin: tsm/auth.py, never from the command line or the environment), calls one operation of
 the ceremony service and prints. What a step shows once (a generated component, a provisioning URI, a key block)
 is printed once and never stored. The rollout planner of key rotations is the TSM core's (`tsm se rollout-keys`).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -18,13 +17,13 @@ from ceremonies.views import CeremonyView
 from keyservice.errors import InvalidInput
 from keyservice.identity import Caller, CallerKind
 from keyservice.people import Credentials
+from tsm.auth import person_options
 from tsm.identity import console_officer
 from tsm.output import emit_json, json_option, table
 
-as_option = click.option("--as", "name", metavar="NAME", required=True, help="The person acting (authenticated).")
-credentials_option = click.option("--credentials", "credentials", type=click.Path(dir_okay=False, path_type=Path),
-                                  help="File of two lines: password, current TOTP code (default: stdin).")
 INPUT_MAX = 65536
+Acting = tuple[str, Credentials]
+"""`--as NAME` and the credentials read for them (tsm/auth.py)."""
 
 
 def caller_of(name: str, role: str) -> Caller:
@@ -33,28 +32,16 @@ def caller_of(name: str, role: str) -> Caller:
     return Caller(name, kind)
 
 
-def _lines(path: Path | None, what: str) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")[:INPUT_MAX] if path is not None else sys.stdin.read(INPUT_MAX)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read the {what}: {type(exc).__name__}") from None
-    return text.splitlines()
-
-
-def read_credentials(path: Path | None) -> Credentials:
-    """Password and TOTP code: two lines of `path`, else of stdin."""
-    lines = _lines(path, "credentials")
-    if len(lines) < 2 or not lines[0] or not lines[1].strip():
-        raise InvalidInput("credentials are two lines: the password, then the current TOTP code")
-    return Credentials(lines[0], lines[1].strip())
-
-
 def inputs(path: Path | None) -> dict[str, str]:
     """`key=value` lines of a step's input file (a component and its KCV, a KCV to confirm, a key block)."""
     if path is None:
         return {}
+    try:
+        text = path.read_text(encoding="utf-8")[:INPUT_MAX]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read the input file: {type(exc).__name__}") from None
     found = {}
-    for line in _lines(path, "input file"):
+    for line in text.splitlines():
         if line.strip():
             key, sep, value = line.partition("=")
             if not sep:
@@ -124,37 +111,34 @@ def ceremony_list(as_json: bool) -> None:
 @ceremony_group.command("start")
 @click.argument("kind", metavar="TYPE")
 @click.option("--param", "pairs", multiple=True, metavar="K=V", help="A parameter of the ceremony (repeatable).")
-@as_option
-@credentials_option
-def ceremony_start(kind: str, pairs: tuple[str, ...], name: str, credentials: Path | None) -> None:
+@person_options
+def ceremony_start(kind: str, pairs: tuple[str, ...], person: Acting) -> None:
     """Start a ceremony (an officer: its requester); prints the ceremony id last."""
-    view = service().start(kind, params(pairs), name, read_credentials(credentials))
+    view = service().start(kind, params(pairs), *person)
     _print(view)
     click.echo(view.id)
 
 
 @ceremony_group.command("join")
 @click.argument("cid", metavar="ID")
-@as_option
+@person_options
 @click.option("--role", required=True, type=click.Choice(["officer", "custodian", "auditor", "operator", "vendor",
                                                           "sp", "admin"]), help="The role taken in this ceremony.")
-@credentials_option
-def ceremony_join(cid: str, name: str, role: str, credentials: Path | None) -> None:
+def ceremony_join(cid: str, role: str, person: Acting) -> None:
     """Join a ceremony in one role."""
-    _print(service().join(cid, role, name, read_credentials(credentials)))
+    _print(service().join(cid, role, *person))
 
 
 @ceremony_group.command("sign")
 @click.argument("cid", metavar="ID")
 @click.argument("step", type=click.IntRange(1, 99))
-@as_option
-@credentials_option
+@person_options
 @click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path),
               help="key=value lines the step needs (component=HEX, kcv=HEX, block=..., password=...).")
-def ceremony_sign(cid: str, step: int, name: str, credentials: Path | None, input_file: Path | None) -> None:
+def ceremony_sign(cid: str, step: int, person: Acting, input_file: Path | None) -> None:
     """Sign a step (its effect is made, then the sign-off recorded); what it shows once is printed once."""
     given = inputs(input_file)
-    result = service().sign(cid, step, name, read_credentials(credentials), given)
+    result = service().sign(cid, step, *person, given)
     _print(result.ceremony)
     for key, value in result.shown.items():
         click.echo(f"SHOWN ONCE {key}: {value}")
@@ -162,21 +146,19 @@ def ceremony_sign(cid: str, step: int, name: str, credentials: Path | None, inpu
 
 @ceremony_group.command("approve")
 @click.argument("cid", metavar="ID")
-@as_option
-@credentials_option
-def ceremony_approve(cid: str, name: str, credentials: Path | None) -> None:
+@person_options
+def ceremony_approve(cid: str, person: Acting) -> None:
     """Approve the next privileged step of a ceremony (re-authenticated by the key service)."""
-    _print(service().approve(cid, name, read_credentials(credentials)))
+    _print(service().approve(cid, *person))
 
 
 @ceremony_group.command("abort")
 @click.argument("cid", metavar="ID")
-@as_option
+@person_options
 @click.option("--reason", required=True, help="Why the ceremony is aborted (recorded).")
-@credentials_option
-def ceremony_abort(cid: str, name: str, reason: str, credentials: Path | None) -> None:
+def ceremony_abort(cid: str, reason: str, person: Acting) -> None:
     """Abort a ceremony: sealed components deleted, never-activated keys destroyed."""
-    _print(service().abort(cid, reason, name, read_credentials(credentials)))
+    _print(service().abort(cid, reason, *person))
 
 
 @ceremony_group.command("show")

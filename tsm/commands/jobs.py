@@ -40,7 +40,7 @@ def run_now(tsm: Tsm, job_id: str, reader: str | None, card_path: Path | None,
             listen: tuple[str, int] | None = None) -> JobView:
     """Run a job against the card given on the command line (with --relay, the job's SE behind the phone)."""
     se_id = None if relay is None else jobs.show(tsm, job_id, apdus=False).se_id
-    with card_transport(reader, card_path, relay, se_id=se_id, listen=listen) as transport:
+    with card_transport(reader, card_path, relay, se_id=se_id, listen=listen, job_id=job_id) as transport:
         return engine.run(tsm, job_id, transport, perso=perso)
 
 
@@ -111,14 +111,21 @@ def _card_files(folder: Path) -> CardOpener:
                    "--relay SESSION`).")
 @click.option("--once", is_flag=True, help="Run the queued jobs, then exit (else wait for more).")
 def job_worker(concurrency: int, cards_dir: Path, once: bool) -> None:
-    """Run queued jobs (PostgreSQL, Procrastinate): start one worker process per core."""
+    """Run queued jobs and send webhooks (PostgreSQL, Procrastinate): start one worker process per core."""
     from tsm_core.jobs import queue  # Procrastinate only when jobs are queued: it slows every command's start
+    from tsm_core.webhooks import tasks
 
     settings = load_settings()
     app = queue.make_app(settings.database_url)
-    queue.bind(app, lambda: Tsm(_context_sessions(), key_service(), worker_service()), _card_files(cards_dir))
+
+    def context() -> Tsm:
+        return Tsm(_context_sessions(), key_service(), worker_service())
+
+    queue.bind(app, context, _card_files(cards_dir))
+    tasks.bind(app, context)
     with app.open():
-        app.run_worker(queues=[queue.QUEUE], concurrency=concurrency, wait=not once, install_signal_handlers=True)
+        app.run_worker(queues=[queue.QUEUE, tasks.QUEUE], concurrency=concurrency, wait=not once,
+                       install_signal_handlers=True)
 
 
 @job_group.command("show")

@@ -8,7 +8,7 @@ import click
 from tsm.output import emit_json, json_option, table
 from tsm.params import HttpUrl, Seconds
 from tsm_core.transport.pcsc import PcscTransport, list_readers
-from tsm_core.transport.relay_client import RelayClient
+from tsm_core.transport.relay_client import DEFAULT_POLL_INTERVAL, DEFAULT_RETRY_WINDOW, RelayClient
 
 MAX_INDEX_DIGITS = 4
 READER_HELP = "Reader index or name substring (see `tsm readers`)."
@@ -35,9 +35,14 @@ def readers_command(as_json: bool) -> None:
 @click.option("--url", type=HttpUrl(), required=True, help="Base URL of the TSM relay endpoint.")
 @click.option("--session", "session_id", metavar="ID", required=True, help="Relay session id given by the TSM.")
 @reader_option
-@click.option("--poll-interval", type=Seconds(60), default=0.2, show_default=True, help="Seconds between polls.")
-def relay_client_command(url: str, session_id: str, reader: str, poll_interval: float) -> None:
-    """Act as the phone app: run the TSM's APDU batches on the card in the reader until the session closes."""
-    client = RelayClient(url, session_id, PcscTransport(reader_choice(reader)), poll_interval=poll_interval)
+@click.option("--poll-interval", type=Seconds(60), default=DEFAULT_POLL_INTERVAL, show_default=True,
+              help="Seconds before the next request after the TSM answered WAIT.")
+@click.option("--retry-window", type=Seconds(3600), default=DEFAULT_RETRY_WINDOW, show_default=True,
+              help="Seconds a request that failed on the network is re-sent (same sequence number) before giving up.")
+def relay_client_command(url: str, session_id: str, reader: str, poll_interval: float, retry_window: float) -> None:
+    """Act as the phone app: run the TSM's APDU batches on the card in the reader, one APDU at a time, until the
+    session closes (docs/relay.md)."""
+    client = RelayClient(url, session_id, PcscTransport(reader_choice(reader)), poll_interval=poll_interval,
+                         retry_window=retry_window)
     executed = client.run()
     click.echo(f"session closed after {executed} batches")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,11 +26,16 @@ def _when(ts: float) -> str:
 
 
 def _password(path: Path | None) -> str:
-    if path is None:
+    if path is None and sys.stdin.isatty():
         try:
             return str(click.prompt("password", hide_input=True, confirmation_prompt=True, err=True))
         except click.Abort:
             raise InvalidInput("no password given (use --password-file FILE)") from None
+    if path is None:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InvalidInput("no password given: type it at the prompt, pipe it on stdin or use --password-file")
+        return line
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -49,7 +55,7 @@ def user_group() -> None:
 @click.option("--role", type=ROLES, required=True, help="The person's role.")
 @click.option("--owner", default=None, help="The vendor or service provider a vendor/sp person acts for.")
 @click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File whose first line is the password (default: prompt twice, hidden).")
+              help="File whose first line is the password (default: prompt twice, hidden; or the first line of stdin).")
 def user_add(name: str, role: str, owner: str | None, password_file: Path | None) -> None:
     """Enroll a person (while the bootstrap is open; afterwards ceremony 6); prints the TOTP provisioning URI,
     its QR code and the secret ONCE."""

@@ -250,6 +250,7 @@ def se_sync(se_id: str, reader: str | None, card_path: Path | None, relay: str |
     """The device is reachable: run the card-side actions waiting for its next contact (locks, deletions)."""
     require_card(reader, card_path, relay)
     tsm = tsm_context()
+    se_id = registry.show(tsm, se_id).id  # an unknown SE is refused before a relay session waits for it
     with card_transport(reader, card_path, relay, se_id=se_id, listen=relay_listen) as transport:
         ran = lifecycle.contact(tsm, se_id, transport)
     table(("JOB", "KIND", "STATE", "ERROR"), [(j.id, j.kind, j.state, j.error) for j in ran])

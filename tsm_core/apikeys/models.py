@@ -19,12 +19,14 @@ class ApiKey(Base):
     __tablename__ = "tsm_api_keys"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    owner_kind: Mapped[str] = mapped_column(String(8))
-    """sp, vendor or device."""
+    owner_kind: Mapped[str] = mapped_column(String(16))
+    """sp, vendor, device or component."""
     owner_name: Mapped[str] = mapped_column(String(64))
-    """The SP's or vendor's name, or the device's SE id."""
+    """The SP's or vendor's name, the device's SE id, or the TSM component's name."""
     scopes: Mapped[str] = mapped_column(String(512))
     """The operations allowed, separated by spaces."""
+    purposes: Mapped[str] = mapped_column(String(256), default="")
+    """A component's key-service purposes (keyservice.policy.Purpose), separated by spaces; empty for others."""
     secret_sha256: Mapped[str] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -4,7 +4,8 @@ A key reads `tsm_<id>_<secret>`: `id` (12 hex digits) finds the row, `secret` (3
 checked against its SHA-256 in constant time. A plain hash is enough because the secret is high-entropy: no
 dictionary or brute-force search reaches 256 random bits, so neither a slow hash (argon2id, for passwords) nor
 a server-side pepper would add strength, and verification costs one hash per request. The key's owner becomes
-the tenancy of every call it makes (`Scope`); its scopes name the API operations it may call.
+the tenancy of every call it makes (`Scope`); its scopes name the API operations it may call. A TSM component's
+key also names the key-service purposes (keyservice.policy.Purpose) it may state (docs/api.md, "Key service").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Final, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from keyservice.policy import Purpose
 from tsm_core.apikeys.models import ApiKey
 from tsm_core.context import Tsm, now
 from tsm_core.errors import Forbidden, InvalidRequest, NotFound, TsmCoreError
@@ -28,16 +30,21 @@ from tsm_core.tenancy import Scope, ScopeKind
 
 PREFIX: Final = "tsm"
 KEY: Final = re.compile(r"tsm_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
-OWNER_KINDS: Final = ("sp", "vendor", "device")
+OWNER_KINDS: Final = ("sp", "vendor", "device", "component")
 SCOPES: Final[dict[str, frozenset[str]]] = {
     "sp": frozenset({"apps:read", "secure-elements:read", "services:read", "services:write", "operations:read",
-                     "jobs:read"}),
+                     "jobs:read", "webhooks:read", "webhooks:write"}),
     "vendor": frozenset({"secure-elements:read", "secure-elements:write"}),
     "device": frozenset({"apps:read", "secure-elements:read", "services:read", "services:write",
                          "operations:read", "jobs:read"}),
+    "component": frozenset({"key-service:channels", "key-service:keys", "key-service:exchange"}),
 }
 """The operations each kind of owner may be given (all of them when none is named at creation)."""
 ALL_SCOPES: Final = frozenset().union(*SCOPES.values())
+COMPONENT_PURPOSES: Final = frozenset({Purpose.SE_PERSO, Purpose.SE_MANAGEMENT, Purpose.KEY_ROTATION,
+                                       Purpose.VENDOR_IMPORT, Purpose.VENDOR_EXPORT, Purpose.DIAGNOSTIC,
+                                       Purpose.SERVICE})
+"""The purposes a TSM component's key may name (never the key service's own: AUDIT, SELFTEST, KEY_MANAGEMENT)."""
 
 
 class Unauthenticated(TsmCoreError):
@@ -63,6 +70,8 @@ class ApiKeyView:
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
+    purposes: tuple[str, ...] = ()
+    """A TSM component's key-service purposes (empty for other owners)."""
 
     @property
     def scope(self) -> Scope:
@@ -87,7 +96,7 @@ class NewApiKey:
 
 def _view(row: ApiKey) -> ApiKeyView:
     return ApiKeyView(row.id, f"{row.owner_kind}:{row.owner_name}", tuple(row.scopes.split()), row.created_by,
-                      row.created_at, row.revoked_at)
+                      row.created_at, row.revoked_at, tuple((row.purposes or "").split()))
 
 
 def _digest(secret: str) -> str:
@@ -98,6 +107,9 @@ def _check_owner(tsm: Tsm, kind: str, name: str) -> None:
     """The owner exists: a registered SP or vendor, or a registered SE."""
     if kind not in OWNER_KINDS:
         raise InvalidRequest(f"an API key's owner is one of {', '.join(OWNER_KINDS)}, not {kind!r}")
+    if kind == "component":
+        registry.check_name(name, "a TSM component's name")
+        return
     with tsm.sessions() as db:
         if kind == "device":
             registry.se_row(db, name)
@@ -105,10 +117,27 @@ def _check_owner(tsm: Tsm, kind: str, name: str) -> None:
             registry.tenant_row(db, name, kind)
 
 
-def create(tsm: Tsm, kind: str, name: str, scopes: tuple[str, ...] = ()) -> NewApiKey:
-    """A new key for the owner with `scopes` (all its kind may have, when none); the issuer creates keys."""
+def _check_purposes(kind: str, purposes: tuple[str, ...]) -> str:
+    """A component names at least one purpose it may state, others none."""
+    if kind != "component":
+        if purposes:
+            raise InvalidRequest("only a TSM component's key names key-service purposes (--component NAME)")
+        return ""
+    open_to = sorted(COMPONENT_PURPOSES)
+    wrong = sorted(set(purposes) - set(open_to))
+    if wrong or not purposes:
+        raise InvalidRequest(f"a component's key names one or more purposes of {', '.join(open_to)}"
+                             + (f", not {', '.join(wrong)}" if wrong else ""))
+    return " ".join(sorted(set(purposes)))
+
+
+def create(tsm: Tsm, kind: str, name: str, scopes: tuple[str, ...] = (),
+           purposes: tuple[str, ...] = ()) -> NewApiKey:
+    """A new key for the owner with `scopes` (all its kind may have, when none) and, for a TSM component, the
+    key-service `purposes` it may state; the issuer creates keys."""
     tsm.scope.only("issuer", action="creating API keys")
     _check_owner(tsm, kind, name)
+    granted = _check_purposes(kind, purposes)
     allowed = SCOPES[kind]
     wrong = sorted(set(scopes) - allowed)
     if wrong:
@@ -116,7 +145,7 @@ def create(tsm: Tsm, kind: str, name: str, scopes: tuple[str, ...] = ()) -> NewA
                              f"{', '.join(sorted(allowed))})")
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = ApiKey(id=key_id, owner_kind=kind, owner_name=name, scopes=" ".join(sorted(set(scopes) or allowed)),
-                 secret_sha256=_digest(secret), created_by=tsm.caller.name, created_at=now())
+                 secret_sha256=_digest(secret), created_by=tsm.caller.name, created_at=now(), purposes=granted)
     with tsm.transaction() as db:
         db.add(row)
         db.flush()

@@ -47,6 +47,7 @@ from tsm_core.registry.models import ServiceInstance
 from tsm_core.registry.views import SeView
 from tsm_core.transport.base import Transport
 from tsm_core.transport.errors import TransportError
+from tsm_core.webhooks import events
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"
@@ -213,6 +214,7 @@ class _Recorder:
             job = db.get(Job, self.job_id)
             if job is not None:
                 outcome.record(db, job, state, error[:2000], self.tsm.caller.name)
+                events.job_ended(db, job)
 
     def _log(self, db: Session) -> None:
         db.add_all(ApduLogEntry(job_id=self.job_id, step=e.step, header=e.header, lc=e.lc, sw=e.sw,

@@ -37,6 +37,7 @@ from tsm_core.registry import service as registry
 from tsm_core.registry.models import ServiceInstance
 from tsm_core.transport.base import Transport
 from tsm_core.transport.errors import TransportError
+from tsm_core.webhooks import events
 
 MAX_AMOUNT: Final = 0xFFFFFFFF
 
@@ -112,6 +113,7 @@ def _event(tsm: Tsm, service_id: str, operation: str, to_state: str | None, deta
         service.updated_at = now()
         db.add(ServiceEvent(service_id=service_id, operation=operation, from_state=before, to_state=service.state,
                             detail=detail[:2000], actor=tsm.caller.name, at=now()))
+        events.service_changed(db, service, before, operation)
 
 
 def _meter(tsm: Tsm, service_id: str, operation: str) -> None:

@@ -96,9 +96,16 @@ class RelayProtocolError(RelayError):
 
 
 class RelayTimeout(RelayError):
-    """The phone did not answer a batch in time."""
+    """The phone did not answer a batch in time (or never contacted the session)."""
 
     code = "relay_timeout"
+
+
+class RelayAccessDenied(RelayError):
+    """The phone's access control refused the channel to the target applet (SERAM UNGRANTED_ACCESS; OMAPI
+    `SecurityException`)."""
+
+    code = "relay_access_denied"
 
 
 class RelayUnreachable(RelayError):

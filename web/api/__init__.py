@@ -12,7 +12,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from storage.config import Settings
-from web.api import context, v1
+from web.api import context, keyservice, v1, webhooks
 from web.problems import MEDIA_TYPE
 
 SPEC_PATH: Final = "/api/openapi.json"
@@ -38,6 +38,9 @@ SECURITY_SCHEMES: Final = {"ApiKey": {"type": "http", "scheme": "bearer",
                                       "description": "An API key from `tsm apikey create`."}}
 CONFIG: Final[dict[str, Any]] = {"SECURITY_SCHEMES": SECURITY_SCHEMES, "AUTO_404_RESPONSE": False,
                                  "SPEC_FORMAT": "json", "INFO": {"description": "The TSM's REST API (docs/api.md)."}}
+
+VIEWS: Final = (v1, keyservice, webhooks)
+"""The modules whose views are on the v1 blueprint (importing them registers the views)."""
 
 docs_bp = Blueprint("api_docs", __name__)
 

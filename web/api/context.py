@@ -25,7 +25,8 @@ from tsm_core.context import Tsm
 
 BLUEPRINT: Final = "api_v1"
 SESSIONS: Final = "tsm_sessions"
-CALLER_KIND: Final = {"sp": CallerKind.SERVICE, "vendor": CallerKind.VENDOR, "device": CallerKind.SERVICE}
+CALLER_KIND: Final = {"sp": CallerKind.SERVICE, "vendor": CallerKind.VENDOR, "device": CallerKind.SERVICE,
+                      "component": CallerKind.SERVICE}
 View = TypeVar("View", bound=Callable[..., Any])
 
 

@@ -217,3 +217,24 @@ class Job(Schema):
 
 class JobPage(Page):
     items = List(Nested(Job), required=True)
+
+
+class WebhookIn(Schema):
+    url = String(required=True, validate=Length(8, 2048), metadata={
+        "description": "https://... (http only to this machine, for development)."})
+
+
+class Webhook(Schema):
+    id = String(required=True)
+    sp = String(required=True)
+    url = String(required=True)
+    created_at = DateTime(required=True)
+
+
+class NewWebhook(Webhook):
+    secret = String(required=True, metadata={
+        "description": "The signing secret (whsec_...), shown this once: keep it to verify `webhook-signature`."})
+
+
+class WebhookPage(Page):
+    items = List(Nested(Webhook), required=True)

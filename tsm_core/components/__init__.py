@@ -1,0 +1,1 @@
+"""TSM components over the API: the key service's Vault-transit-like face (docs/api.md, "Key service")."""
