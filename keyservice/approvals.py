@@ -27,7 +27,7 @@ from typing import Final
 
 from pkcs11.mechanisms import Mechanism
 
-from keyservice import operations
+from keyservice import operations, reconcile, sealed_auth
 from keyservice.audit import AuditEntry
 from keyservice.core import Clearance, Core
 from keyservice.errors import (
@@ -36,6 +36,7 @@ from keyservice.errors import (
     ApprovalReplayed,
     ApprovalRequired,
     ApproverNotEligible,
+    AuditSealed,
     DuplicateApprover,
     InvalidInput,
     KeyServiceError,
@@ -74,11 +75,16 @@ class Approval:
     expires_at: int
     nonce: str
     mac: str
+    step: int | None = None
+    """The approver's TOTP step, when the approval was given while the audit chain was sealed (nothing could be
+    written then: the reconciliation that uses the approval writes it to the approver's row)."""
 
     def body(self) -> bytes:
-        """The canonical encoding the MAC covers."""
-        fields = {"approver": self.approver, "requester": self.requester, "digest": self.digest,
-                  "issued_at": self.issued_at, "expires_at": self.expires_at, "nonce": self.nonce}
+        """The canonical encoding the MAC covers (`step` only when there is one)."""
+        fields: dict[str, object] = {"approver": self.approver, "requester": self.requester, "digest": self.digest,
+                                     "issued_at": self.issued_at, "expires_at": self.expires_at, "nonce": self.nonce}
+        if self.step is not None:
+            fields["step"] = self.step
         return APPROVAL_DOMAIN + json.dumps(fields, sort_keys=True, separators=(",", ":"),
                                             ensure_ascii=True).encode()
 
@@ -97,9 +103,11 @@ class Approval:
             if len(mac) != 64 or any(c not in "0123456789abcdef" for c in mac):
                 raise ValueError
             fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            step = fields.get("step")
             approval = cls(str(fields["approver"]), str(fields["requester"]), str(fields["digest"]),
-                           int(fields["issued_at"]), int(fields["expires_at"]), str(fields["nonce"]), mac)
-        except (ValueError, KeyError, TypeError, binascii.Error):
+                           int(fields["issued_at"]), int(fields["expires_at"]), str(fields["nonce"]), mac,
+                           None if step is None else int(step))
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
             raise ApprovalInvalid("malformed approval") from None
         if approval.body() != APPROVAL_DOMAIN + base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)):
             raise ApprovalInvalid("malformed approval (not in canonical form)")
@@ -138,13 +146,19 @@ class Approvals:
     def approve(self, digest: str, name: str, creds: Credentials, *, requester: str,
                 now: float | None = None) -> Approval:
         """`name` re-authenticates and approves the operation `digest` requested by `requester` (SelfApproval,
-        ApproverNotEligible, the errors of `authenticate`); audited."""
+        ApproverNotEligible, the errors of `authenticate`); audited. While the audit chain is sealed only the
+        reconciliation can be approved, and nothing is written (`_approve_sealed`)."""
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise InvalidInput("an operation digest is 64 lower-case hex digits (SHA-256)")
         check_name(requester)
         at = self._clock() if now is None else now
-        who = self._people.authenticate(name, creds, now=at)
         core = self._core()
+        if core.audit.anchor().sealed:
+            return self._approve_sealed(core, digest, name, creds, requester, at)
+        try:
+            who = self._people.authenticate(name, creds, now=at)
+        except AuditSealed:  # this very call found the discrepancy and sealed the chain
+            return self._approve_sealed(core, digest, name, creds, requester, at)
         entry = AuditEntry(name, Operation.APPROVE.value, Purpose.AUTHENTICATION.value, f"operation:{digest}", [],
                            "ok")
         try:
@@ -162,6 +176,24 @@ class Approvals:
                                                 f"expires_at={approval.expires_at}"))
         return approval
 
+    def _approve_sealed(self, core: Core, digest: str, name: str, creds: Credentials, requester: str,
+                        at: float) -> Approval:
+        """The approval of the reconciliation of a sealed chain, and of nothing else (AuditSealed): the approver
+        authenticates without a record (keyservice/sealed_auth.py); the approval carries the TOTP step, which
+        the reconciliation record's transaction writes to the approver's row. Refusals cannot be audited: the
+        failures are counted in the ledger, which the reconciliation record reports."""
+        if not hmac.compare_digest(digest, reconcile.described(reconcile.findings(core)).digest):
+            raise AuditSealed("the key service is sealed: only its reconciliation can be approved (tsm keys "
+                              "approve-reconcile)")
+        who, step = sealed_auth.authenticate(self._people, core, name, creds, at)
+        if who.name == requester:
+            raise SelfApproval(f"{name} requested this operation and cannot approve it")
+        if who.role not in APPROVERS:
+            raise ApproverNotEligible(f"{name} is {who.role.value}; approvals are given by officers")
+        issued = int(at)
+        unsigned = Approval(name, requester, digest, issued, issued + APPROVAL_TTL, secrets.token_hex(16), "", step)
+        return replace(unsigned, mac=self._mac(core, unsigned.body()))
+
     def clear(self, req: Request, spec: OperationSpec) -> Clearance:
         """Verify the call's approval set against `spec`, recomputed by the key service from the call's arguments
         (module docstring). The approvals are consumed with the call's audit record (`Clearance.consume`)."""
@@ -170,13 +202,17 @@ class Approvals:
             if self._quorum.lab_token() and req.caller.kind is CallerKind.OFFICER:
                 return Clearance(lab=True)
             raise ApprovalRequired(f"{spec.operation} needs an approval set of {self._quorum.required(spec)} "
-                                   f"officer(s): run 'tsm ceremony start {operations.CEREMONY[spec.op_class]}'")
+                                   f"officer(s): {operations.gather(spec.op_class)}")
         if approvals.requester != req.caller.name:
             raise ApprovalInvalid(f"the approvals were given to {approvals.requester!r}, not to the caller")
         core = self._core()
         now = self._clock()
+        sealed = bool(core.audit.anchor().sealed)
         seen: list[Approval] = []
         for approval in approvals.approvals:
+            if approval.step is not None and not sealed:
+                raise ApprovalInvalid(f"the approval of {approval.approver!r} was given while the audit chain was "
+                                      "sealed: only that seal's reconciliation can use it")
             self._check_one(core, approval, approvals.requester, spec, now)
             if any(a.approver == approval.approver for a in seen):
                 raise DuplicateApprover(f"{approval.approver} approved twice; approvers must be distinct")
@@ -186,7 +222,8 @@ class Approvals:
             raise QuorumNotReached(f"{spec.operation} needs {required} approval(s) from distinct officers; "
                                    f"{len(seen)} given")
         return Clearance(tuple(sorted(a.approver for a in seen)), tuple((a.nonce, a.digest, a.approver)
-                                                                      for a in seen))
+                                                                      for a in seen),
+                         steps=tuple((a.approver, a.step) for a in seen if a.step is not None))
 
     def _check_one(self, core: Core, approval: Approval, requester: str, spec: OperationSpec, now: float) -> None:
         if not hmac.compare_digest(self._mac(core, approval.body()), approval.mac):

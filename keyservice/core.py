@@ -67,6 +67,8 @@ class Clearance:
     lab: bool = False
     bootstrap: bool = False
     """An enrollment while the bootstrap is open (docs/people.md)."""
+    steps: tuple[tuple[str, int], ...] = ()
+    """(approver, TOTP step) of approvals given while the audit chain was sealed (keyservice/sealed_auth.py)."""
 
     def note(self) -> str:
         """What the audit record says about it."""
@@ -117,14 +119,16 @@ class Core:
         self.clock: Callable[[], float] = time.time
         self.gate: Gate | None = None
 
-    def clear(self, req: Request, spec: OperationSpec, keys: Sequence[KeyRef]) -> Clearance:
+    def clear(self, req: Request, spec: OperationSpec, keys: Sequence[KeyRef], *, audited: bool = True) -> Clearance:
         """The approvals of a privileged call verified against `spec` (recomputed from the call's own arguments);
-        a refusal is audited and raised."""
+        a refusal is audited and raised (raised only, unless `audited`: a sealed chain takes no record)."""
         if self.gate is None:
             raise ConfigurationError("the key service has no approval gate")
         try:
             return self.gate.clear(req, spec)
         except KeyServiceError as exc:
+            if not audited:
+                raise
             raise self.refuse(req, spec.operation, keys, exc) from None
 
     # ---- the envelope of every call ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from keyservice.errors import InvalidInput, KeyNotFound, TestTokenOnly
 from keyservice.hsm import TEST_TOKEN_MARKER
 from keyservice.inventory import CAPABILITIES, INTERNAL_USAGES, KeyState, KeyUsage, Provenance, check_transition
 from keyservice.models import KeyRecord
+from keyservice.operations import OperationSpec
 from keyservice.policy import Operation, Request, check_officer
 from keyservice.views import KeyView, NewKey, TokenCheck
 
@@ -165,18 +166,23 @@ class Keys:
                               "tsm keys check, tsm keys reconcile"}
         return {"status": "ok"}
 
+    def reconciliation(self) -> OperationSpec:
+        """What `reconcile(apply=True)` would do now, as its approvers approve it (`operations.reconcile`; `tsm keys
+        approve-reconcile`)."""
+        return reconcile.described(reconcile.findings(self._core()))
+
     def reconcile(self, req: Request, *, apply: bool = False) -> list[reconcile.Finding]:
         """What a crash, a rollback or a tampered database left behind, and (with `apply`) the remedies, taken
         and recorded in one reconciliation record (keyservice/reconcile.py). Officers only; applying needs an
-        approval set for exactly these findings (`operations.reconcile`), except while the audit chain is sealed
-        (no authentication can be audited then: docs/people.md, "Limits")."""
+        approval set for exactly these findings (`operations.reconcile`), sealed chain or not (approvals given
+        while sealed: docs/people.md, "Sealed chain"); a refusal while sealed cannot be audited."""
         core = self._core()
         check_officer(req, Operation.RECONCILE)
         found = reconcile.findings(core)
         if apply and found:
-            sealed = core.audit.anchor().sealed
-            clearance = NOT_PRIVILEGED if sealed else core.clear(req, reconcile.described(found), [])
-            reconcile.apply(core, req, found, clearance)
+            sealed = bool(core.audit.anchor().sealed)
+            clearance = core.clear(req, reconcile.described(found), [], audited=not sealed)
+            reconcile.apply(core, req, found, clearance, sealed=sealed)
         return found
 
 

@@ -7,7 +7,7 @@ the arguments of the call it is given, so an approval for one call never authori
 are the one definition of each privileged call's fields: both sides use them.
 
 Each operation belongs to an operation class (`OpClass`): the unit a quorum M is configured for and the
-ceremony that gathers its approvals (`CEREMONY`, the type `tsm ceremony start` takes).
+ceremony that gathers its approvals (`CEREMONY`, the type `tsm ceremony start` takes; `gather`).
 """
 
 from __future__ import annotations
@@ -66,9 +66,16 @@ CEREMONY: Final[dict[OpClass, str]] = {
     OpClass.QUORUM_CHANGE: "quorum-and-people",
     OpClass.PERSON_ENROLL: "quorum-and-people",
     OpClass.PERSON_REMOVE: "quorum-and-people",
-    OpClass.RECONCILE: "reconcile",
 }
-"""The ceremony (`tsm ceremony start TYPE`) that gathers the approvals of each class."""
+"""The ceremony (`tsm ceremony start TYPE`) that gathers the approvals of each class; a reconciliation gathers
+its own at the console (`gather`), since the ceremony runtime cannot run on a sealed audit chain."""
+RECONCILE_APPROVALS: Final = ("each approving officer runs 'tsm keys approve-reconcile --as NAME --requester YOU "
+                              "> FILE', then 'tsm keys reconcile --yes --approval FILE ...'")
+
+
+def gather(op_class: OpClass) -> str:
+    """How the approvals of `op_class` are gathered (the hint of `approval_required`)."""
+    return RECONCILE_APPROVALS if op_class is OpClass.RECONCILE else f"run 'tsm ceremony start {CEREMONY[op_class]}'"
 
 APPROVED_STATES: Final = frozenset({KeyState.ACTIVE, KeyState.COMPROMISED})
 """State changes that need approvals (issue 11): making a key usable, or declaring it compromised. Suspending

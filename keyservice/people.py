@@ -27,6 +27,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from keyservice import operations, sealing
 from keyservice.audit import AuditEntry
@@ -168,6 +169,13 @@ def _target(name: str) -> str:
     return f"person:{name}"
 
 
+def last_version(core: Core, db: Session, name: str, reconciled: dict[str, int] | None = None) -> int:
+    """The audit record that produced the newest version of `name`'s row: an ok enrolment, removal or
+    authentication, or a reconciliation that recorded TOTP steps used while the chain was sealed."""
+    written = core.signer.last_written(db, _target(name), ROW_WRITERS)
+    return max(written, (core.signer.reconciled_persons(db) if reconciled is None else reconciled).get(name, 0))
+
+
 class People:
     """Enrolment, authentication and removal of people; the bootstrap."""
 
@@ -180,7 +188,7 @@ class People:
     # ---- rows ---------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _sign(core: Core, row: PersonRecord, seq: int) -> None:
+    def sign(core: Core, row: PersonRecord, seq: int) -> None:
         row.audit_seq = seq
         row.mac = core.signer.mac(person_encoding(row))
 
@@ -193,13 +201,13 @@ class People:
             return f"the record is an older version (audit record {db_row.audit_seq}; the last is {last_written})"
         return None
 
-    def _load(self, core: Core, name: str) -> PersonRecord | None:
+    def load(self, core: Core, name: str) -> PersonRecord | None:
         """The row of `name`, its signature and version checked (PersonRecordForged), or None."""
         with core.sessions() as db:
             row = db.get(PersonRecord, name)
             if row is None:
                 return None
-            why = self.forged(core, row, core.signer.last_written(db, _target(name), ROW_WRITERS))
+            why = self.forged(core, row, last_version(core, db, name))
         if why is not None:
             raise PersonRecordForged(f"person {name!r}: {why}; they cannot authenticate until an officer "
                                      "re-enrolls them")
@@ -208,7 +216,7 @@ class People:
     def person(self, name: str) -> PersonView:
         """One person (PersonNotFound), the row's signature checked."""
         core = self._core()
-        row = self._load(core, name)
+        row = self.load(core, name)
         if row is None:
             raise PersonNotFound(f"no person named {name!r}")
         return self._view(row, True)
@@ -222,8 +230,9 @@ class People:
         core = self._core()
         with core.sessions() as db:
             rows = db.execute(select(PersonRecord).order_by(PersonRecord.name)).scalars().all()
-            return [self._view(r, self.forged(core, r, core.signer.last_written(db, _target(r.name), ROW_WRITERS))
-                               is None) for r in rows]
+            reconciled = core.signer.reconciled_persons(db)
+            return [self._view(r, self.forged(core, r, last_version(core, db, r.name, reconciled)) is None)
+                    for r in rows]
 
     def eligible(self, roles: frozenset[Role]) -> list[str]:
         """Names of the active people of `roles` whose rows are genuine (the N of a quorum)."""
@@ -269,7 +278,7 @@ class People:
                                password_hash=digest, totp_sealed=sealed.hex(), enrolled_at=self._clock(),
                                enrolled_by=str(req.caller), removed_at=None, last_step=0, failures=0,
                                locked_until=0.0)
-            self._sign(core, row, txn.seq)
+            self.sign(core, row, txn.seq)
             txn.db.add(row)
         uri = pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="TSM")
         return Enrollment(name, role, uri, secret)
@@ -282,7 +291,7 @@ class People:
         req = replace(req, target=_target(name))
         try:
             check_officer(req, Operation.REMOVE_PERSON)
-            row = self._load(core, name)
+            row = self.load(core, name)
             if row is None or row.state != PersonState.ACTIVE.value:
                 raise PersonNotFound(f"no active person named {name!r}")
         except KeyServiceError as exc:
@@ -293,7 +302,7 @@ class People:
             if row is None:
                 raise PersonNotFound(f"no active person named {name!r}")
             row.state, row.removed_at = PersonState.REMOVED.value, self._clock()
-            self._sign(core, row, txn.seq)
+            self.sign(core, row, txn.seq)
         return self._view(row, True)
 
     # ---- authentication -----------------------------------------------------------------------------------
@@ -306,25 +315,25 @@ class People:
         try:
             check_name(name)
         except InvalidInput:
-            self._password_ok(self._dummy, creds.password)
+            self.burn(creds.password)
             core.audit.append(AuditEntry("unknown", Operation.AUTHENTICATE.value, Purpose.AUTHENTICATION.value,
                                          "person:?", [], "refused", f"{AuthenticationFailed.code}: invalid name"))
             raise AuthenticationFailed(FAILED) from None
         entry = AuditEntry(name, Operation.AUTHENTICATE.value, Purpose.AUTHENTICATION.value, _target(name), [],
                            "refused")
         try:
-            row = self._load(core, name)
+            row = self.load(core, name)
         except PersonRecordForged as exc:
             core.audit.append(replace(entry, detail=exc.code))
             raise
         if row is None or row.state != PersonState.ACTIVE.value:
-            self._password_ok(self._dummy, creds.password)  # the same work whether the name exists or not
+            self.burn(creds.password)  # the same work whether the name exists or not
             core.audit.append(replace(entry, detail=f"{AuthenticationFailed.code}: no active person"))
             raise AuthenticationFailed(FAILED)
         if row.locked_until > at:
             core.audit.append(replace(entry, detail=AccountLocked.code))
             raise AccountLocked(f"the account is locked after {LOCK_AFTER} failures; try again later")
-        step = self._step(core, row, creds.code, at) if self._password_ok(row.password_hash, creds.password) else None
+        step = self.proof(core, row, creds, at)
         error: AuthenticationFailed | None = None
         if step is None:
             error = AuthenticationFailed(FAILED)
@@ -341,10 +350,18 @@ class People:
                 fresh.failures += 1
                 if fresh.failures >= LOCK_AFTER:
                     fresh.failures, fresh.locked_until = 0, at + LOCK_SECONDS
-            self._sign(core, fresh, txn.seq)
+            self.sign(core, fresh, txn.seq)
         if error is not None:
             raise error
         return Authenticated(name, Role(row.role), at, row.owner)
+
+    def proof(self, core: Core, row: PersonRecord, creds: Credentials, at: float) -> int | None:
+        """The TOTP time step of a correct password and code for `row`, or None (nothing is written)."""
+        return self._step(core, row, creds.code, at) if self._password_ok(row.password_hash, creds.password) else None
+
+    def burn(self, password: str) -> None:
+        """The work of a password check for a name that has no active row (no timing oracle)."""
+        self._password_ok(self._dummy, password)
 
     def _password_ok(self, digest: str, password: str) -> bool:
         try:

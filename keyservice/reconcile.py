@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from keyservice import operations
+from keyservice import operations, sealed_auth
 from keyservice.audit import RECONCILE_OPERATION, AuditEntry, stored_keys
 from keyservice.core import NOT_PRIVILEGED, Clearance, Core
 from keyservice.errors import AuditChainBroken
@@ -165,12 +166,15 @@ def described(found: list[Finding]) -> OperationSpec:
     return operations.reconcile([(f.kind, f.subject, f.action) for f in found])
 
 
-def apply(core: Core, req: Request, found: list[Finding], clearance: Clearance = NOT_PRIVILEGED) -> int:
+def apply(core: Core, req: Request, found: list[Finding], clearance: Clearance = NOT_PRIVILEGED, *,
+          sealed: bool = False) -> int:
     """Take each finding's action; one reconciliation record names them all (and the approvers, whose approvals
-    it consumes). Returns its sequence number."""
+    it consumes). Returns its sequence number. After a seal it also reports the failed authentications of the
+    sealed period and, in its transaction, writes the TOTP steps used then (and any lock-out) to the people's
+    rows, which its detail names (`persons`; keyservice/sealed_auth.py)."""
     lost = [f for f in found if f.kind == "audit-rollback"]
     breaks = [f for f in found if f.kind == "audit-break"]
-    sealed = [f for f in found if f.kind == "audit-sealed"]
+    lifted = [f for f in found if f.kind == "audit-sealed"]
     with core.sessions() as db, db.begin():
         labels = {i.id: i.label for i, _ in core.signer.pending(db)}
         for finding in (f for f in found if f.intent in labels):
@@ -178,16 +182,31 @@ def apply(core: Core, req: Request, found: list[Finding], clearance: Clearance =
                 core.hsm.destroy(labels[finding.intent])
             core.signer.finish(db, finding.intent)
     detail: dict[str, object] = {
-        "lost": [f.detail for f in lost], "sealed": [f.detail for f in sealed],
+        "lost": [f.detail for f in lost], "sealed": [f.detail for f in lifted],
         "acknowledged": [{"seq": int(f.subject.split()[-1]), "finding": f.detail} for f in breaks],
         "findings": [{"kind": f.kind, "subject": f.subject, "action": f.action} for f in found
                      if not f.kind.startswith("audit-")]}
     if clearance.note():
         detail["clearance"] = clearance.note()
+    ledger = sealed_auth.load(core) if sealed else None
+    rows = ledger.rows() if ledger is not None else {}
+    for approver, step in clearance.steps:
+        rows[approver] = (max(step, rows.get(approver, (0, 0.0))[0]), rows.get(approver, (0, 0.0))[1])
+    if rows:
+        detail["persons"] = sorted(rows)
+    if ledger is not None and ledger.failures():
+        detail["sealed_failures"] = ledger.failures()
     touched = [f.subject for f in found if f.kind.startswith("record-")]
     entry = AuditEntry(str(req.caller), RECONCILE_OPERATION, req.purpose.value, req.target,
                        [(label, "") for label in touched], "ok", json.dumps(detail, sort_keys=True))
-    seq = core.audit.reconcile(entry, clearance.consume)
+
+    def within(db: Session, seq: int) -> None:
+        clearance.consume(db, seq)
+        sealed_auth.persist(core, db, seq, rows)
+
+    seq = core.audit.reconcile(entry, within)
+    if ledger is not None:
+        sealed_auth.reset(core)
     if touched:
         with core.sessions() as db, db.begin():
             for finding in (f for f in found if f.kind.startswith("record-")):

@@ -23,7 +23,7 @@ from pkcs11.mechanisms import Mechanism
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from keyservice.audit import AUDIT_KEY_LABEL
+from keyservice.audit import AUDIT_KEY_LABEL, RECONCILE_OPERATION
 from keyservice.errors import KeyRecordForged
 from keyservice.hsm import Hsm
 from keyservice.models import AuditRecord, Intent, KeyRecord
@@ -129,6 +129,24 @@ class Signer:
         seq = db.execute(select(func.max(AuditRecord.seq)).where(AuditRecord.target == target)
                          .where(AuditRecord.outcome == "ok").where(AuditRecord.operation.in_(operations))).scalar()
         return int(seq or 0)
+
+    @staticmethod
+    def reconciled_persons(db: Session) -> dict[str, int]:
+        """For each person whose row a reconciliation record wrote (its detail's `persons`: the TOTP steps used
+        while the chain was sealed, docs/people.md "Sealed chain"), the newest such record."""
+        found: dict[str, int] = {}
+        rows = db.execute(select(AuditRecord.seq, AuditRecord.detail)
+                          .where(AuditRecord.operation == RECONCILE_OPERATION)
+                          .where(AuditRecord.outcome == "ok").order_by(AuditRecord.seq))
+        for seq, detail in rows:
+            try:
+                persons = json.loads(detail).get("persons", [])
+            except (ValueError, AttributeError):
+                continue
+            for name in persons if isinstance(persons, list) else []:
+                if isinstance(name, str):
+                    found[name] = int(seq)
+        return found
 
     def pending(self, db: Session) -> list[tuple[Intent, bool]]:
         """Every intent left behind, and whether its signature holds."""

@@ -6,14 +6,21 @@ prints. Errors surface as one line through the root group (tsm/cli.py).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import click
 
 from globalplatform.kcv import KcvMethod
 from globalplatform.keys import KeyAlgorithm
+from keyservice.approvals import Approval, ApprovalSet
+from keyservice.errors import InvalidInput
 from keyservice.inventory import INTERNAL_USAGES, KeyState, KeyUsage
+from keyservice.people import Credentials
 from keyservice.policy import Purpose, Request
 from keyservice.vendor import KeyBlockHeader, Received
 from keyservice.views import KeyView, NewKey
+from tsm.auth import person_options
 from tsm.identity import console_officer
 from tsm.output import emit_json, json_option, table
 from tsm.params import HexByte, HexData
@@ -264,14 +271,32 @@ def check_keys(as_json: bool) -> None:
         raise SystemExit(1)
 
 
+def _approvals(paths: tuple[Path, ...]) -> ApprovalSet | None:
+    """The approval set of `--approval FILE...` (each file: one approval string), for the console officer."""
+    if not paths:
+        return None
+    texts = []
+    for path in paths:
+        try:
+            texts.append(path.read_text(encoding="ascii").strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read the approval file ({type(exc).__name__})") from None
+    return ApprovalSet(console_officer().name, tuple(Approval.decode(text) for text in texts))
+
+
 @keys_group.command("reconcile")
 @click.option("--yes", is_flag=True, help="take the remedies (without it: list what was found and what would be done)")
+@click.option("--approval", "approval_files", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="An approval of this reconciliation (tsm keys approve-reconcile); repeat for each approver.")
 @json_option
-def reconcile(yes: bool, as_json: bool) -> None:
+def reconcile(yes: bool, approval_files: tuple[Path, ...], as_json: bool) -> None:
     """After a crash, a restored database or a tampered one: find what is left (an audit chain behind its HSM
     anchor, interrupted generate/destroy, unsigned or forged key records) and, with --yes, take each remedy in
-    one audited reconciliation record (docs/threat-model.md)."""
-    found = key_service().keys.reconcile(request("reconcile"), apply=yes)
+    one audited reconciliation record (docs/threat-model.md); on a production token with the approvals of a
+    quorum of officers (docs/people.md)."""
+    req = Request(console_officer(), Purpose.KEY_MANAGEMENT, "reconcile", _approvals(approval_files))
+    found = key_service().keys.reconcile(req, apply=yes)
     if as_json:
         emit_json({"applied": yes and bool(found), "findings": found})
         return
@@ -281,3 +306,19 @@ def reconcile(yes: bool, as_json: bool) -> None:
     table(("FINDING", "SUBJECT", "DETAIL", "ACTION"), [(f.kind, f.subject, f.detail, f.action) for f in found])
     click.echo("reconciled: one audit record names every finding" if yes
                else "dry run: add --yes to take these actions")
+
+
+@keys_group.command("approve-reconcile")
+@person_options
+@click.option("--requester", required=True, metavar="NAME",
+              help="The officer who runs 'tsm keys reconcile --yes' (their TSM_OPERATOR).")
+def approve_reconcile(person: tuple[str, Credentials], requester: str) -> None:
+    """An officer approves the reconciliation as `tsm keys reconcile` lists it now (also while the audit chain is
+    sealed: docs/people.md); prints the approval, one line, for `tsm keys reconcile --yes --approval FILE`."""
+    name, creds = person
+    service = key_service()
+    spec = service.keys.reconciliation()
+    approval = service.approvals.approve(spec.digest, name, creds, requester=requester)
+    click.echo(f"{name} approved {spec.summary()} for {requester} until "
+               f"{datetime.fromtimestamp(approval.expires_at, UTC).isoformat(timespec='seconds')}", err=True)
+    click.echo(approval.encode())
