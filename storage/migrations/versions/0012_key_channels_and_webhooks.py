@@ -2,7 +2,7 @@
 handles (no session key: docs/api.md, "Key service") and SPs' webhook endpoints and deliveries (no signing secret:
 docs/api.md, "Webhooks").
 
-Revision ID: 0013
+Revision ID: 0012
 Revises: 0010
 Create Date: 2026-12-12
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
