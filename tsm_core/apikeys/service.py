@@ -36,7 +36,7 @@ SCOPES: Final[dict[str, frozenset[str]]] = {
                      "jobs:read", "webhooks:read", "webhooks:write"}),
     "vendor": frozenset({"secure-elements:read", "secure-elements:write"}),
     "device": frozenset({"apps:read", "secure-elements:read", "services:read", "services:write",
-                         "operations:read", "jobs:read"}),
+                         "operations:read", "jobs:read", "relay-sessions:write"}),
     "component": frozenset({"key-service:channels", "key-service:keys", "key-service:exchange"}),
 }
 """The operations each kind of owner may be given (all of them when none is named at creation)."""

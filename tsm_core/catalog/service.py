@@ -28,6 +28,7 @@ from tsm_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tsm_core.gp.cap import CapFile, parse_cap
 from tsm_core.registry import service as registry
 from tsm_core.registry.models import SecurityDomain, SeProfile, Tenant
+from tsm_core.registry.views import SeView
 
 REVIEW_STATES: Final = ("pending", "approved", "rejected")
 """DGIs a card decrypts under application-dependent encryption (EMV CPS §A.3): the only ones given per card."""
@@ -212,7 +213,7 @@ def app(tsm: Tsm, app_id: str) -> AppView:
 
 def list_apps(tsm: Tsm, sp: str | None = None, review_state: str | None = None) -> list[AppView]:
     """Apps by submission time, of one SP and/or review state, or all (an SP's own, for an SP; for a device, the
-    approved apps meant for its SE's profile)."""
+    approved apps it may order: `_eligible`)."""
     tsm.scope.only("issuer", "sp", "device", action="listing apps")
     if tsm.scope.kind == "sp":
         sp = tsm.scope.name
@@ -227,8 +228,21 @@ def list_apps(tsm: Tsm, sp: str | None = None, review_state: str | None = None) 
         found = [_view(db, row) for row in db.execute(query).scalars()]
         if tsm.scope.kind != "device":
             return found
-        profile = registry.se_view(db, tsm.scope.name, tsm.scope).profile.name
-    return [app for app in found if not app.target_profiles or profile in app.target_profiles]
+        se = registry.se_view(db, tsm.scope.name, tsm.scope)
+    return [app for app in found if _eligible(app, se)]
+
+
+def _eligible(app: AppView, se: SeView) -> bool:
+    """Whether a device may order `app` on its SE: meant for the SE's profile, not on the card yet, and (when the
+    card reported its free memory) fitting it, its load file counted unless the card already holds it (the
+    checks `jobs.order` makes, as the registry knows the card)."""
+    if app.target_profiles and se.profile.name not in app.target_profiles:
+        return False
+    if any(e.aid == app.instance_aid for e in se.content):
+        return False
+    loaded = any(e.aid == app.load_file.package_aid and e.kind == "elf" for e in se.content)
+    need = (0 if loaded else app.load_file.size) + (app.nv_quota or 0)
+    return se.free_nv is None or need <= se.free_nv
 
 
 def load_file_data(tsm: Tsm, load_file_id: int) -> bytes:

@@ -234,11 +234,14 @@ class Ordered:
 
 
 def order(tsm: Tsm, se_id: str, app_id: str) -> Ordered:
-    """Open card, ordered now and run later (by a worker, or at the device's next contact): eligibility checked,
-    the service instance ORDERED and its install job planned. An app whose personalization needs data given per
-    card (`DGI!`, a card number) is opened with `open_service` instead."""
+    """Open card, ordered now and run later (by a worker, or at the device's next contact; ordered by the device
+    itself, its job waits for that contact): eligibility checked, the service instance ORDERED and its install
+    job planned. An app whose personalization needs data given per card (`DGI!`, a card number) is opened with
+    `open_service` instead."""
     _check_perso(catalog.app(tsm, app_id), None, {})
     job_id = jobs.order(tsm, se_id, app_id)
+    if tsm.scope.kind == "device":
+        _defer(tsm, job_id)  # only the device itself runs it (its relay session): WAITING for its contact
     service_id = _service_of_job(tsm, job_id)
     _event(tsm, service_id, "open", None, f"ordered: job {job_id}")
     return Ordered(service_id, jobs.show(tsm, job_id, apdus=False))
@@ -360,23 +363,40 @@ def balance(tsm: Tsm, service_id: str, transport: Transport) -> ServiceView:
     return show(tsm, service_id)
 
 
-def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUpView:
-    """Top-up, two-phase: the order is recorded, then credited by a job that reads the purse before it sends
-    the MACed credit and reads the new balance and counter back (tsm_core/jobs/purse.py)."""
+def _order_topup(tsm: Tsm, service_id: str, amount: int, *, waiting: bool) -> tuple[str, str]:
+    """Record a top-up order and its credit job (`waiting`: for the device's next contact): (order, job)."""
     if not 0 < amount <= MAX_AMOUNT:
         raise InvalidRequest(f"a top-up amount is 1 to {MAX_AMOUNT} minor units, not {amount}")
     _purse(tsm, _start(tsm, service_id, "topup")[0])
     order_id = jobs.new_id("top")
-    job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"), JobParams(operation="topup", topup=order_id))
+    job_id = jobs.job_for(tsm, service_id, "topup", steps_for("topup"), JobParams(operation="topup", topup=order_id),
+                          waiting=waiting)
     with tsm.transaction() as db:
         db.add(TopUp(id=order_id, service_id=service_id, job_id=job_id, amount=amount, state="ordered",
                      created_at=now()))
     _event(tsm, service_id, "topup", None, f"top-up {order_id} of {amount} ordered: job {job_id}")
-    _run(tsm, job_id, transport)
+    return order_id, job_id
+
+
+def _topup_view(tsm: Tsm, order_id: str) -> TopUpView:
     with tsm.sessions() as db:
         row = db.get(TopUp, order_id)
-        assert row is not None
+        assert row is not None  # just ordered
         return topup_view(row)
+
+
+def topup(tsm: Tsm, service_id: str, amount: int, transport: Transport) -> TopUpView:
+    """Top-up, two-phase: the order is recorded, then credited by a job that reads the purse before it sends
+    the MACed credit and reads the new balance and counter back (tsm_core/jobs/purse.py)."""
+    order_id, job_id = _order_topup(tsm, service_id, amount, waiting=False)
+    _run(tsm, job_id, transport)
+    return _topup_view(tsm, order_id)
+
+
+def order_topup(tsm: Tsm, service_id: str, amount: int) -> TopUpView:
+    """Top-up ordered for the device's next contact (a phone app's order): the credit job WAITS and runs, like
+    `topup`'s, when a transport to the SE is at hand (`contact`, a device's relay session)."""
+    return _topup_view(tsm, _order_topup(tsm, service_id, amount, waiting=True)[0])
 
 
 # ---- delete, unsubscribe ------------------------------------------------------------------------------------------

@@ -60,11 +60,12 @@ def select_apdu(aid: bytes) -> bytes:
 
 
 class RelayClient:
-    """Posts to `{url}/sessions/{session}/exchange` until the session closes."""
+    """Posts to `{url}/sessions/{session}/exchange` until the session closes (with `api_key`, the device's key
+    that a session opened over the API needs)."""
 
     def __init__(self, url: str, session_id: str, transport: Transport, *,
                  poll_interval: float = DEFAULT_POLL_INTERVAL, http_timeout: float = DEFAULT_HTTP_TIMEOUT,
-                 retry_window: float = DEFAULT_RETRY_WINDOW) -> None:
+                 retry_window: float = DEFAULT_RETRY_WINDOW, api_key: str | None = None) -> None:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise RelayProtocolError(f"relay URL must be http:// or https://, got {url!r}")
         self._url = f"{url.rstrip('/')}/sessions/{urllib.parse.quote(session_id, safe='')}/exchange"
@@ -73,11 +74,14 @@ class RelayClient:
         self._http_timeout = http_timeout
         self._retry_window = retry_window
         self._atr: bytes | None = None
+        self._api_key = api_key
 
     def _post(self, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(self._url, data=json.dumps(body).encode(), method="POST")  # noqa: S310 (scheme checked in __init__)
         request.add_header("Accept", JSON)
         request.add_header("Content-Type", JSON)
+        if self._api_key is not None:  # a session a device opened over the API (docs/relay.md)
+            request.add_header("Authorization", f"Bearer {self._api_key}")
         try:
             with urllib.request.urlopen(request, timeout=self._http_timeout) as reply:  # noqa: S310 (scheme checked in __init__)
                 return json.loads(reply.read() or b"null")

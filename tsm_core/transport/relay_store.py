@@ -65,6 +65,16 @@ class RelaySession:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """What a session is bound to: its SE, the operation (job) it serves and the device it was opened for
+    (empty: the session id is the only credential)."""
+
+    se_id: str
+    job_id: str | None
+    device_id: str
+
+
+@dataclass(frozen=True)
 class Report:
     """The phone's report on one batch."""
 
@@ -93,6 +103,11 @@ class RelayStore:
     def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], float] = time.time) -> None:
         self._sessions = sessions
         self._clock = clock
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The database the sessions live in."""
+        return self._sessions
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -185,6 +200,11 @@ class RelayStore:
         """The live session `session_id`, checked to be bound to `se_id`."""
         row = self._live(self._read(session_id), se_id)
         return RelaySession(session_id, row.se_id, _aware(row.expires_at).timestamp())
+
+    def binding(self, session_id: str) -> Binding:
+        """What the session `session_id` is bound to (`RelaySessionNotFound` for an unknown one)."""
+        row = self._read(session_id)
+        return Binding(row.se_id, row.job_id, row.device_id)
 
     def atr(self, session_id: str) -> bytes:
         """The ATR the phone reported last (empty before its first report)."""

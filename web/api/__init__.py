@@ -12,7 +12,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from storage.config import Settings
-from web.api import context, keyservice, v1, webhooks
+from web.api import context, keyservice, phone, v1, webhooks
 from web.problems import MEDIA_TYPE
 
 SPEC_PATH: Final = "/api/openapi.json"
@@ -39,7 +39,7 @@ SECURITY_SCHEMES: Final = {"ApiKey": {"type": "http", "scheme": "bearer",
 CONFIG: Final[dict[str, Any]] = {"SECURITY_SCHEMES": SECURITY_SCHEMES, "AUTO_404_RESPONSE": False,
                                  "SPEC_FORMAT": "json", "INFO": {"description": "The TSM's REST API (docs/api.md)."}}
 
-VIEWS: Final = (v1, keyservice, webhooks)
+VIEWS: Final = (v1, keyservice, webhooks, phone)
 """The modules whose views are on the v1 blueprint (importing them registers the views)."""
 
 docs_bp = Blueprint("api_docs", __name__)
@@ -54,7 +54,7 @@ def docs() -> ResponseReturnValue:
 
 def problems_in_spec(spec: Any) -> Any:
     """Every error response of the document is `application/problem+json` with the Problem schema, and every
-    POST of the API documents `Idempotency-Key`."""
+    POST of the API documents `Idempotency-Key` (but those that never replay: web/api/phone.py)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPError", "ValidationError"):
         schemas.pop(name, None)
@@ -66,7 +66,7 @@ def problems_in_spec(spec: Any) -> Any:
             for status, response in operation.get("responses", {}).items():
                 if int(status) >= 400:
                     response["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-            if method == "post" and path.startswith(v1.URL_PREFIX):
+            if method == "post" and path.startswith(v1.URL_PREFIX) and path not in phone.NOT_IDEMPOTENT:
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_HEADER)
     return spec
 

@@ -238,3 +238,35 @@ class NewWebhook(Webhook):
 
 class WebhookPage(Page):
     items = List(Nested(Webhook), required=True)
+
+
+class TopUpIn(Schema):
+    amount = Integer(required=True, validate=Range(1, 0xFFFFFFFF), metadata={"description": "Minor units."})
+
+
+class TopUp(Schema):
+    id = String(required=True)
+    service_id = String(required=True)
+    amount = Integer(required=True)
+    state = String(required=True)
+    balance_before = Integer(required=True, allow_none=True)
+    balance_after = Integer(required=True, allow_none=True)
+
+
+class TopUpOrdered(Schema):
+    top_up = Nested(TopUp, required=True)
+    operation = Nested(Operation, required=True)
+
+
+class RelaySessionIn(Schema):
+    operation_id = String(load_default=None, validate=ID, metadata={
+        "description": "The device's operation to run over the session (else only what waits for the device)."})
+
+
+class RelaySession(Schema):
+    id = String(required=True, metadata={"description": "The session id: a bearer secret, shown this once."})
+    url = String(required=True, metadata={"description": "The exchange endpoint (docs/relay.md): POST with the "
+                                                         "device's API key as `Authorization: Bearer`."})
+    se_id = String(required=True)
+    operation_id = String(required=True, allow_none=True)
+    expires_at = DateTime(required=True)

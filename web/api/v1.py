@@ -29,7 +29,7 @@ SECURITY: Final = "ApiKey"
 bp = APIBlueprint(BLUEPRINT, __name__, url_prefix=URL_PREFIX)
 
 
-def _operation_url(job_id: str) -> dict[str, str]:
+def operation_url(job_id: str) -> dict[str, str]:
     return {"Location": url_for(f"{BLUEPRINT}.get_operation", operation_id=job_id)}
 
 
@@ -90,7 +90,7 @@ def order_service(body: dict[str, Any]) -> Any:
     contact (or by a worker); `Location` names the operation."""
     ordered = lifecycle.order(tsm(), body["se_id"], body["app_id"])
     return ({"service_id": ordered.service_id, "operation": render.operation(ordered.job)}, 202,
-            _operation_url(ordered.job.id))
+            operation_url(ordered.job.id))
 
 
 @bp.get("/services")
@@ -130,7 +130,7 @@ def act_on_service(service_id: str, body: dict[str, Any]) -> Any:
     context = tsm()
     outcome = ACTIONS[body["action"]](context, service_id)
     operation = render.operation(jobs.show(context, outcome.job_id, apdus=False)) if outcome.job_id else None
-    headers = _operation_url(outcome.job_id) if outcome.job_id else {}
+    headers = operation_url(outcome.job_id) if outcome.job_id else {}
     return {"service": render.service(outcome.service), "message": outcome.message, "operation": operation}, \
         202, headers
 
