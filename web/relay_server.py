@@ -24,7 +24,7 @@ SHUTDOWN_POLL: Final = 0.1
 """Seconds between the serving thread's checks for a stop request."""
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     """One request per connection, and no request log."""
 
     protocol_version = "HTTP/1.0"
@@ -53,7 +53,7 @@ def serve_relay(store: RelayStore, host: str, port: int, *, long_poll: float = L
     base URL. `RelayListenFailed` if the address cannot be used."""
     listener = _listen(host, port)
     try:
-        server = ThreadedWSGIServer(host, port, relay_app(store, long_poll=long_poll), _QuietHandler,
+        server = ThreadedWSGIServer(host, port, relay_app(store, long_poll=long_poll), QuietHandler,
                                     fd=listener.fileno())
     finally:
         listener.close()  # the server listens on its own duplicate of the socket
