@@ -12,7 +12,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from globalplatform.keys import KeyAlgorithm
 from keyservice.inventory import KeyState, KeyUsage
@@ -156,3 +156,15 @@ def test_the_procrastinate_task_sends_them(pg_world, receiver):
     headers, body = receiver.got[0]
     stamp = int(headers["webhook-timestamp"])
     assert signing.verify(secret, headers["webhook-id"], stamp, body, headers["webhook-signature"], stamp)
+
+
+def test_a_webhook_secret_is_not_kept_for_an_idempotent_replay(world, receiver):
+    """The signing secret is answered once: a POST with `Idempotency-Key` must not store that answer."""
+    _data_key(world)
+    made = world.client.post("/api/v1/webhooks", json={"url": receiver.url}, headers={
+        **world.headers("sp"), "Idempotency-Key": "register-once"})
+    assert made.status_code == 201
+    secret = made.get_json()["secret"]
+    with world.lab.tsm.sessions() as db:
+        stored = [str(row) for row in db.execute(text("select * from api_idempotency")).all()]
+    assert not any(secret in row for row in stored)

@@ -40,6 +40,8 @@ CONFIG: Final[dict[str, Any]] = {"SECURITY_SCHEMES": SECURITY_SCHEMES, "AUTO_404
                                  "SPEC_FORMAT": "json", "INFO": {"description": "The TSM's REST API (docs/api.md)."}}
 
 VIEWS: Final = (v1, keyservice, webhooks, phone)
+NOT_IDEMPOTENT: Final = phone.NOT_IDEMPOTENT | webhooks.NOT_IDEMPOTENT
+"""POSTs whose answer holds a secret: never stored, so never replayed for an `Idempotency-Key`."""
 """The modules whose views are on the v1 blueprint (importing them registers the views)."""
 
 docs_bp = Blueprint("api_docs", __name__)
@@ -54,7 +56,7 @@ def docs() -> ResponseReturnValue:
 
 def problems_in_spec(spec: Any) -> Any:
     """Every error response of the document is `application/problem+json` with the Problem schema, and every
-    POST of the API documents `Idempotency-Key` (but those that never replay: web/api/phone.py)."""
+    POST of the API documents `Idempotency-Key` (but those that never replay: NOT_IDEMPOTENT)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPError", "ValidationError"):
         schemas.pop(name, None)
@@ -66,7 +68,7 @@ def problems_in_spec(spec: Any) -> Any:
             for status, response in operation.get("responses", {}).items():
                 if int(status) >= 400:
                     response["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-            if method == "post" and path.startswith(v1.URL_PREFIX) and path not in phone.NOT_IDEMPOTENT:
+            if method == "post" and path.startswith(v1.URL_PREFIX) and path not in NOT_IDEMPOTENT:
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_HEADER)
     return spec
 

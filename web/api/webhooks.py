@@ -10,10 +10,12 @@ from tsm_core.webhooks.service import EndpointView
 from web.api import pagination
 from web.api import schemas as s
 from web.api.context import requires, tsm
-from web.api.idempotency import idempotent
-from web.api.v1 import ERRORS, SECURITY, bp
+from web.api.v1 import ERRORS, SECURITY, URL_PREFIX, bp
 
 TAG: Final = "Webhooks"
+NOT_IDEMPOTENT: Final = frozenset({f"{URL_PREFIX}/webhooks"})
+"""Registering answers the signing secret once: that answer is never stored to replay it (a second POST registers
+a second endpoint; remove the extra one with DELETE)."""
 
 
 def _webhook(view: EndpointView) -> dict[str, Any]:
@@ -22,7 +24,6 @@ def _webhook(view: EndpointView) -> dict[str, Any]:
 
 @bp.post("/webhooks")
 @requires("webhooks:write")
-@idempotent
 @bp.input(s.WebhookIn, arg_name="body")
 @bp.output(s.NewWebhook, status_code=201)
 @bp.doc(tags=[TAG], responses=ERRORS, security=SECURITY)
