@@ -5,8 +5,8 @@ card file and a transit service opened on it through the CLI (docs/operations.md
 An officer signs in with TOTP (a wrong code first), sees the dashboard, keys and audit log, verifies the chain,
 enrolls a custodian (QR shown once; the custodian then signs in with it) and signs out; two officers run a key
 generation ceremony, each action re-authenticated with a fresh TOTP code, and download its evidence; an operator
-reports the service lost and unlocks it; the SP's person sees its metering. Screenshots of the main pages go to a temporary
-directory whose path is printed (run with -s to see it)."""
+reports the service lost and unlocks it; the SP's person sees its metering. Screenshots of the main pages go to a
+temporary directory whose path is printed (run with -s to see it)."""
 
 from __future__ import annotations
 
