@@ -110,6 +110,10 @@ def test_two_officers_generate_a_key_through_the_pages(room: Room):
     assert printable.mimetype == "text/html" and "signature ____" in printable.get_data(as_text=True)
     for person in (alice, bob, eve):
         assert person.password not in text + done
+    client = room.clients[alice.name]
+    assert client.get(f"{BASE}/cer-nope").status_code == 404  # type: ignore[attr-defined]
+    assert client.get(f"{BASE}/start/no-such-type").status_code == 400  # type: ignore[attr-defined]
+    assert client.get(f"{BASE}/{cid}/evidence.xml").status_code == 404  # type: ignore[attr-defined]
 
 
 def test_a_custodian_sees_their_component_once_and_an_officer_aborts(room: Room):

@@ -141,10 +141,12 @@ def show(cid: str) -> ResponseReturnValue:
     who = user()
     step = view.steps[view.next_step - 1] if view.next_step else None
     privileged = next((s for s in view.steps if s.approval and s.signed_by is None), None)
+    join_form = JoinForm(role=who.role.value)
+    join_form.role.choices = list(definition(view.type).roles)
     return render_template(
         "admin/ceremony.html", c=view, step=step, waiting=waiting_for(view, who),
         approvable=privileged if view.state == "open" and who.name != view.requester else None,
-        inputs=STEP_INPUTS.get(step.action, ()) if step else (), join=JoinForm(role=who.role.value),
+        inputs=STEP_INPUTS.get(step.action, ()) if step else (), join=join_form,
         sign=SignForm(), approve_form=ReauthForm(), abort=AbortForm(), joined=view.participants.get(who.name),
         may_act=who.role in CEREMONY_ACT, may_officer=who.role in CEREMONY_OFFICER, may_evidence=who.role in EVIDENCE,
         exceptions=[e for e in view.events if e.kind == "exception"])
