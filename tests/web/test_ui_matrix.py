@@ -8,17 +8,29 @@ import re
 
 import pytest
 
-from keyservice.people import Role
+from ceremonies.service import CeremonyService
+from keyservice.people import Credentials, Role
 from tests.web.ui import csrf_token, enroll, login
 from tsm_core.jobs import service as jobs
 from tsm_core.lifecycle import service as lifecycle
 from tsm_core.transport.local import LocalTransport
+from web.admin.ceremonies import caller_of
 
 OF, C, A, P, V, S, M = (Role.OFFICER, Role.CUSTODIAN, Role.AUDITOR, Role.OPERATOR, Role.VENDOR, Role.SP, Role.ADMIN)
 SES = {OF, A, P, V}
 MATRIX = [
     ("GET", "/admin/", {OF, C, A, P, M}),
     ("GET", "/admin/keys/", {OF, C, A}),
+    ("GET", "/admin/ceremonies/", {OF, C, A}),
+    ("GET", "/admin/ceremonies/start/key-generation", {OF}),
+    ("POST", "/admin/ceremonies/start/key-generation", {OF}),
+    ("GET", "/admin/ceremonies/{ceremony}", {OF, C, A}),
+    ("POST", "/admin/ceremonies/{ceremony}/join", {OF, C}),
+    ("POST", "/admin/ceremonies/{ceremony}/sign/1", {OF, C}),
+    ("POST", "/admin/ceremonies/{ceremony}/approve", {OF}),
+    ("POST", "/admin/ceremonies/{ceremony}/abort", {OF}),
+    ("GET", "/admin/ceremonies/{ceremony}/evidence.json", {OF, A}),
+    ("GET", "/admin/ceremonies/{ceremony}/evidence.html", {OF, A}),
     ("GET", "/admin/audit/", {OF, A}),
     ("GET", "/admin/audit/export.csv", {OF, A}),
     ("GET", "/admin/audit/export.json", {OF, A}),
@@ -38,8 +50,8 @@ MATRIX = [
 """(method, path, roles allowed): the table of docs/operations.md."""
 NOT_FOUND = {("/admin/secure-elements/{se}", V)}
 """Allowed, but outside the person's tenancy: the SE was discovered by the issuer, not announced by vendor acme."""
-NAV = {"/admin/", "/admin/keys/", "/admin/audit/", "/admin/people/", "/admin/secure-elements/", "/admin/jobs/",
-       "/admin/metering/"}
+NAV = {"/admin/", "/admin/keys/", "/admin/ceremonies/", "/admin/audit/", "/admin/people/", "/admin/secure-elements/",
+       "/admin/jobs/", "/admin/metering/"}
 """The pages the navigation may link to."""
 UI_BLUEPRINTS = ("dashboard", "keys", "audit", "people", "secure_elements", "jobs", "metering", "ceremonies")
 LINK = re.compile(r'<nav aria-label="main">(.*?)</nav>', re.S)
@@ -51,6 +63,9 @@ def ui(world):  # type: ignore[no-untyped-def]
         service = lifecycle.open_service(world.lab.tsm, world.se_id, world.app_id, transport)
     world.service_id = service.id
     world.job_id = jobs.list_jobs(world.lab.tsm, world.se_id)[0].id
+    officer = enroll(world.lab.keys, Role.OFFICER)
+    world.ceremony_id = CeremonyService(world.lab.keys, world.lab.tsm.sessions, caller_of).start(
+        "key-generation", {"label": "kmc-matrix"}, officer.name, Credentials(officer.password, officer.code())).id
     return world
 
 
@@ -73,7 +88,7 @@ def test_every_route_answers_each_role_as_the_matrix_says(ui):
     tokens = {role: csrf_token(client.get("/login").get_data(as_text=True)) for role, client in clients.items()}
     seen = []
     for method, template, allowed in MATRIX:
-        path = template.format(se=ui.se_id, service=ui.service_id, job=ui.job_id)
+        path = template.format(se=ui.se_id, service=ui.service_id, job=ui.job_id, ceremony=ui.ceremony_id)
         for role, client in clients.items():
             answer = client.get(path) if method == "GET" else client.post(path, data={"csrf_token": tokens[role]})
             expected = _expected(method, template, allowed, role)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web.admin import audit, dashboard, jobs, keys, metering, people, secure_elements
+from web.admin import audit, ceremonies, dashboard, jobs, keys, metering, people, secure_elements
 
 
 def init_app(app: Flask) -> None:
-    for area in (dashboard, keys, audit, people, secure_elements, jobs, metering):
+    for area in (dashboard, keys, ceremonies, audit, people, secure_elements, jobs, metering):
         app.register_blueprint(area.bp)

@@ -1,4 +1,5 @@
-"""The dashboard: HSM and profile status, self-test, audit chain, running jobs and recent failures."""
+"""The dashboard: HSM and profile status, self-test, audit chain, the ceremonies waiting for me (the ceremonies
+area's `pending_for`), running jobs and recent failures."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from flask.typing import ResponseReturnValue
 from keyservice.service import KeyService
 from tsm_core.jobs import engine
 from tsm_core.jobs import service as jobs
-from web.admin.roles import DASHBOARD
-from web.auth.users import keyservice, role_required, tsm
+from web.admin.ceremonies import pending_for
+from web.admin.roles import CEREMONIES, DASHBOARD
+from web.auth.users import keyservice, role_required, tsm, user
 from web.errors import EXPECTED_ERRORS, error_code, error_message
 from web.pages import html_errors
 
@@ -36,8 +38,10 @@ def index() -> ResponseReturnValue:
     """One look at the installation's health and work in progress."""
     service = keyservice()
     recent = jobs.list_jobs(tsm(), limit=RECENT)
+    who = user()
     return render_template(
         "admin/dashboard.html", hsm=_hsm(service), selftest=service.selftest_status(),
         audit=service.status()["audit_chain"],
         running=[j for j in recent if j.state in RUNNING],
-        failures=[j for j in recent if j.state == engine.IN_ERROR][:10])
+        failures=[j for j in recent if j.state == engine.IN_ERROR][:10],
+        pending=pending_for(who) if who.role in CEREMONIES else None)

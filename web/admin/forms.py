@@ -52,3 +52,35 @@ class EnrollForm(FlaskForm):  # type: ignore[misc]
     role = SelectField("Role", choices=[r.value for r in Role], validators=[InputRequired()])
     password = PasswordField("Initial password", validators=[InputRequired(), Length(PASSWORD_MIN, PASSWORD_MAX)])
     owner = StringField("Owner (SP or SE vendor)", validators=[Optional(), Length(max=FILTER_MAX)])
+
+
+class ReauthForm(FlaskForm):  # type: ignore[misc]
+    """Every ceremony action asks the signed-in person again for their password and current TOTP code
+    (docs/ceremonies.md, "In the browser"): the name is the signed-in person's, never a field."""
+
+    password = PasswordField("Your password", validators=[InputRequired(), Length(max=PASSWORD_MAX)])
+    code = StringField("Current TOTP code", validators=[InputRequired(), Regexp(r"^\s*\d{6}\s*$",
+                                                                                    message="six digits")])
+
+
+class JoinForm(ReauthForm):
+    """Join a ceremony in one role (the service checks it is the person's enrolled role)."""
+
+    role = SelectField("Role", choices=[r.value for r in Role], validators=[InputRequired()])
+
+
+class SignForm(ReauthForm):
+    """Sign a step; the inputs some steps need (a component and its KCV, a KCV to confirm, a key block, a new
+    person's initial password) are typed by the signer."""
+
+    component = PasswordField("Component (hex)", validators=[Optional(), Length(max=FILTER_MAX)])
+    kcv = StringField("KCV", validators=[Optional(), Length(max=16)])
+    block = StringField("Key block", validators=[Optional(), Length(max=4096)])
+    new_password = PasswordField("The new person's initial password", validators=[Optional(),
+                                                                                  Length(max=PASSWORD_MAX)])
+
+
+class AbortForm(ReauthForm):
+    """Abort a ceremony, with the reason recorded."""
+
+    reason = StringField("Reason", validators=[InputRequired(), Length(max=500)])

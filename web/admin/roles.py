@@ -23,3 +23,11 @@ SE_ACTIONS: Final = (OPERATOR,)
 JOBS: Final = (OFFICER, AUDITOR, OPERATOR, SP)
 METERING: Final = (OFFICER, AUDITOR, ADMIN, SP)
 """An SP's person sees its own downloads only."""
+CEREMONIES: Final = (OFFICER, CUSTODIAN, AUDITOR)
+"""Read the list, the types and a ceremony's detail."""
+CEREMONY_ACT: Final = (OFFICER, CUSTODIAN)
+"""Join and sign steps (the ceremony's runtime checks each step's role)."""
+CEREMONY_OFFICER: Final = (OFFICER,)
+"""Start, approve and abort: officers only (the runtime and the key service check it again)."""
+EVIDENCE: Final = (OFFICER, AUDITOR)
+"""Download the transcript (JSON, printable HTML), its hash anchored in the audit chain."""
