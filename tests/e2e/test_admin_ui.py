@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pyotp
 import pytest
 
-from tests.test_cli import TSM, _free_port
+from tests.serving import served
+from tests.test_cli import TSM
 from tests.web.test_demo_cli import demo_people
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,27 +56,8 @@ def site(tmp_path_factory):  # type: ignore[no-untyped-def]
                  "0101#purse=0978000000000000C35000002710 8001@key")
     cli(home, "app", "review", app_id, "--approve")
     service_id = cli(home, "service", "open", se_id, app_id, "--card", str(card))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "TSM_DATABASE_URL", "TSM_DEMO")}
-    env.update(TSM_HOME=str(home), TSM_LOGIN_RATE_LIMIT="100 per minute")
-    log = home / "serve.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([TSM, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], env=env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{base}/login", timeout=2):  # noqa: S310 - http, ours
-                    break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        else:
-            pytest.fail(log.read_text())
+    with served(home, "/login", TSM_LOGIN_RATE_LIMIT="100 per minute") as (base, log):
         yield base, people, se_id, service_id, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

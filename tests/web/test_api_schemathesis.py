@@ -5,18 +5,14 @@ last line)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli import TSM, _free_port, tsm
+from tests.serving import served
+from tests.test_cli import tsm
 
 ST = str(Path(sys.executable).with_name("schemathesis"))
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance"
@@ -24,7 +20,7 @@ MAX_EXAMPLES = "8"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):  # type: ignore[no-untyped-def]
+def server(tmp_path_factory):  # type: ignore[no-untyped-def]
     home = tmp_path_factory.mktemp("api-home")
     tsm(home, "init", "--test-token")
     tsm(home, "vendor", "add", "acme")
@@ -32,32 +28,13 @@ def served(tmp_path_factory):  # type: ignore[no-untyped-def]
     keys = {kind: tsm(home, "apikey", "create", f"--{kind}", name, *extra).stdout.strip().splitlines()[-1]
             for kind, name, extra in (("sp", "metro", ()), ("vendor", "acme", ()),
                                       ("component", "perso", ("--purpose", "SE_MANAGEMENT")))}
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "TSM_DATABASE_URL")}
-    env.update(TSM_HOME=str(home), TSM_API_RATE_LIMIT="100000 per minute")
-    log = home / "serve.log"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([TSM, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"], env=env,
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                with urllib.request.urlopen(f"{base}/api/openapi.json", timeout=2):  # noqa: S310 - http, ours
-                    break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        else:
-            pytest.fail(log.read_text())
+    with served(home, "/api/openapi.json", TSM_API_RATE_LIMIT="100000 per minute") as (base, log):
         yield base, keys, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("kind", ["sp", "vendor", "component"])
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(served, kind):
-    base, keys, log = served
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(server, kind):
+    base, keys, log = server
     run = subprocess.run([ST, "run", f"{base}/api/openapi.json", "--checks", CHECKS, "--max-examples", MAX_EXAMPLES,
                           "--seed", "12", "-H", f"Authorization: Bearer {keys[kind]}", "--request-timeout", "30"],
                          capture_output=True, text=True, timeout=540, check=False, cwd=log.parent)
