@@ -8,6 +8,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from keyservice.errors import InvalidInput
 from tests.tsm_core.cards import ISD_STATUS
 from tests.tsm_core.conftest import READER
 from tests.tsm_core.relay_env import database, store_on
@@ -81,3 +82,20 @@ def test_relay_client_command(served_card, tmp_path):
         assert not thread.is_alive()
     assert outcome["result"].exit_code == 0
     assert outcome["result"].output.strip() == "session closed after 1 batches"
+
+
+def test_relay_client_needs_the_devices_key_for_a_device_session(tmp_path):
+    """A session a phone opened over the API answers nothing without that device's key: no key, an unknown key
+    (both before any APDU reaches a reader) and an unreadable key file are each one typed error."""
+    store = store_on(next(database("sqlite", tmp_path)))
+    session = store.open_session("se-cli", device_id="device:se-cli")
+    (tmp_path / "wrong.key").write_text("tsm_000000000000_not-a-key\n")
+    (tmp_path / "empty.key").write_text("")
+    with serve_relay(store, "127.0.0.1", 0) as url:
+        base = ["--url", url, "--session", session.session_id, "--reader", READER, "--retry-window", "0.1"]
+        for extra, code in (([], "relay_unauthenticated"), (["--api-key-file", str(tmp_path / "wrong.key")],
+                                                      "relay_unauthenticated")):
+            result = CliRunner().invoke(relay_client_command, [*base, *extra])
+            assert getattr(result.exception, "code", None) == code, (extra, result.output, result.exception)
+        empty = CliRunner().invoke(relay_client_command, [*base, "--api-key-file", str(tmp_path / "empty.key")])
+        assert isinstance(empty.exception, InvalidInput) and "empty" in str(empty.exception)

@@ -101,6 +101,13 @@ class RelayTimeout(RelayError):
     code = "relay_timeout"
 
 
+class RelayUnauthenticated(RelayError):
+    """The relay endpoint wants the API key of the device that opened the session over the API (RFC 6750 §3.1,
+    401) and got none, or one it does not know."""
+
+    code = "relay_unauthenticated"
+
+
 class RelayAccessDenied(RelayError):
     """The phone's access control refused the channel to the target applet (SERAM UNGRANTED_ACCESS; OMAPI
     `SecurityException`)."""

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http import HTTPStatus
 from typing import Any, Final
 
 from tsm_core.transport.base import Transport
@@ -25,6 +26,7 @@ from tsm_core.transport.errors import (
     RelayError,
     RelayProtocolError,
     RelaySessionClosed,
+    RelayUnauthenticated,
     RelayUnreachable,
     TransportError,
 )
@@ -96,6 +98,8 @@ class RelayClient:
             problem = {}
         code = problem.get("code", "") if isinstance(problem, dict) else ""
         detail = problem.get("detail", exc.reason) if isinstance(problem, dict) else exc.reason
+        if exc.code == HTTPStatus.UNAUTHORIZED:
+            return RelayUnauthenticated(f"relay endpoint: HTTP 401: {detail} (give the device's key: --api-key-file)")
         return ERRORS_BY_CODE.get(code, RelayProtocolError)(f"relay endpoint: HTTP {exc.code}: {detail}")
 
     def _send(self, request: PhoneRequest, stop: threading.Event) -> Any:
