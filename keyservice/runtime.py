@@ -48,12 +48,15 @@ def open_service(settings: Settings) -> KeyService:
     return service
 
 
-def close_all() -> None:
-    """Close every service this process opened (tests, shutdown): sessions and database pools."""
+def close_all(database_url: str | None = None) -> None:
+    """Close every service this process opened (tests, shutdown), or those on `database_url`: sessions and
+    database pools."""
     for key, service in list(_open.items()):
+        if database_url is not None and key[1].database_url != database_url:
+            continue
         if key[0] == os.getpid():  # a forked child closes only what it opened itself
             service.close()
-    _open.clear()
+        del _open[key]
 
 
 def _close_at_exit() -> None:

@@ -66,12 +66,13 @@ def throwaway_pg() -> Iterator[str]:
     name = f"tsm_test_{secrets.token_hex(6)}"
     with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
     try:
-        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+        yield url
     finally:
         from keyservice.runtime import close_all
 
-        close_all()
+        close_all(url)  # only this database's: a module-scoped room on another database stays open
         with _pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -137,10 +138,7 @@ def _template(backend: str) -> str:
             name = f"tsm_template_{secrets.token_hex(6)}"
             with _pg_admin() as admin:
                 admin.execute(f'CREATE DATABASE "{name}"')
-            upgrade(f"postgresql+psycopg://root@127.0.0.1:5432/{name}")
-            from keyservice.runtime import close_all
-
-            close_all()
+            upgrade(f"postgresql+psycopg://root@127.0.0.1:5432/{name}")  # its engine disposed: no connection left
             _TEMPLATES[backend] = name
     return _TEMPLATES[backend]
 
