@@ -108,6 +108,9 @@ def test_validation_errors_are_422_problems_naming_the_field(world):
     assert "app_id" in str(body["errors"])
     problem(world.client.get("/api/v1/apps?limit=0", headers=world.headers("sp")), 422, "validation_failed")
     problem(world.client.get("/api/v1/apps?cursor=%%%", headers=world.headers("sp")), 400, "invalid_request")
+    for query in ("cin=0A0Bzz", "se_id=se-1%20junk", "cin=0A0B%0A"):  # a pattern matches the whole value
+        problem(world.client.get(f"/api/v1/secure-elements?{query}", headers=world.headers("vendor")), 422,
+                "validation_failed")
 
 
 def order(world, who: str = "sp", **headers: str):

@@ -7,23 +7,23 @@ from typing import Any, Final
 
 from apiflask import Schema
 from apiflask.fields import DateTime, Integer, List, String
-from apiflask.validators import Length, OneOf, Range, Regexp
+from apiflask.validators import Length, OneOf, Range
 
 from keyservice.channels import DivMethod
 from keyservice.inventory import KeyUsage
 from tsm_core.apikeys.service import COMPONENT_PURPOSES
-from web.api.schemas import ID
+from web.api.schemas import ID, whole
 
 PURPOSES: Final = tuple(sorted(COMPONENT_PURPOSES))
 APDU_MAX: Final = 261
 """A short command APDU: header, Lc, 255 bytes of data, Le (ISO/IEC 7816-4 §5.1)."""
 RESPONSE_MAX: Final = 258
-LABEL: Final = Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+LABEL: Final = whole(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 def hex_field(low: int, high: int, description: str = "", **kwargs: Any) -> String:
     """`low` to `high` bytes as hex."""
-    return String(validate=Regexp(rf"^([0-9A-Fa-f]{{2}}){{{low},{high}}}$"),
+    return String(validate=whole(rf"([0-9A-Fa-f]{{2}}){{{low},{high}}}"),
                   metadata={"description": f"{description} Hex, {low} to {high} bytes.".strip()}, **kwargs)
 
 
@@ -112,7 +112,7 @@ class KcvOut(Schema):
 
 class KeyBlockIn(Schema):
     kbpk = String(required=True, validate=LABEL)
-    key_block = String(required=True, validate=Regexp(r"^[0-9A-Za-z]{16,4096}$"))
+    key_block = String(required=True, validate=whole(r"[0-9A-Za-z]{16,4096}"))
     label = String(required=True, validate=LABEL)
     owner = String(required=True, validate=Length(1, 64))
     usage = String(load_default=None, validate=OneOf(tuple(u.value for u in KeyUsage)),
@@ -132,10 +132,10 @@ class KeyOut(Schema):
 class KeyBlockExportIn(Schema):
     label = String(required=True, validate=LABEL)
     kbpk = String(required=True, validate=LABEL)
-    usage = String(required=True, validate=Regexp(r"^[A-Z0-9]{2}$"))
-    mode = String(load_default="N", validate=Regexp(r"^[A-Z0-9]$"))
-    key_version = String(load_default="00", validate=Regexp(r"^[A-Za-z0-9]{2}$"))
-    exportability = String(load_default="N", validate=Regexp(r"^[A-Z0-9]$"))
+    usage = String(required=True, validate=whole(r"[A-Z0-9]{2}"))
+    mode = String(load_default="N", validate=whole(r"[A-Z0-9]"))
+    key_version = String(load_default="00", validate=whole(r"[A-Za-z0-9]{2}"))
+    exportability = String(load_default="N", validate=whole(r"[A-Z0-9]"))
 
 
 class KeyBlockOut(Schema):

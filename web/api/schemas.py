@@ -11,7 +11,13 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 
 MAX_PAGE: Final = 500
 DEFAULT_PAGE: Final = 50
-ID: Final = Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+def whole(pattern: str) -> Regexp:
+    r"""A validator the WHOLE value must match: marshmallow's Regexp anchors only at the start, and Python's `$`
+    also admits a final newline; `(?![\s\S])` ends the string in Python and ECMA-262 alike (the OpenAPI pattern)."""
+    return Regexp(rf"^(?:{pattern})(?![\s\S])")
+
+
+ID: Final = whole(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 ACTIONS: Final = ("lock", "unlock", "suspend", "resume", "unsubscribe")
 OPERATION_STATES: Final = ("PENDING", "WAITING_DEVICE", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
 
@@ -23,7 +29,7 @@ class PageQuery(Schema):
 
 class SecureElementQuery(PageQuery):
     se_id = String(load_default=None, validate=ID)
-    cin = String(load_default=None, validate=Regexp(r"[0-9A-Fa-f]{2,64}"))
+    cin = String(load_default=None, validate=whole(r"[0-9A-Fa-f]{2,64}"))
 
 
 class JobQuery(PageQuery):
@@ -89,13 +95,13 @@ class SecureElement(Schema):
 
 
 class SeEntryIn(Schema):
-    kdd = String(required=True, validate=Regexp(r"[0-9A-Fa-f]{2,32}"))
+    kdd = String(required=True, validate=whole(r"[0-9A-Fa-f]{2,32}"))
     profile = String(required=True, validate=Length(1, 64))
     isd_key = List(String(validate=Length(1, 64)), required=True, validate=Length(1, 3))
-    isd_kvn = String(load_default="FF", validate=Regexp(r"[0-9A-Fa-f]{2}"), metadata={"description": "Hex byte."})
-    cplc = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2})*"))
-    cin = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2}){0,32}"))
-    iin = String(load_default="", validate=Regexp(r"([0-9A-Fa-f]{2}){0,32}"))
+    isd_kvn = String(load_default="FF", validate=whole(r"[0-9A-Fa-f]{2}"), metadata={"description": "Hex byte."})
+    cplc = String(load_default="", validate=whole(r"([0-9A-Fa-f]{2})*"))
+    cin = String(load_default="", validate=whole(r"([0-9A-Fa-f]{2}){0,32}"))
+    iin = String(load_default="", validate=whole(r"([0-9A-Fa-f]{2}){0,32}"))
     device_kind = String(load_default="card", validate=OneOf(("phone", "wearable", "iot", "card")))
 
 
