@@ -147,6 +147,22 @@ def parse_cplc(data: bytes) -> Cplc:
     return Cplc(**parts)  # type: ignore[arg-type]
 
 
+def field_span(name: str) -> tuple[int, int]:
+    """(offset, length) in bytes of the CPLC field `name` within the 42 bytes (GPCS 2.3.1 Annex H.6); KeyError
+    for a name that is not a field."""
+    offset = 0
+    for f in fields(Cplc):
+        length = int(f.metadata["length"])
+        if f.name == name:
+            return offset, length
+        offset += length
+    raise KeyError(name)
+
+
+CPLC_FIELDS: Final = tuple(f.name for f in fields(Cplc))
+"""The field names in card order (what a search by CPLC field takes)."""
+
+
 def encode_cplc(cplc: Cplc) -> bytes:
     """The '9F7F' TLV, as GET DATA with CLA '80' returns it."""
     return tlv.encode(CPLC_TAG, b"".join(_raw(getattr(cplc, f.name)) for f in fields(cplc)))

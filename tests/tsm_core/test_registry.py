@@ -12,6 +12,7 @@ import pytest
 
 from cardsim.memory import free_memory
 from cardsim.state import kdd_from_cplc, make_cplc, new_card
+from globalplatform.cplc import parse_cplc
 from keyservice.inventory import KeyUsage
 from tests.cardsim import gp
 from tests.cardsim.host import Host
@@ -117,6 +118,15 @@ def test_vendor_batches_in_json_and_csv(lab):
         assert se.cplc == cplc.hex().upper() and se.seen_at is None and se.content == ()
         assert [(k.kvn, k.keys) for k in se.isd.key_sets] == [(0xFF, (VENDOR_ISD,))]
     assert [p.name for p in registry.list_profiles(lab.tsm)] == ["acme-w1"]
+    for se_id, cplc in zip(ids, cplcs, strict=True):  # found by a CPLC field (the IC serial, bytes 12-15)
+        serial = parse_cplc(cplc).ic_serial_number.hex()
+        assert [s.id for s in registry.list_ses(lab.tsm, cplc=("ic_serial_number", serial))] == [se_id]
+    fabricator = parse_cplc(cplcs[0]).ic_fabricator.hex()
+    assert {s.id for s in registry.list_ses(lab.tsm, cplc=("ic_fabricator", fabricator))} \
+        == {i for i, c in zip(ids, cplcs, strict=True) if parse_cplc(c).ic_fabricator.hex() == fabricator}
+    for bad in (("ic_colour", "00"), ("ic_serial_number", "0A0B"), ("ic_type", "ZZZZ")):
+        with pytest.raises(InvalidRequest):
+            registry.list_ses(lab.tsm, cplc=bad)
     with pytest.raises(Conflict):  # announced twice
         registry.import_batch(lab.tsm, batch.parse_batch(_csv([_entry(cplcs[0])])))
 

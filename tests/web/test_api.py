@@ -15,7 +15,8 @@ PROBLEM = "application/problem+json"
 BATCH = {"vendor": "acme",
          "profiles": {"acme-p1": {"scp": "03", "i": "70", "diversification": "none", "isd_aid": "A000000151000000"}},
          "secure_elements": [{"kdd": "00112233445566778899", "profile": "acme-p1", "isd_key": ["vendor-isd"],
-                              "cin": "0102030405060708"}]}
+                              "cin": "0102030405060708",
+                              "cplc": "47905040" + "00" * 8 + "A0B1C2D3" + "00" * 26}]}
 
 
 def spec(world):
@@ -91,6 +92,13 @@ def test_a_vendor_registers_its_batch_and_sees_only_its_ses(world):
     assert [s["id"] for s in listed.get_json()["items"]] == [se_id]
     by_cin = world.client.get("/api/v1/secure-elements?cin=0102030405060708", headers=world.headers("vendor"))
     assert [s["id"] for s in by_cin.get_json()["items"]] == [se_id]
+    for query, found in (("cplc_field=ic_serial_number&cplc_value=a0b1c2d3", [se_id]),
+                         ("cplc_field=ic_fabricator&cplc_value=4790", [se_id]),
+                         ("cplc_field=ic_fabricator&cplc_value=4791", [])):
+        by_cplc = world.client.get(f"/api/v1/secure-elements?{query}", headers=world.headers("vendor"))
+        assert [s["id"] for s in by_cplc.get_json()["items"]] == found, query
+    problem(world.client.get("/api/v1/secure-elements?cplc_field=ic_fabricator&cplc_value=A0B1C2D3",
+                             headers=world.headers("vendor")), 400, "invalid_request")  # 2 bytes, not 4
     shown = world.client.get(f"/api/v1/secure-elements/{se_id}", headers=world.headers("vendor"))
     check_schema(world, shown, "/api/v1/secure-elements/{se_id}", "get")
     problem(world.client.get(f"/api/v1/secure-elements/{world.se_id}", headers=world.headers("vendor")), 404,

@@ -8,6 +8,7 @@ import json
 
 from keyservice.people import Role
 from tests.web.ui import csrf_token, enroll, login
+from tsm_core.registry import service as registry
 
 
 def test_the_audit_log_filters_and_exports_what_it_shows(world):
@@ -40,3 +41,16 @@ def test_enrolment_shows_the_qr_code_once_and_is_not_cached(world):
     short = client.post("/admin/people/", data={"csrf_token": token, "name": "dave", "role": "auditor",
                                                 "password": "short", "owner": ""})
     assert short.status_code == 302 and "Initial password" in client.get("/admin/people/").get_data(as_text=True)
+
+
+def test_secure_elements_are_found_by_a_cplc_field(world):
+    operator = enroll(world.lab.keys, Role.OPERATOR)
+    client = world.client
+    login(client, operator)
+    serial = registry.show(world.lab.tsm, world.se_id).cplc[24:32]  # bytes 12-15: the IC serial number
+    found = client.get(f"/admin/secure-elements/?cplc_field=ic_serial_number&cplc_value={serial}")
+    assert found.status_code == 200 and world.se_id in found.get_data(as_text=True)
+    other = f"{(int(serial, 16) + 1) % 2**32:08X}"
+    missed = client.get(f"/admin/secure-elements/?cplc_field=ic_serial_number&cplc_value={other}")
+    assert missed.status_code == 200 and world.se_id not in missed.get_data(as_text=True)
+    assert client.get("/admin/secure-elements/?cplc_field=ic_serial_number&cplc_value=0A").status_code == 400

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from string import hexdigits
 from typing import Final
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from globalplatform.cplc import CPLC_FIELDS, field_span
 from tsm_core.context import Tsm, now
 from tsm_core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tsm_core.flows.list_content import CardContent
@@ -338,11 +340,23 @@ class SeSummary:
     seen: bool
 
 
+def _cplc_field_is(name: str, value: str) -> ColumnElement[bool]:
+    """The stored CPLC (42 bytes as hex) has field `name` equal to the hex `value` (its fixed offset: GPCS 2.3.1
+    Annex H.6)."""
+    try:
+        offset, length = field_span(name)
+    except KeyError:
+        raise InvalidRequest(f"{name!r} is not a CPLC field (one of {', '.join(CPLC_FIELDS)})") from None
+    if len(value) != 2 * length or not all(c in hexdigits for c in value):
+        raise InvalidRequest(f"the CPLC field {name} is {length} bytes: {2 * length} hex digits")
+    return func.substr(SecureElement.cplc, 2 * offset + 1, 2 * length) == value.upper()
+
+
 def list_ses(tsm: Tsm, *, vendor: str | None = None, limit: int = 1000, after: str = "", se_id: str | None = None,
-             cin: str | None = None) -> list[SeSummary]:
-    """SEs by id (only `se_id`, or those with CIN `cin`, when given), `limit` at a time after id `after` (keyset
-    paging: cheap with a million SEs); an SE vendor lists its own, a device its own, a service provider none
-    (it reaches the SEs its users name)."""
+             cin: str | None = None, cplc: tuple[str, str] | None = None) -> list[SeSummary]:
+    """SEs by id (only `se_id`, those with CIN `cin`, or those whose CPLC field `cplc[0]` is the hex `cplc[1]`,
+    when given), `limit` at a time after id `after` (keyset paging: cheap with a million SEs); an SE vendor lists
+    its own, a device its own, a service provider none (it reaches the SEs its users name)."""
     tsm.scope.only("issuer", "vendor", "device", action="listing SEs")
     if tsm.scope.kind == "vendor":
         vendor = tsm.scope.name
@@ -354,6 +368,8 @@ def list_ses(tsm: Tsm, *, vendor: str | None = None, limit: int = 1000, after: s
         query = query.where(SecureElement.id == se_id)
     if cin is not None:
         query = query.where(SecureElement.cin == cin.upper())
+    if cplc is not None:
+        query = query.where(_cplc_field_is(*cplc))
     with tsm.sessions() as db:
         if vendor is not None:
             query = query.where(SecureElement.vendor_id == tenant_row(db, vendor, "vendor").id)

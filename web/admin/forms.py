@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
+from globalplatform.cplc import CPLC_FIELDS
 from keyservice.identity import NAME_MAX
 from keyservice.people import PASSWORD_MAX, PASSWORD_MIN, Role
 
@@ -26,13 +27,21 @@ class AuditFilter(FlaskForm):  # type: ignore[misc]
 
 
 class SeSearch(FlaskForm):  # type: ignore[misc]
-    """Find secure elements by SE id or CIN."""
+    """Find secure elements by SE id, CIN or one CPLC field (the IC serial number, the fabricator, ...)."""
 
     class Meta:
         csrf = False
 
     se_id = StringField("SE id", validators=[Optional(), Length(max=FILTER_MAX)])
     cin = StringField("CIN", validators=[Optional(), Regexp(r"^[0-9A-Fa-f]{0,64}$", message="hex digits")])
+    cplc_field = SelectField("CPLC field", choices=["", *CPLC_FIELDS], validators=[Optional()])
+    cplc_value = StringField("CPLC value", validators=[Optional(), Regexp(r"^[0-9A-Fa-f]{0,8}$",
+                                                                          message="hex digits")])
+
+    def cplc(self) -> tuple[str, str] | None:
+        """(field, hex value) when both are given (the registry checks the value's length)."""
+        return (self.cplc_field.data, self.cplc_value.data) if self.cplc_field.data or self.cplc_value.data \
+            else None
 
 
 class MonthForm(FlaskForm):  # type: ignore[misc]

@@ -33,10 +33,10 @@ balance recorded for refund, the instance deleted at the next contact)."""
 @bp.get("/")
 @role_required(*SECURE_ELEMENTS)
 def index() -> ResponseReturnValue:
-    """SEs by id (the first PAGE), or those matching the SE id or CIN searched."""
+    """SEs by id (the first PAGE), or those matching the SE id, CIN or CPLC field searched."""
     form = SeSearch(formdata=request.args)
-    found = registry.list_ses(tsm(), limit=PAGE, se_id=form.se_id.data or None, cin=form.cin.data or None) \
-        if form.validate() else []
+    found = registry.list_ses(tsm(), limit=PAGE, se_id=form.se_id.data or None, cin=form.cin.data or None,
+                              cplc=form.cplc()) if form.validate() else []
     return render_template("admin/secure_elements.html", form=form, ses=found)
 
 

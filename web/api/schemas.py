@@ -9,6 +9,8 @@ from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 
+from globalplatform.cplc import CPLC_FIELDS
+
 MAX_PAGE: Final = 500
 DEFAULT_PAGE: Final = 50
 def whole(pattern: str) -> Regexp:
@@ -30,6 +32,10 @@ class PageQuery(Schema):
 class SecureElementQuery(PageQuery):
     se_id = String(load_default=None, validate=ID)
     cin = String(load_default=None, validate=whole(r"[0-9A-Fa-f]{2,64}"))
+    cplc_field = String(load_default=None, validate=OneOf(CPLC_FIELDS),
+                        metadata={"description": "A CPLC field (GPCS 2.3.1 Annex H.6); give cplc_value too."})
+    cplc_value = String(load_default=None, validate=whole(r"[0-9A-Fa-f]{4}|[0-9A-Fa-f]{8}"),
+                        metadata={"description": "The field's value, hex (2 or 4 bytes)."})
 
 
 class JobQuery(PageQuery):

@@ -39,10 +39,13 @@ def operation_url(job_id: str) -> dict[str, str]:
 @bp.output(s.SecureElementPage)
 @bp.doc(tags=["Secure elements"], responses=ERRORS, security=SECURITY)
 def list_secure_elements(query: dict[str, Any]) -> Any:
-    """List secure elements, by id (an SE vendor its own, a device its own; filter by SE id or CIN)."""
+    """List secure elements, by id (an SE vendor its own, a device its own; filter by SE id, CIN or a CPLC
+    field with its value)."""
     limit = query["limit"]
+    given = (query["cplc_field"], query["cplc_value"])
     found = registry.list_ses(tsm(), limit=limit + 1, after=pagination.decode(query["cursor"]),
-                              se_id=query["se_id"], cin=query["cin"])
+                              se_id=query["se_id"], cin=query["cin"],
+                              cplc=None if given == (None, None) else (given[0] or "", given[1] or ""))
     more = len(found) > limit
     items = found[:limit]
     return pagination.page([vars(x) for x in items], pagination.next_url(items[-1].id if more else None))
