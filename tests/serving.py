@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import TSM
-
+TSM = str(Path(sys.executable).with_name("tsm"))
+"""The `tsm` command of this environment."""
 STARTUP_SECONDS = 30.0
 
 

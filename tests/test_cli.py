@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-TSM = str(Path(sys.executable).with_name("tsm"))
+from tests.serving import TSM, free_port
+
 TEST_KEYS = ["404142434445464748494A4B4C4D4E4F", "00112233445566778899AABBCCDDEEFF",
              "0123456789ABCDEFFEDCBA9876543210"]
 RELAY_SESSION = "Relay-Session-Secret_0123456789"
@@ -200,14 +199,9 @@ def test_gp_diagnose_finds_the_diversification(home):
     assert "invalid_input" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_serve_health_under_gunicorn(home):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF",)}
     env.update(TSM_HOME=str(home))
     log = home / "serve.log"

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from storage.config import SettingsError, load_settings
 from tests.edge import error_line, make_home, run_tsm
-
-TSM = str(Path(sys.executable).with_name("tsm"))
+from tests.serving import TSM, free_port
 
 
 def mode(path: Path) -> int:
@@ -219,16 +216,11 @@ def test_bogus_log_level_is_refused_with_the_allowed_values(home):
     assert load_settings({"TSM_HOME": str(home), "TSM_LOG_LEVEL": "warning"}).log_level == "WARNING"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_serve_refuses_a_bogus_log_level_before_gunicorn(home):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TSM_")}
     env.update(TSM_HOME=str(home), TSM_LOG_LEVEL="bogus")
-    proc = subprocess.Popen([TSM, "serve", "--bind", f"127.0.0.1:{_free_port()}", "--workers", "1"], env=env,
+    proc = subprocess.Popen([TSM, "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=60)

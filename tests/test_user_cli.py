@@ -7,13 +7,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pyotp
 import pytest
 
-TSM = str(Path(sys.executable).with_name("tsm"))
+from tests.serving import TSM
+
 PASSWORD = "correct horse battery"
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.serving import served
-from tests.test_cli import TSM
+from tests.serving import TSM, served
 from tests.web.test_demo_cli import demo_people
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving import free_port
 from tests.tsm_core.conftest import READER, wait_for_card, wait_for_removal
 from tests.tsm_core.test_lifecycle import PURSE_PERSO
 from tests.tsm_core.test_tsm_cli import Home, wearable_home
@@ -24,11 +25,6 @@ SESSION = "relay-e2e-Session_0001"
 STOP_TIMEOUT = 10
 RUN_TIMEOUT = 120
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +67,7 @@ def served_wearable(pcscd, home: Home) -> Iterator[Path]:
 
 def _through_the_phone(home: Home, *args: str) -> tuple[list[str], str]:
     """`tsm ARGS --relay SESSION` with `tsm relay-client` as the phone; (its stdout lines, the phone's output)."""
-    port = _free_port()
+    port = free_port()
     command = _popen(home, *args, "--relay", SESSION, "--relay-listen", f"127.0.0.1:{port}")
     phone: subprocess.Popen[str] | None = None
     try:
@@ -126,7 +122,7 @@ def test_relay_failures_are_one_line(home):
         assert (from_setting.returncode, out) == (2, "") and err.startswith("error[relay_listen_failed]: ")
         assert f"127.0.0.1:{port}: Address already in use" in err and len(err.splitlines()) == 1
     assert home.ok("job", "show", job)[1].split() == ["state", "pending"]
-    nobody = _popen(home, "job", "run", job, "--relay", SESSION, "--relay-listen", f"127.0.0.1:{_free_port()}",
+    nobody = _popen(home, "job", "run", job, "--relay", SESSION, "--relay-listen", f"127.0.0.1:{free_port()}",
                     TSM_RELAY_TIMEOUT="0.5")  # no phone: one relay timeout, then the job stops
     out, err = nobody.communicate(timeout=RUN_TIMEOUT)
     assert nobody.returncode == 2 and len(err.splitlines()) == 2, (out, err)  # the waiting line, the error

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyotp
 
-from tests.test_cli import TSM
+from tests.serving import TSM
 
 LINE = re.compile(r"^(\S+) \((\w+)(?:, (\S+))?\): password (\S+)  TOTP secret ([A-Z2-7]+)$", re.M)
 

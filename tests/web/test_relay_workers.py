@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.session import make_engine, session_factory
+from tests.serving import free_port
 from tests.tsm_core.cards import ISD_STATUS, MiniCard
 from tests.tsm_core.relay_env import BACKENDS, Phone, database, store_on
 from tsm_core.transport.local import LocalTransport
@@ -39,11 +39,6 @@ GET_STATUS = bytes.fromhex("80F28002024F00")
 GUNICORN = shutil.which("gunicorn", path=os.path.dirname(sys.executable)) or "gunicorn"
 START_TRIES = 150
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, document: dict) -> tuple[int, dict]:
@@ -63,7 +58,7 @@ def served(request, tmp_path):  # type: ignore[no-untyped-def]
     url = next(generator)
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    port, log = _free_port(), tmp_path / "access.log"
+    port, log = free_port(), tmp_path / "access.log"
     env = {**{k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}, "TSM_HOME": str(home),
            "TSM_DATABASE_URL": url}
     with log.open("w") as fh:
