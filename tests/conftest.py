@@ -145,7 +145,7 @@ def _template(backend: str) -> str:
 
 def migrate(url: str) -> None:
     """`alembic upgrade head` for a test database; an empty one is copied from the run's template instead (the
-    same migrations, run once per backend rather than once per test)."""
+    same migrations, run once per backend rather than once per test, already at head)."""
     from storage.permissions import make_private_file
     from storage.session import upgrade
 
@@ -153,7 +153,8 @@ def migrate(url: str) -> None:
     if url.startswith("sqlite:///") and path.parent.is_dir() and make_private_file(path):
         with closing(sqlite3.connect(_template("sqlite"))) as source, closing(sqlite3.connect(path)) as target:
             source.backup(target)
-    elif url.startswith("postgresql+psycopg://root@127.0.0.1:5432/"):
+        return
+    if url.startswith("postgresql+psycopg://root@127.0.0.1:5432/"):
         import psycopg
 
         name = url.rsplit("/", 1)[1]
@@ -164,6 +165,7 @@ def migrate(url: str) -> None:
             with _pg_admin() as admin:
                 admin.execute(f'DROP DATABASE "{name}"')
                 admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
     upgrade(url)
 
 
