@@ -18,6 +18,7 @@ from storage.config import Settings, load_settings
 from storage.session import make_engine, session_factory
 from tsm_core.transport.relay_store import RelayStore
 from web import admin, api, health, metrics, pages, problems, relay, security
+from web.api import context
 from web.auth import views as auth
 
 
@@ -31,9 +32,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> APIFlask:
     if app.config["TSM_SETTINGS"] is None:
         app.config["TSM_SETTINGS"] = load_settings()
     settings: Settings = app.config["TSM_SETTINGS"]
+    sessions = session_factory(make_engine(settings.database_url, settings.database_busy_timeout))
+    app.extensions[context.SESSIONS] = sessions  # one engine per process: the API, the UI and the relay store
     if app.config["TSM_RELAY_STORE"] is None:
-        engine = make_engine(settings.database_url, settings.database_busy_timeout)
-        app.config["TSM_RELAY_STORE"] = RelayStore(session_factory(engine))
+        app.config["TSM_RELAY_STORE"] = RelayStore(sessions)
     app.logger.setLevel(settings.log_level)
     metrics.init_app(app)
     problems.init_app(app)

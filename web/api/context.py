@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from keyservice.identity import Caller, CallerKind
 from keyservice.runtime import open_service
 from storage.config import Settings
-from storage.session import make_engine, session_factory
 from tsm_core.apikeys import service as apikeys
 from tsm_core.apikeys.service import ApiKeyView, ScopeMissing
 from tsm_core.context import Tsm
@@ -31,13 +30,8 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def sessions() -> sessionmaker[Session]:
-    """This app's database sessions (one engine per process)."""
-    found = current_app.extensions.get(SESSIONS)
-    if found is None:
-        settings: Settings = current_app.config["TSM_SETTINGS"]
-        found = session_factory(make_engine(settings.database_url, settings.database_busy_timeout))
-        current_app.extensions[SESSIONS] = found
-    return cast(sessionmaker[Session], found)
+    """This app's database sessions (one engine per process, made by the app factory)."""
+    return cast(sessionmaker[Session], current_app.extensions[SESSIONS])
 
 
 def bearer() -> str:
